@@ -1,0 +1,88 @@
+"""Synthetic contact centers for benchmarks and scale tests.
+
+One seeded generator describes an instance (attributes, users and their
+proficiencies); writers turn it into manifests or into an emulator snapshot,
+so a benchmark can plan manifests against a snapshot that differs from them
+by a known drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.state import Attribute, RoutingState, UserState
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How big the synthetic instance is."""
+
+    users: int = 10_000
+    attributes: int = 20
+    values: int = 25
+    proficiencies: int = 8
+    seed: int = 7
+
+
+def synthetic_state(shape: Shape) -> RoutingState:
+    """A reproducible instance of the given shape."""
+    rng = random.Random(shape.seed)
+    attributes = {
+        f"Attribute{a:02d}": Attribute(
+            f"Attribute{a:02d}", tuple(f"Value {v:03d}" for v in range(shape.values))
+        )
+        for a in range(shape.attributes)
+    }
+    keys = [(a.name, v) for a in attributes.values() for v in a.values]
+    users = {}
+    for index in range(shape.users):
+        username = f"agent{index:05d}@example.com"
+        chosen = rng.sample(keys, shape.proficiencies)
+        users[username] = UserState(
+            username, {key: float(rng.randint(1, 5)) for key in chosen}, user_id=f"u-{index:05d}"
+        )
+    return RoutingState(attributes, users)
+
+
+def write_manifests(state: RoutingState, directory: Path, instance_id: str) -> None:
+    """Manifests declaring exactly `state` (attributes file + users file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "instance.yaml").write_text(
+        f"instance:\n  id: {instance_id}\n  region: us-east-1\n"
+        "settings:\n  max_change_percent: 100\n"
+    )
+    lines = ["predefined_attributes:"]
+    for attribute in state.attributes.values():
+        lines.append(f"  {attribute.name}:")
+        lines.append(f"    values: [{', '.join(attribute.values)}]")
+    (directory / "attributes.yaml").write_text("\n".join(lines) + "\n")
+    lines = ["users:"]
+    for user in state.users.values():
+        lines.append(f"  {user.username}:")
+        lines.append("    proficiencies:")
+        by_attribute: dict[str, list[str]] = {}
+        for (attribute, value), level in sorted(user.proficiencies.items()):
+            by_attribute.setdefault(attribute, []).append(f"{value}: {int(level)}")
+        for attribute, entries in by_attribute.items():
+            lines.append(f"      {attribute}: {{{', '.join(entries)}}}")
+    (directory / "users.yaml").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out", type=Path, help="directory to write manifests into")
+    parser.add_argument("--users", type=int, default=Shape.users)
+    parser.add_argument("--attributes", type=int, default=Shape.attributes)
+    parser.add_argument("--values", type=int, default=Shape.values)
+    parser.add_argument("--proficiencies", type=int, default=Shape.proficiencies)
+    parser.add_argument("--seed", type=int, default=Shape.seed)
+    args = parser.parse_args()
+    shape = Shape(args.users, args.attributes, args.values, args.proficiencies, args.seed)
+    write_manifests(synthetic_state(shape), args.out, "00000000-0000-4000-8000-000000000000")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""connect-reconciler: Amazon Connect routing attributes and proficiencies as code."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Talking to Amazon Connect: client, quota pacing, live-state reader, writer."""

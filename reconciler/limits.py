@@ -1,0 +1,47 @@
+"""Amazon Connect's documented limits for routing attributes and proficiencies.
+
+Shared by the manifest checks (so bad input fails before any API call) and the
+emulator (so it rejects what the service rejects). Source:
+https://docs.aws.amazon.com/connect/latest/adminguide/predefined-attributes.html
+("up to 500 values per attribute", names and values "up to 100 characters",
+pattern ^(?!(aws:|connect:))[\\p{L}\\p{Z}\\p{N}_.:/=+-@']+$, no duplicate names
+"case-sensitivity doesn't allow duplicate names") and
+https://docs.aws.amazon.com/connect/latest/APIReference/API_UserProficiency.html
+(levels 1.0 to 5.0).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+MAX_NAME_LENGTH = 100
+MAX_VALUES_PER_ATTRIBUTE = 500
+MAX_PURPOSES = 10
+MIN_LEVEL = 1
+MAX_LEVEL = 5
+# The service's default cap on proficiencies a user can hold (DESIGN §1).
+DEFAULT_MAX_PROFICIENCIES_PER_USER = 10
+RESERVED_PREFIXES = ("connect:", "aws:")
+_PUNCTUATION = set("_.:/=+-@'")
+
+
+def is_reserved(name: str) -> bool:
+    """True for names the service keeps for itself (`connect:Language`)."""
+    return name.lower().startswith(RESERVED_PREFIXES)
+
+
+def name_problem(text: str) -> str | None:
+    """Why `text` cannot be an attribute name or value, or None if it can."""
+    if not 1 <= len(text) <= MAX_NAME_LENGTH:
+        return f"must be 1 to {MAX_NAME_LENGTH} characters long (it has {len(text)})"
+    if is_reserved(text):
+        return "names starting with 'connect:' or 'aws:' are reserved by Amazon Connect"
+    for char in text:
+        if not (
+            char.isalpha()
+            or char.isnumeric()
+            or unicodedata.category(char).startswith("Z")
+            or char in _PUNCTUATION
+        ):
+            return f"character {char!r} is not allowed (letters, digits, spaces and _.:/=+-@' are)"
+    return None

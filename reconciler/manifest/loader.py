@@ -1,0 +1,448 @@
+"""Load every manifest file, merge them, validate, and compile desired state."""
+
+from __future__ import annotations
+
+import difflib
+import gc
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler import limits
+from reconciler.manifest.errors import ManifestError, ManifestInvalid
+from reconciler.manifest.models import (
+    GroupMatch,
+    InstanceSpec,
+    ManifestDocument,
+    ProficiencyMap,
+    RequirementSpec,
+    SettingsSpec,
+    known_keys,
+)
+from reconciler.manifest.source import DocPath, SourceFile, read_source
+from reconciler.state import Attribute, Proficiencies, RoutingState, UserState
+
+log = logging.getLogger(__name__)
+
+# Sections whose keys merge across files, and sections whose items concatenate.
+MAPPING_SECTIONS = ("instance", "settings", "predefined_attributes", "proficiency_sets", "users")
+LIST_SECTIONS = ("groups", "routing_requirements")
+
+
+@dataclass(frozen=True)
+class GroupSelector:
+    """A group compiled: which live users it matches and what it gives them."""
+
+    match: GroupMatch
+    proficiencies: Proficiencies
+
+
+@dataclass
+class Manifest:
+    """The compiled manifests: desired state plus the policy around it."""
+
+    instance: InstanceSpec
+    settings: SettingsSpec
+    desired: RoutingState  # declared attributes; declared users without groups applied
+    groups: list[GroupSelector]
+    requirements: list[RequirementSpec]
+    digest: str  # sha256 over every file's path and bytes
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Origin:
+    source: SourceFile
+    path: DocPath
+
+
+class MergedDocument:
+    """All files merged into one mapping that remembers where each part came from."""
+
+    def __init__(self, sources: list[SourceFile]) -> None:
+        self.sources = sources
+        self.data: dict[str, Any] = {}
+        self.origins: dict[DocPath, _Origin] = {}
+        self.errors: list[ManifestError] = []
+        for source in sources:
+            self._merge(source)
+
+    def _merge(self, source: SourceFile) -> None:
+        for section, value in source.data.items():
+            if section in LIST_SECTIONS and isinstance(value, list):
+                merged = self.data.setdefault(section, [])
+                if isinstance(merged, list):
+                    for index, item in enumerate(value):
+                        self.origins[(section, len(merged))] = _Origin(source, (section, index))
+                        merged.append(item)
+                    self.origins.setdefault((section,), _Origin(source, (section,)))
+                    continue
+            if section in MAPPING_SECTIONS and isinstance(value, dict):
+                merged = self.data.setdefault(section, {})
+                if isinstance(merged, dict):
+                    self.origins.setdefault((section,), _Origin(source, (section,)))
+                    for key, item in value.items():
+                        if key in merged:
+                            self._duplicate(source, (section, key))
+                            continue
+                        self.origins[(section, key)] = _Origin(source, (section, key))
+                        merged[key] = item
+                    continue
+            if section in self.data:
+                self._duplicate(source, (section,))
+                continue
+            self.origins[(section,)] = _Origin(source, (section,))
+            self.data[section] = value
+
+    def _duplicate(self, source: SourceFile, path: DocPath) -> None:
+        first = self.origins[path]
+        line, column = first.source.position(first.path, at_key=True)
+        where = f"{first.source.path}:{line}:{column}"
+        self.errors.append(
+            source.error(
+                path,
+                f"{'.'.join(map(str, path))} is already defined at {where}",
+                "define each key in one file only",
+                at_key=True,
+            )
+        )
+
+    def error(
+        self, path: DocPath, message: str, hint: str = "", at_key: bool = False
+    ) -> ManifestError:
+        """An error positioned at `path` of the merged document, in its own file."""
+        for length in (2, 1):
+            origin = self.origins.get(path[:length])
+            if origin is not None and len(path) >= length:
+                return origin.source.error(origin.path + path[length:], message, hint, at_key)
+        return self.sources[0].error((), message, hint)
+
+    def key_location(self, path: DocPath) -> str:
+        """`file:line:column` of the key at `path`, for messages naming two places."""
+        error = self.error(path, "", at_key=True)
+        return f"{error.file}:{error.line}:{error.column}"
+
+
+def find_manifest_files(config_dir: Path) -> list[Path]:
+    """Every *.yaml / *.yml under `config_dir`, skipping hidden folders, sorted."""
+    found = [
+        path
+        for pattern in ("*.yaml", "*.yml")
+        for path in config_dir.rglob(pattern)
+        if path.is_file() and not any(p.startswith(".") for p in path.relative_to(config_dir).parts)
+    ]
+    return sorted(found)
+
+
+def _display(path: Path) -> str:
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    # A large manifest allocates hundreds of thousands of acyclic objects; the
+    # cyclic collector rescanning them repeatedly tripled load time.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def load_manifest(config_dir: Path) -> Manifest:
+    """Read, merge, validate and compile the manifests in `config_dir`.
+
+    Raises ManifestInvalid carrying every error found. Never calls an API.
+    """
+    with _collector_paused():
+        return _load(config_dir)
+
+
+def _load(config_dir: Path) -> Manifest:
+    if not config_dir.is_dir():
+        raise ManifestInvalid(
+            [
+                ManifestError(
+                    _display(config_dir), 1, 1, "config directory not found", "pass --config DIR"
+                )
+            ]
+        )
+    paths = find_manifest_files(config_dir)
+    if not paths:
+        raise ManifestInvalid(
+            [ManifestError(_display(config_dir), 1, 1, "no *.yaml or *.yml files found")]
+        )
+    sources: list[SourceFile] = []
+    errors: list[ManifestError] = []
+    digest = hashlib.sha256()
+    for path in paths:
+        display = _display(path)
+        digest.update(
+            str(path.relative_to(config_dir)).encode() + b"\0" + path.read_bytes() + b"\0"
+        )
+        try:
+            sources.append(read_source(path, display))
+        except ManifestInvalid as invalid:
+            errors.extend(invalid.errors)
+    if errors:
+        raise ManifestInvalid(errors)
+    merged = MergedDocument(sources)
+    if merged.errors:
+        raise ManifestInvalid(merged.errors)
+    try:
+        document = ManifestDocument.model_validate(merged.data)
+    except ValidationError as exc:
+        errors = _schema_errors(exc, merged)
+        survivors = _without_invalid_entries(merged.data, exc)
+        if survivors is not None:
+            errors.extend(_reference_errors(survivors, merged))
+        raise ManifestInvalid(errors) from None
+    errors = list(_reference_errors(document, merged))
+    if errors:
+        raise ManifestInvalid(errors)
+    manifest = _compile(document, digest.hexdigest(), [s.path for s in sources])
+    log.info(
+        "loaded %d file(s): %d attributes, %d users, %d groups",
+        len(sources),
+        len(manifest.desired.attributes),
+        len(manifest.desired.users),
+        len(manifest.groups),
+    )
+    return manifest
+
+
+_KNOWN_KEYS = known_keys()
+
+
+def _is_level(path: DocPath) -> bool:
+    return (len(path) == 5 and path[0] == "users" and path[2] == "proficiencies") or (
+        len(path) == 4 and path[0] == "proficiency_sets"
+    )
+
+
+def _schema_errors(exc: ValidationError, merged: MergedDocument) -> list[ManifestError]:
+    errors = []
+    for detail in exc.errors(include_url=False):
+        path: DocPath = tuple(detail["loc"])
+        kind = detail["type"]
+        value = detail.get("input")
+        if kind == "extra_forbidden":
+            key = str(path[-1])
+            close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "remove it"
+            errors.append(merged.error(path, f"unknown key {key!r}", hint, at_key=True))
+        elif kind == "missing":
+            errors.append(
+                merged.error(path[:-1], f"missing required key {path[-1]!r}", at_key=len(path) > 1)
+            )
+        elif _is_level(path):
+            errors.append(
+                merged.error(
+                    path,
+                    f"level of {path[-2]}/{path[-1]} must be a whole number from "
+                    f"{limits.MIN_LEVEL} to {limits.MAX_LEVEL}, got {value!r}",
+                    "1 is the lowest proficiency, 5 the highest",
+                )
+            )
+        else:
+            message = detail["msg"].removeprefix("Value error, ")
+            if not isinstance(value, dict | list):
+                message += f", got {value!r}"
+            errors.append(merged.error(path, message))
+    return errors
+
+
+# Entries that only consume definitions: dropping an invalid one cannot make
+# another entry's reference look broken.
+_CONSUMER_SECTIONS = ("users", "groups", "routing_requirements")
+
+
+def _without_invalid_entries(data: dict[str, Any], exc: ValidationError) -> ManifestDocument | None:
+    """The document minus entries with schema errors, so that reference errors
+    can be reported in the same run; None when a definition itself is invalid."""
+    broken: dict[str, set[Any]] = {}
+    for detail in exc.errors():
+        loc = detail["loc"]
+        if len(loc) < 2 or loc[0] not in _CONSUMER_SECTIONS:
+            return None
+        broken.setdefault(str(loc[0]), set()).add(loc[1])
+    kept = dict(data)
+    for section, keys in broken.items():
+        value = kept[section]
+        if isinstance(value, dict):
+            kept[section] = {k: v for k, v in value.items() if k not in keys}
+        else:
+            kept[section] = [v for i, v in enumerate(value) if i not in keys]
+    try:
+        return ManifestDocument.model_validate(kept)
+    except ValidationError:
+        return None
+
+
+def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator[ManifestError]:
+    yield from _attribute_errors(doc, merged)
+    declared = {name: set(spec.values) for name, spec in doc.predefined_attributes.items()}
+    external = set(doc.settings.external_attributes)
+
+    def check_map(prefix: DocPath, proficiencies: ProficiencyMap) -> Iterator[ManifestError]:
+        for attribute, values in proficiencies.items():
+            if attribute in external:
+                continue
+            if attribute not in declared:
+                close = difflib.get_close_matches(attribute, [*declared, *external], n=1)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else "declare it under predefined_attributes, or list it in "
+                    "settings.external_attributes if it is managed elsewhere"
+                )
+                yield merged.error(
+                    (*prefix, attribute),
+                    f"attribute {attribute!r} is not declared",
+                    hint,
+                    at_key=True,
+                )
+                continue
+            for value in values:
+                if value not in declared[attribute]:
+                    close = difflib.get_close_matches(value, declared[attribute], n=1)
+                    hint = (
+                        f"did you mean {close[0]!r}?" if close else f"add it to {attribute}.values"
+                    )
+                    yield merged.error(
+                        (*prefix, attribute, value),
+                        f"value {value!r} is not declared for attribute {attribute!r}",
+                        hint,
+                        at_key=True,
+                    )
+
+    for set_name, proficiencies in doc.proficiency_sets.items():
+        yield from check_map(("proficiency_sets", set_name), proficiencies)
+
+    def check_sets(prefix: DocPath, names: list[str]) -> Iterator[ManifestError]:
+        for index, name in enumerate(names):
+            if name not in doc.proficiency_sets:
+                close = difflib.get_close_matches(name, list(doc.proficiency_sets), n=1)
+                hint = (
+                    f"did you mean {close[0]!r}?" if close else "define it under proficiency_sets"
+                )
+                yield merged.error(
+                    (*prefix, index), f"proficiency set {name!r} is not defined", hint
+                )
+
+    for index, group in enumerate(doc.groups):
+        yield from check_sets(("groups", index, "sets"), group.sets)
+
+    cap = doc.settings.max_proficiencies_per_user
+    for username, user in doc.users.items():
+        yield from check_sets(("users", username, "sets"), user.sets)
+        yield from check_map(("users", username, "proficiencies"), user.proficiencies)
+        count = len(_user_proficiencies(doc, user.sets, user.proficiencies))
+        if count > cap:
+            yield merged.error(
+                ("users", username),
+                f"user {username!r} would hold {count} proficiencies; the limit is {cap}",
+                "drop some, or raise settings.max_proficiencies_per_user if your "
+                "account's quota is higher",
+                at_key=True,
+            )
+
+    seen: dict[str, int] = {}
+    for index, requirement in enumerate(doc.routing_requirements):
+        if requirement.name in seen:
+            first = merged.key_location(("routing_requirements", seen[requirement.name], "name"))
+            yield merged.error(
+                ("routing_requirements", index, "name"),
+                f"routing requirement {requirement.name!r} is already defined at {first}",
+            )
+        seen.setdefault(requirement.name, index)
+
+
+def _attribute_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator[ManifestError]:
+    first_by_folded: dict[str, str] = {}
+    for name, spec in doc.predefined_attributes.items():
+        path: DocPath = ("predefined_attributes", name)
+        problem = limits.name_problem(name)
+        if problem:
+            yield merged.error(path, f"attribute name {name!r}: {problem}", at_key=True)
+        folded = name.casefold()
+        if folded in first_by_folded:
+            other = first_by_folded[folded]
+            where = merged.key_location(("predefined_attributes", other))
+            yield merged.error(
+                path,
+                f"attribute {name!r} differs only in case from {other!r} at {where}",
+                "Amazon Connect attribute names are case-insensitive; keep one",
+                at_key=True,
+            )
+        first_by_folded.setdefault(folded, name)
+        seen_values: set[str] = set()
+        for index, value in enumerate(spec.values):
+            problem = limits.name_problem(value)
+            if problem:
+                yield merged.error((*path, "values", index), f"value {value[:40]!r}: {problem}")
+            elif value in seen_values:
+                yield merged.error((*path, "values", index), f"value {value!r} is listed twice")
+            seen_values.add(value)
+    for index, name in enumerate(doc.settings.external_attributes):
+        if name in doc.predefined_attributes:
+            yield merged.error(
+                ("settings", "external_attributes", index),
+                f"attribute {name!r} is both declared and external",
+                "an attribute is either managed here or elsewhere",
+            )
+
+
+def _user_proficiencies(
+    doc: ManifestDocument, set_names: list[str], explicit: ProficiencyMap
+) -> Proficiencies:
+    """Merge sets in order, then explicit entries; a later level wins."""
+    merged: Proficiencies = {}
+    for name in set_names:
+        _add(merged, doc.proficiency_sets.get(name, {}))
+    _add(merged, explicit)
+    return merged
+
+
+def _add(into: Proficiencies, proficiencies: ProficiencyMap) -> None:
+    for attribute, values in proficiencies.items():
+        for value, level in values.items():
+            into[(attribute, value)] = level
+
+
+def _compile(doc: ManifestDocument, digest: str, files: list[str]) -> Manifest:
+    attributes = {
+        name: Attribute(
+            name=name,
+            values=tuple(spec.values),
+            purposes=tuple(spec.purposes),
+            enable_value_validation_on_association=spec.enable_value_validation_on_association,
+        )
+        for name, spec in doc.predefined_attributes.items()
+    }
+    users = {
+        username: UserState(username, _user_proficiencies(doc, user.sets, user.proficiencies))
+        for username, user in doc.users.items()
+    }
+    groups = [
+        GroupSelector(group.match, _user_proficiencies(doc, group.sets, {})) for group in doc.groups
+    ]
+    return Manifest(
+        instance=doc.instance,
+        settings=doc.settings,
+        desired=RoutingState(attributes, users),
+        groups=groups,
+        requirements=list(doc.routing_requirements),
+        digest=digest,
+        files=files,
+    )

@@ -1,0 +1,42 @@
+"""The value types shared by desired state (manifests) and live state (Connect).
+
+Both sides are loaded into the same types so that the diff is symmetrical and
+can be tested without any API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# (attribute name, attribute value); a user holds at most one level for each.
+ProficiencyKey = tuple[str, str]
+Proficiencies = dict[ProficiencyKey, float]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A predefined attribute as the service stores it."""
+
+    name: str
+    values: tuple[str, ...]
+    purposes: tuple[str, ...] = ()
+    enable_value_validation_on_association: bool = False
+
+
+@dataclass
+class UserState:
+    """A user's proficiencies, plus the live facts groups select on."""
+
+    username: str
+    proficiencies: Proficiencies = field(default_factory=dict)
+    user_id: str | None = None
+    routing_profile: str | None = None
+    hierarchy_group: str | None = None
+
+
+@dataclass
+class RoutingState:
+    """Attributes by name and users by username: one side of a diff."""
+
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+    users: dict[str, UserState] = field(default_factory=dict)
