@@ -230,6 +230,25 @@ def _is_level(path: DocPath) -> bool:
     )
 
 
+# pydantic's wording names our Python classes; say what YAML to write instead.
+_EXPECTED = {
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+    "dict_type": "a mapping (key: value)",
+    "list_type": "a list ([a, b] or '- a' lines)",
+    "string_type": "text",
+    "bool_type": "true or false",
+}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
 def _schema_errors(exc: ValidationError, merged: MergedDocument) -> list[ManifestError]:
     errors = []
     for detail in exc.errors(include_url=False):
@@ -242,8 +261,13 @@ def _schema_errors(exc: ValidationError, merged: MergedDocument) -> list[Manifes
             hint = f"did you mean {close[0]!r}?" if close else "remove it"
             errors.append(merged.error(path, f"unknown key {key!r}", hint, at_key=True))
         elif kind == "missing":
+            hint = (
+                "add an `instance:` block with `id` and `region`" if path == ("instance",) else ""
+            )
             errors.append(
-                merged.error(path[:-1], f"missing required key {path[-1]!r}", at_key=len(path) > 1)
+                merged.error(
+                    path[:-1], f"missing required key {path[-1]!r}", hint, at_key=len(path) > 1
+                )
             )
         elif _is_level(path):
             errors.append(
@@ -254,8 +278,10 @@ def _schema_errors(exc: ValidationError, merged: MergedDocument) -> list[Manifes
                     "1 is the lowest proficiency, 5 the highest",
                 )
             )
+        elif kind in _EXPECTED:
+            errors.append(merged.error(path, f"expected {_EXPECTED[kind]}, got {_describe(value)}"))
         else:
-            message = detail["msg"].removeprefix("Value error, ")
+            message = detail["msg"].removeprefix("Value error, ").replace(" after validation", "")
             if not isinstance(value, dict | list):
                 message += f", got {value!r}"
             errors.append(merged.error(path, message))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -70,12 +71,11 @@ class SettingsSpec(_Strict):
     @field_validator("quotas")
     @classmethod
     def _known_operations(cls, value: dict[str, QuotaSpec]) -> dict[str, QuotaSpec]:
-        unknown = sorted(set(value) - set(DEFAULT_QUOTAS))
-        if unknown:
-            raise ValueError(
-                f"unknown API operation(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(DEFAULT_QUOTAS))}"
-            )
+        for operation in value:
+            if operation not in DEFAULT_QUOTAS:
+                close = difflib.get_close_matches(operation, DEFAULT_QUOTAS, n=1)
+                suggestion = f"; did you mean {close[0]}?" if close else ""
+                raise ValueError(f"unknown API operation {operation!r}{suggestion}")
         return value
 
 

@@ -27,6 +27,7 @@ MAX_ALIAS_NODES = 100_000
 
 _TAG = "tag:yaml.org,2002:"
 _STR = f"{_TAG}str"
+_TIMESTAMP = f"{_TAG}timestamp"
 _SCALAR_TAGS = {f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null")}
 _COLLECTION_TAGS = {f"{_TAG}map", f"{_TAG}seq"}
 
@@ -49,7 +50,11 @@ class _Yaml12Resolver(VersionedResolver):
         if kind is ScalarNode and implicit[0]:
             tag = self._cache.get(value)
             if tag is None:
-                tag = self._cache[value] = super().resolve(kind, value, implicit)
+                tag = super().resolve(kind, value, implicit)
+                if str(tag) == _TIMESTAMP:
+                    # Not in the 1.2 core schema; a date-like value is a name.
+                    tag = super().resolve(kind, value, (False, False))
+                self._cache[value] = tag
             return tag
         return super().resolve(kind, value, implicit)
 
@@ -131,7 +136,7 @@ class _Builder:
         tag = str(node.tag)
         if isinstance(node, ScalarNode):
             if tag not in _SCALAR_TAGS:
-                self._error(node, f"YAML tag {tag!r} is not allowed", _TAG_HINT)
+                self._error(node, f"YAML tag {_short(tag)!r} is not allowed", _TAG_HINT)
                 return None
             if tag == _STR:
                 return node.value
@@ -141,7 +146,7 @@ class _Builder:
                 self.scalars[key] = self.yaml.constructor.construct_object(node)
             return self.scalars[key]
         if tag not in _COLLECTION_TAGS:
-            self._error(node, f"YAML tag {tag!r} is not allowed", _TAG_HINT)
+            self._error(node, f"YAML tag {_short(tag)!r} is not allowed", _TAG_HINT)
             return None
         if isinstance(node, SequenceNode):
             return [self.build(item) for item in node.value]
@@ -171,6 +176,10 @@ class _Builder:
 
 
 _TAG_HINT = "manifests use plain YAML: remove the tag"
+
+
+def _short(tag: str) -> str:
+    return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
 
 
 class _AliasBomb(Exception):
@@ -212,6 +221,8 @@ def read_source(path: Path, display: str) -> SourceFile:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = f"invalid YAML: {exc.problem or exc.context}"
+        if exc.problem and exc.context:
+            message += f" ({exc.context})"
         hint = ""
         if mark and "\t" in _line(text, mark.line)[: mark.column + 1]:
             hint = "YAML is indented with spaces; this line has a tab"
