@@ -1,0 +1,36 @@
+"""boto3 clients for Connect, for AWS or for an emulator endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Retries are ours (reconciler.connect pacing), so botocore must not retry
+# behind our back: every call it makes is one the pacer accounted for.
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 1},
+    max_pool_connections=32,
+    connect_timeout=5,
+    read_timeout=30,
+)
+
+
+def connect_client(
+    region: str | None = None,
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+    emulator: bool = False,
+) -> Any:
+    """A Connect client. For an emulator, fixed dummy credentials are used so
+    that no credential chain (files, IMDS) is consulted."""
+    if emulator:
+        session = boto3.session.Session(
+            aws_access_key_id="emulator",
+            aws_secret_access_key="emulator",
+            region_name=region or "us-east-1",
+        )
+    else:
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+    return session.client("connect", endpoint_url=endpoint_url, config=_CONFIG)

@@ -1,0 +1,607 @@
+"""The emulated Connect instance: its state and the operations on it.
+
+State is kept in the API's own shapes (a user is DescribeUser's `User`, an
+attribute is DescribePredefinedAttribute's `PredefinedAttribute`), which is
+also the snapshot format, so there is nothing to translate. Behaviour follows
+the API reference and the admin guide; where they are silent the choice is
+written next to the code.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import fnmatch
+import hashlib
+import hmac
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from botocore.model import OperationModel
+
+from reconciler import limits
+from reconciler.emulator.protocol import ApiError, connect_model, invalid_parameter
+
+Record = dict[str, Any]
+
+# https://docs.aws.amazon.com/connect/latest/adminguide/amazon-connect-service-limits.html
+# lists "Predefined attributes per instance" as an adjustable quota; 128 is
+# the default we emulate (configurable).
+DEFAULT_MAX_ATTRIBUTES = 128
+DEFAULT_PAGE_SIZE = 100
+
+# SearchContacts' TimeRange.Type and Sort.FieldName -> the contact member.
+_CONTACT_FIELDS = {
+    "INITIATION_TIMESTAMP": ("InitiationTimestamp",),
+    "SCHEDULED_TIMESTAMP": ("ScheduledTimestamp",),
+    "CONNECTED_TO_AGENT_TIMESTAMP": ("AgentInfo", "ConnectedToAgentTimestamp"),
+    "DISCONNECT_TIMESTAMP": ("DisconnectTimestamp",),
+    "ENQUEUE_TIMESTAMP": ("QueueInfo", "EnqueueTimestamp"),
+    "INITIATION_METHOD": ("InitiationMethod",),
+    "CHANNEL": ("Channel",),
+}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _not_found(kind: str, name: str) -> ApiError:
+    return ApiError("ResourceNotFoundException", f"{kind} {name} not found.")
+
+
+class ConnectBackend:
+    """One Connect instance in memory, safe to call from many threads."""
+
+    def __init__(
+        self,
+        instance: Record,
+        *,
+        max_proficiencies_per_user: int = limits.DEFAULT_MAX_PROFICIENCIES_PER_USER,
+        max_attributes: int = DEFAULT_MAX_ATTRIBUTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.instance = instance
+        self.region = instance.get("Arn", "arn:aws:connect:us-east-1:").split(":")[3] or "us-east-1"
+        self.max_proficiencies_per_user = max_proficiencies_per_user
+        self.max_attributes = max_attributes
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.attributes: dict[str, Record] = {}  # casefolded name -> PredefinedAttribute
+        self.users: dict[str, Record] = {}  # user id -> {"User": ..., "Proficiencies": [...]}
+        self.user_ids: dict[str, str] = {}  # username -> user id
+        self.routing_profiles: dict[str, Record] = {}
+        self.hierarchy_groups: dict[str, Record] = {}
+        self.contacts: dict[str, Record] = {}
+        self._token_key = uuid.uuid4().bytes
+        model = connect_model()
+        self._handlers: dict[str, Callable[[Record], Record]] = {
+            name: getattr(self, _snake(name))
+            for name in model.operation_names
+            if hasattr(self, _snake(name))
+        }
+
+    # -- plumbing ---------------------------------------------------------
+
+    @property
+    def operations(self) -> set[str]:
+        """The operation names this emulator implements."""
+        return set(self._handlers)
+
+    def call(self, operation: OperationModel, params: Record) -> Record:
+        """Run one validated call; raise ApiError as the service would."""
+        handler = self._handlers.get(operation.name)
+        if handler is None:
+            raise ApiError(
+                "InvalidRequestException", f"{operation.name} is not implemented by this emulator."
+            )
+        with self.lock:
+            self._operation = operation
+            return handler(params)
+
+    def _check_instance(self, params: Record) -> None:
+        given = params.get("InstanceId")
+        if given not in (self.instance["Id"], self.instance.get("Arn")):
+            raise _not_found("Instance", str(given))
+
+    def _now(self) -> float:
+        return self.clock()
+
+    def _stamp(self, record: Record) -> None:
+        record["LastModifiedTime"] = self._now()
+        record["LastModifiedRegion"] = self.region
+
+    def _page(
+        self, items: list[Any], params: Record, max_default: int = DEFAULT_PAGE_SIZE
+    ) -> tuple[list[Any], str | None]:
+        """One page and the opaque token for the next. Tokens are signed
+        (offset + operation), so a token from another call is refused."""
+        size = params.get("MaxResults") or max_default
+        offset = 0
+        token = params.get("NextToken")
+        if token:
+            offset = self._read_token(token)
+        page = items[offset : offset + size]
+        following = offset + size
+        return page, (self._make_token(following) if following < len(items) else None)
+
+    def _make_token(self, offset: int) -> str:
+        payload = f"{self._operation.name}:{offset}".encode()
+        signature = hmac.new(self._token_key, payload, hashlib.sha256).digest()[:12]
+        return base64.urlsafe_b64encode(payload + b":" + signature).decode()
+
+    def _read_token(self, token: str) -> int:
+        try:
+            raw = base64.urlsafe_b64decode(token.encode())
+            name, offset, signature = raw.split(b":", 2)
+            payload = name + b":" + offset
+            expected = hmac.new(self._token_key, payload, hashlib.sha256).digest()[:12]
+            if name.decode() == self._operation.name and hmac.compare_digest(signature, expected):
+                return int(offset)
+        except (ValueError, TypeError):
+            pass
+        raise invalid_parameter(self._operation, "The NextToken is not valid.")
+
+    def _bad(self, message: str) -> ApiError:
+        return invalid_parameter(self._operation, message)
+
+    # -- state loading ----------------------------------------------------
+
+    def add_attribute(self, attribute: Record) -> None:
+        """Store a PredefinedAttribute record (snapshot loading)."""
+        self.attributes[attribute["Name"].casefold()] = attribute
+
+    def add_user(self, user: Record, proficiencies: list[Record]) -> None:
+        """Store a user and its proficiencies (snapshot loading)."""
+        user.setdefault("Id", str(uuid.uuid5(uuid.NAMESPACE_URL, user["Username"])))
+        user.setdefault("Arn", f"{self.instance['Arn']}/agent/{user['Id']}")
+        self.users[user["Id"]] = {"User": user, "Proficiencies": proficiencies}
+        self.user_ids[user["Username"]] = user["Id"]
+
+    # -- instance ---------------------------------------------------------
+
+    def describe_instance(self, params: Record) -> Record:
+        self._check_instance(params)
+        return {"Instance": self.instance}
+
+    def list_instances(self, params: Record) -> Record:
+        page, token = self._page([self.instance], params, 10)
+        return {"InstanceSummaryList": page, "NextToken": token}
+
+    # -- users ------------------------------------------------------------
+
+    def _user(self, params: Record) -> Record:
+        self._check_instance(params)
+        user = self.users.get(params["UserId"])
+        if user is None:
+            raise _not_found("User", params["UserId"])
+        return user
+
+    def create_user(self, params: Record) -> Record:
+        self._check_instance(params)
+        username = params["Username"]
+        if username in self.user_ids:
+            raise ApiError("DuplicateResourceException", f"User {username} already exists.")
+        if self.routing_profiles and params["RoutingProfileId"] not in self.routing_profiles:
+            raise _not_found("Routing profile", params["RoutingProfileId"])
+        group = params.get("HierarchyGroupId")
+        if group and group not in self.hierarchy_groups:
+            raise _not_found("Hierarchy group", group)
+        user = {
+            k: copy.deepcopy(v) for k, v in params.items() if k not in ("InstanceId", "Password")
+        }
+        user["Id"] = str(uuid.uuid4())
+        self._stamp(user)
+        self.add_user(user, [])
+        return {"UserId": user["Id"], "UserArn": user["Arn"]}
+
+    def describe_user(self, params: Record) -> Record:
+        return {"User": self._user(params)["User"]}
+
+    def delete_user(self, params: Record) -> Record:
+        user = self._user(params)["User"]
+        del self.users[user["Id"]]
+        del self.user_ids[user["Username"]]
+        return {}
+
+    def list_users(self, params: Record) -> Record:
+        self._check_instance(params)
+        page, token = self._page([u["User"] for u in self.users.values()], params)
+        return {"UserSummaryList": page, "NextToken": token}
+
+    def search_users(self, params: Record) -> Record:
+        self._check_instance(params)
+        criteria = params.get("SearchCriteria") or {}
+        matched = [u["User"] for u in self.users.values() if self._user_matches(u, criteria)]
+        page, token = self._page(matched, params)
+        return {"Users": page, "NextToken": token, "ApproximateTotalCount": len(matched)}
+
+    def _user_matches(self, user: Record, criteria: Record) -> bool:
+        if criteria.get("OrConditions") and not any(
+            self._user_matches(user, c) for c in criteria["OrConditions"]
+        ):
+            return False
+        if not all(self._user_matches(user, c) for c in criteria.get("AndConditions") or []):
+            return False
+        if "StringCondition" in criteria and not _string_matches(
+            criteria["StringCondition"],
+            _user_field(user["User"], criteria["StringCondition"].get("FieldName", "")),
+        ):
+            return False
+        if "HierarchyGroupCondition" in criteria and not self._in_group(
+            user["User"], criteria["HierarchyGroupCondition"]
+        ):
+            return False
+        if "ListCondition" in criteria:
+            conditions = criteria["ListCondition"].get("Conditions") or []
+            # "A list of Condition objects which would be applied together with
+            # an AND condition" (API_ListCondition): one proficiency must meet all.
+            return any(
+                all(_proficiency_matches(p, c) for c in conditions) for p in user["Proficiencies"]
+            )
+        return True
+
+    def _in_group(self, user: Record, condition: Record) -> bool:
+        group_id = user.get("HierarchyGroupId")
+        wanted = condition.get("Value")
+        if condition.get("HierarchyGroupMatchType") != "WITH_CHILD_GROUPS" or group_id is None:
+            return group_id == wanted
+        path = self.hierarchy_groups.get(group_id, {}).get("HierarchyPath", {})
+        return group_id == wanted or any(
+            isinstance(level, dict) and level.get("Id") == wanted for level in path.values()
+        )
+
+    def list_routing_profiles(self, params: Record) -> Record:
+        self._check_instance(params)
+        page, token = self._page(list(self.routing_profiles.values()), params)
+        return {"RoutingProfileSummaryList": page, "NextToken": token}
+
+    def list_user_hierarchy_groups(self, params: Record) -> Record:
+        self._check_instance(params)
+        page, token = self._page(list(self.hierarchy_groups.values()), params)
+        return {"UserHierarchyGroupSummaryList": page, "NextToken": token}
+
+    # -- predefined attributes --------------------------------------------
+
+    def _attribute(self, params: Record) -> Record:
+        self._check_instance(params)
+        attribute = self.attributes.get(params["Name"].casefold())
+        if attribute is None:
+            raise _not_found("Predefined attribute", params["Name"])
+        return attribute
+
+    def _check_values(self, values: list[str]) -> None:
+        seen: set[str] = set()
+        for value in values:
+            problem = limits.name_problem(value)
+            if problem:
+                raise self._bad(f"Value {value!r}: {problem}")
+            if value in seen:
+                raise self._bad(f"Value {value!r} is listed more than once.")
+            seen.add(value)
+
+    def create_predefined_attribute(self, params: Record) -> Record:
+        self._check_instance(params)
+        name = params["Name"]
+        problem = limits.name_problem(name)
+        if problem:
+            raise self._bad(f"Name {name!r}: {problem}")
+        # "you can't create a new predefined attribute named language" when
+        # Language exists (predefined-attributes.html): names are case-insensitive.
+        if name.casefold() in self.attributes:
+            raise ApiError(
+                "DuplicateResourceException", f"Predefined attribute {name} already exists."
+            )
+        if len(self.attributes) >= self.max_attributes:
+            raise ApiError(
+                "LimitExceededException",
+                f"An instance can have at most {self.max_attributes} predefined attributes.",
+            )
+        values = (params.get("Values") or {}).get("StringList", [])
+        self._check_values(values)
+        attribute: Record = {"Name": name, "Values": {"StringList": list(values)}}
+        if params.get("Purposes"):
+            attribute["Purposes"] = list(params["Purposes"])
+        attribute["AttributeConfiguration"] = {
+            "EnableValueValidationOnAssociation": bool(
+                (params.get("AttributeConfiguration") or {}).get(
+                    "EnableValueValidationOnAssociation", False
+                )
+            ),
+            "IsReadOnly": False,
+        }
+        self._stamp(attribute)
+        self.add_attribute(attribute)
+        return {}
+
+    def update_predefined_attribute(self, params: Record) -> Record:
+        attribute = self._attribute(params)
+        if limits.is_reserved(attribute["Name"]):
+            raise self._bad(f"{attribute['Name']} is a system attribute and cannot be changed.")
+        if "Values" in params:
+            values = params["Values"].get("StringList", [])
+            self._check_values(values)
+            removed = set(attribute["Values"]["StringList"]) - set(values)
+            holders = self._holders(attribute["Name"], removed)
+            if holders:
+                # Not documented; we refuse rather than leave users holding a
+                # value that no longer exists, the conservative reading.
+                raise ApiError(
+                    "InvalidRequestException",
+                    f"Values of {attribute['Name']} are still held by {len(holders)} user(s).",
+                )
+            attribute["Values"] = {"StringList": list(values)}
+        if "Purposes" in params:
+            attribute["Purposes"] = list(params["Purposes"])
+        if "AttributeConfiguration" in params:
+            attribute.setdefault("AttributeConfiguration", {})[
+                "EnableValueValidationOnAssociation"
+            ] = bool(
+                params["AttributeConfiguration"].get("EnableValueValidationOnAssociation", False)
+            )
+        self._stamp(attribute)
+        return {}
+
+    def _holders(self, name: str, values: Iterable[str] | None = None) -> list[str]:
+        wanted = None if values is None else set(values)
+        folded = name.casefold()
+        return [
+            user["User"]["Username"]
+            for user in self.users.values()
+            if any(
+                p["AttributeName"].casefold() == folded
+                and (wanted is None or p["AttributeValue"] in wanted)
+                for p in user["Proficiencies"]
+            )
+        ]
+
+    def describe_predefined_attribute(self, params: Record) -> Record:
+        return {"PredefinedAttribute": self._attribute(params)}
+
+    def list_predefined_attributes(self, params: Record) -> Record:
+        self._check_instance(params)
+        page, token = self._page(list(self.attributes.values()), params)
+        return {"PredefinedAttributeSummaryList": page, "NextToken": token}
+
+    def search_predefined_attributes(self, params: Record) -> Record:
+        self._check_instance(params)
+        criteria = params.get("SearchCriteria") or {}
+        matched = [a for a in self.attributes.values() if _attribute_matches(a, criteria)]
+        page, token = self._page(matched, params)
+        return {
+            "PredefinedAttributes": page,
+            "NextToken": token,
+            "ApproximateTotalCount": len(matched),
+        }
+
+    def delete_predefined_attribute(self, params: Record) -> Record:
+        attribute = self._attribute(params)
+        if limits.is_reserved(attribute["Name"]):
+            raise self._bad(f"{attribute['Name']} is a system attribute and cannot be deleted.")
+        # "You can only delete an attribute if it's not associated with any agent."
+        holders = self._holders(attribute["Name"])
+        if holders:
+            raise ApiError(
+                "ResourceInUseException",
+                f"Predefined attribute {attribute['Name']} is held by {len(holders)} user(s).",
+                ResourceId=attribute["Name"],
+            )
+        del self.attributes[attribute["Name"].casefold()]
+        return {}
+
+    # -- proficiencies ----------------------------------------------------
+
+    def _resolve(self, proficiency: Record) -> tuple[str, str]:
+        """The stored (name, value) an input proficiency refers to."""
+        attribute = self.attributes.get(proficiency["AttributeName"].casefold())
+        if attribute is None:
+            raise self._bad(f"Predefined attribute {proficiency['AttributeName']} does not exist.")
+        if proficiency["AttributeValue"] not in attribute["Values"]["StringList"]:
+            raise self._bad(
+                f"Value {proficiency['AttributeValue']} does not exist for {attribute['Name']}."
+            )
+        return attribute["Name"], proficiency["AttributeValue"]
+
+    def _check_level(self, proficiency: Record) -> float:
+        level = float(proficiency["Level"])
+        # API_UserProficiency: "The valid values are 1, 2, 3, 4 and 5."
+        if not level.is_integer():
+            raise self._bad(f"Level {level} is not valid; the valid values are 1, 2, 3, 4 and 5.")
+        return level
+
+    def _changes(
+        self, params: Record
+    ) -> tuple[Record, dict[tuple[str, str], Record], list[tuple[str, str]]]:
+        """The user, its proficiencies by key, and the keys the call names
+        (each once), validated before anything changes: calls are atomic."""
+        user = self._user(params)
+        held = {(p["AttributeName"], p["AttributeValue"]): p for p in user["Proficiencies"]}
+        keys = [self._resolve(p) for p in params["UserProficiencies"]]
+        if len(set(keys)) != len(keys):
+            raise self._bad("The same proficiency is listed more than once.")
+        return user, held, keys
+
+    def associate_user_proficiencies(self, params: Record) -> Record:
+        user, held, keys = self._changes(params)
+        levels = [self._check_level(p) for p in params["UserProficiencies"]]
+        already = [f"{a}/{v}" for a, v in keys if (a, v) in held]
+        if already:
+            # Not documented; an association that exists is an error here so
+            # that clients must not rely on re-associating to change a level.
+            raise self._bad(f"Proficiencies already associated: {', '.join(already)}.")
+        if len(held) + len(keys) > self.max_proficiencies_per_user:
+            raise self._bad(
+                f"A user can have at most {self.max_proficiencies_per_user} proficiencies; "
+                f"this user has {len(held)} and the request adds {len(keys)}."
+            )
+        for (name, value), level in zip(keys, levels, strict=True):
+            user["Proficiencies"].append(
+                {"AttributeName": name, "AttributeValue": value, "Level": level}
+            )
+        self._stamp(user["User"])
+        return {}
+
+    def update_user_proficiencies(self, params: Record) -> Record:
+        user, held, keys = self._changes(params)
+        levels = [self._check_level(p) for p in params["UserProficiencies"]]
+        missing = [f"{a}/{v}" for a, v in keys if (a, v) not in held]
+        if missing:
+            raise self._bad(f"Proficiencies not associated with the user: {', '.join(missing)}.")
+        for key, level in zip(keys, levels, strict=True):
+            held[key]["Level"] = level
+        self._stamp(user["User"])
+        return {}
+
+    def disassociate_user_proficiencies(self, params: Record) -> Record:
+        user, held, keys = self._changes(params)
+        missing = [f"{a}/{v}" for a, v in keys if (a, v) not in held]
+        if missing:
+            # Not documented; strict like Update, so a double disassociation shows.
+            raise self._bad(f"Proficiencies not associated with the user: {', '.join(missing)}.")
+        gone = set(keys)
+        user["Proficiencies"] = [
+            p
+            for p in user["Proficiencies"]
+            if (p["AttributeName"], p["AttributeValue"]) not in gone
+        ]
+        self._stamp(user["User"])
+        return {}
+
+    def list_user_proficiencies(self, params: Record) -> Record:
+        user = self._user(params)
+        page, token = self._page(user["Proficiencies"], params)
+        return {
+            "UserProficiencyList": page,
+            "NextToken": token,
+            "LastModifiedTime": user["User"].get("LastModifiedTime"),
+            "LastModifiedRegion": user["User"].get("LastModifiedRegion"),
+        }
+
+    # -- contacts ---------------------------------------------------------
+
+    def describe_contact(self, params: Record) -> Record:
+        self._check_instance(params)
+        contact = self.contacts.get(params["ContactId"])
+        if contact is None:
+            raise _not_found("Contact", params["ContactId"])
+        return {"Contact": contact}
+
+    def search_contacts(self, params: Record) -> Record:
+        self._check_instance(params)
+        window = params["TimeRange"]
+        if window["StartTime"] > window["EndTime"]:
+            raise self._bad("TimeRange StartTime must not be after EndTime.")
+        path = _CONTACT_FIELDS[window["Type"]]
+        criteria = params.get("SearchCriteria") or {}
+        matched = [
+            contact
+            for contact in self.contacts.values()
+            if window["StartTime"] <= (_dig(contact, path) or -1) <= window["EndTime"]
+            and _contact_matches(contact, criteria)
+        ]
+        sort = params.get("Sort") or {}
+        key = _CONTACT_FIELDS.get(
+            sort.get("FieldName", ""), _CONTACT_FIELDS["INITIATION_TIMESTAMP"]
+        )
+        # Newest first unless asked otherwise; contacts missing the field last.
+        matched.sort(
+            key=lambda c: _present_first(_dig(c, key)), reverse=sort.get("Order") != "ASCENDING"
+        )
+        page, token = self._page(matched, params)
+        return {"Contacts": page, "NextToken": token, "TotalCount": len(matched)}
+
+
+def _dig(record: Record, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(record, dict):
+            return None
+        record = record.get(key)  # type: ignore[assignment]
+    return record
+
+
+def _present_first(value: Any) -> tuple[bool, Any]:
+    # Sorted descending, (False, ...) lands last: contacts missing the field.
+    return (value is not None, 0 if value is None else value)
+
+
+def _contact_matches(contact: Record, criteria: Record) -> bool:
+    checks = (
+        ("Channels", ("Channel",)),
+        ("InitiationMethods", ("InitiationMethod",)),
+        ("AgentIds", ("AgentInfo", "Id")),
+        ("QueueIds", ("QueueInfo", "Id")),
+    )
+    return all(
+        not criteria.get(key) or _dig(contact, path) in criteria[key] for key, path in checks
+    )
+
+
+def _string_matches(condition: Record, actual: str | None) -> bool:
+    if actual is None:
+        return False
+    wanted = str(condition.get("Value", "")).casefold()
+    actual = actual.casefold()
+    kind = condition.get("ComparisonType", "EXACT")
+    if kind == "STARTS_WITH":
+        return actual.startswith(wanted)
+    if kind == "CONTAINS":
+        return wanted in actual
+    return actual == wanted or ("*" in wanted and fnmatch.fnmatchcase(actual, wanted))
+
+
+def _user_field(user: Record, field: str) -> str | None:
+    folded = field.casefold()
+    if folded in ("username", "name"):
+        return user.get("Username")
+    if folded in ("resourceid", "id"):
+        return user.get("Id")
+    if folded == "routingprofileid":
+        return user.get("RoutingProfileId")
+    if folded in ("firstname", "lastname"):
+        return (user.get("IdentityInfo") or {}).get(
+            "FirstName" if folded == "firstname" else "LastName"
+        )
+    return None
+
+
+def _proficiency_matches(proficiency: Record, condition: Record) -> bool:
+    # The field names are not documented; both the member names of
+    # UserProficiency and their short forms are accepted.
+    if "StringCondition" in condition:
+        string = condition["StringCondition"]
+        field = string.get("FieldName", "").casefold()
+        member = "AttributeValue" if field in ("attributevalue", "value") else "AttributeName"
+        return _string_matches(string, proficiency[member])
+    number = condition.get("NumberCondition") or {}
+    level = proficiency["Level"]
+    low = number.get("MinValue")
+    high = number.get("MaxValue")
+    bound = low if low is not None else high
+    compare = {
+        "GREATER_OR_EQUAL": lambda: level >= low,
+        "GREATER": lambda: level > low,
+        "LESSER_OR_EQUAL": lambda: level <= high,
+        "LESSER": lambda: level < high,
+        "EQUAL": lambda: level == bound,
+        "NOT_EQUAL": lambda: level != bound,
+        "RANGE": lambda: low <= level <= high,
+    }.get(number.get("ComparisonType", ""), lambda: True)
+    try:
+        return bool(compare())
+    except TypeError:  # a bound the comparison needs is missing
+        return False
+
+
+def _attribute_matches(attribute: Record, criteria: Record) -> bool:
+    if criteria.get("OrConditions") and not any(
+        _attribute_matches(attribute, c) for c in criteria["OrConditions"]
+    ):
+        return False
+    if not all(_attribute_matches(attribute, c) for c in criteria.get("AndConditions") or []):
+        return False
+    condition = criteria.get("StringCondition")
+    return condition is None or _string_matches(condition, attribute["Name"])

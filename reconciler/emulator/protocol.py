@@ -1,0 +1,345 @@
+"""Connect's REST-JSON wire protocol, driven by the service model botocore ships.
+
+Nothing here knows about users or attributes: requests are routed by each
+operation's HTTP method and `requestUri`, parameters are read from the URI,
+query string, headers and JSON body according to each member's `location`,
+checked against the input shape, and results are serialized by the output
+shape. So any client that speaks the protocol (boto3, the AWS CLI) works.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import botocore.session
+from botocore.model import OperationModel, ServiceModel, Shape, StructureShape
+
+_SERVICE_MODEL: ServiceModel | None = None
+
+
+def connect_model() -> ServiceModel:
+    """botocore's model of the Connect API (loaded once per process)."""
+    global _SERVICE_MODEL
+    if _SERVICE_MODEL is None:
+        _SERVICE_MODEL = botocore.session.get_session().get_service_model("connect")
+    return _SERVICE_MODEL
+
+
+class ApiError(Exception):
+    """An error the service returns: its code, message and extra members."""
+
+    def __init__(self, code: str, message: str, **members: Any) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.members = members
+
+
+def invalid_parameter(operation: OperationModel, message: str) -> ApiError:
+    """The 400 error the operation declares for bad input."""
+    declared = {shape.name for shape in operation.error_shapes}
+    code = (
+        "InvalidParameterException"
+        if "InvalidParameterException" in declared
+        else "InvalidRequestException"
+    )
+    return ApiError(code, message)
+
+
+@dataclass
+class _Route:
+    operation: OperationModel
+    pattern: re.Pattern[str]
+    labels: list[str]
+    literal_segments: int
+
+
+@dataclass
+class Response:
+    """What goes back on the wire."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def to_epoch(value: Any) -> float:
+    """A timestamp as epoch seconds, from a number, an ISO 8601 string or a datetime."""
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp()
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def to_iso(epoch: float) -> str:
+    """Epoch seconds as the ISO 8601 text the AWS CLI prints."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
+
+
+def shape_problems(
+    shape: Shape, value: Any, path: str = "", check_required: bool = True
+) -> list[str]:
+    """Everything about `value` that does not fit `shape` (types, required
+    members, lengths, ranges, enums). Unknown structure members are ignored,
+    as the service ignores them. Timestamps are epoch numbers here."""
+    problems: list[str] = []
+    where = path or shape.name
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return [f"{where}: expected an object"]
+        assert isinstance(shape, StructureShape)
+        if check_required:
+            problems += [
+                f"{where}.{name}: required"
+                for name in shape.required_members
+                if value.get(name) is None
+            ]
+        for name, member in shape.members.items():
+            if value.get(name) is not None:
+                problems += shape_problems(member, value[name], f"{where}.{name}", check_required)
+        return problems
+    if kind == "list":
+        if not isinstance(value, list):
+            return [f"{where}: expected a list"]
+        problems += _length(meta, len(value), where, "items")
+        for index, item in enumerate(value):
+            problems += shape_problems(shape.member, item, f"{where}[{index}]", check_required)  # type: ignore[attr-defined]
+        return problems
+    if kind == "map":
+        if not isinstance(value, dict):
+            return [f"{where}: expected an object"]
+        for key, item in value.items():
+            problems += shape_problems(shape.key, key, f"{where}.{key}", check_required)  # type: ignore[attr-defined]
+            problems += shape_problems(shape.value, item, f"{where}.{key}", check_required)  # type: ignore[attr-defined]
+        return problems
+    if kind == "string":
+        if not isinstance(value, str):
+            return [f"{where}: expected a string"]
+        problems += _length(meta, len(value), where, "characters")
+        enum = getattr(shape, "enum", None)
+        if enum and value not in enum:
+            problems.append(f"{where}: {value!r} is not one of {', '.join(enum)}")
+        return problems
+    if kind in ("integer", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return [f"{where}: expected an integer"]
+        return _range(meta, value, where)
+    if kind in ("float", "double"):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return [f"{where}: expected a number"]
+        return _range(meta, value, where)
+    if kind == "boolean":
+        return [] if isinstance(value, bool) else [f"{where}: expected a boolean"]
+    if kind == "timestamp":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return [] if ok else [f"{where}: expected a timestamp"]
+    return []  # blob and document members carry anything
+
+
+def _length(meta: dict[str, Any], length: int, where: str, unit: str) -> list[str]:
+    if "min" in meta and length < meta["min"]:
+        return [f"{where}: must have at least {meta['min']} {unit}"]
+    if "max" in meta and length > meta["max"]:
+        return [f"{where}: must have at most {meta['max']} {unit}"]
+    return []
+
+
+def _range(meta: dict[str, Any], value: float, where: str) -> list[str]:
+    if "min" in meta and value < meta["min"]:
+        return [f"{where}: must be at least {meta['min']}"]
+    if "max" in meta and value > meta["max"]:
+        return [f"{where}: must be at most {meta['max']}"]
+    return []
+
+
+def convert_timestamps(shape: Shape, value: Any, convert: Any) -> Any:
+    """A copy of `value` with every timestamp member passed through `convert`."""
+    kind = shape.type_name
+    if value is None:
+        return None
+    if kind == "timestamp":
+        return convert(value)
+    if kind == "structure" and isinstance(value, dict):
+        members = shape.members  # type: ignore[attr-defined]
+        return {
+            key: convert_timestamps(members[key], item, convert) if key in members else item
+            for key, item in value.items()
+        }
+    if kind == "list" and isinstance(value, list):
+        return [convert_timestamps(shape.member, item, convert) for item in value]  # type: ignore[attr-defined]
+    if kind == "map" and isinstance(value, dict):
+        return {k: convert_timestamps(shape.value, v, convert) for k, v in value.items()}  # type: ignore[attr-defined]
+    return value
+
+
+class ConnectProtocol:
+    """Routes, parses, validates and serializes Connect API calls."""
+
+    def __init__(self, model: ServiceModel | None = None) -> None:
+        self.model = model or connect_model()
+        self._routes: dict[str, list[_Route]] = {}
+        for name in self.model.operation_names:
+            operation = self.model.operation_model(name)
+            method = operation.http["method"]
+            self._routes.setdefault(method, []).append(_compile(operation))
+        for routes in self._routes.values():
+            # /users/{I}/{U}/proficiencies must win over /users/{I}/{U}/{X}
+            routes.sort(key=lambda r: -r.literal_segments)
+
+    def match(self, method: str, raw_path: str) -> tuple[OperationModel, dict[str, str]] | None:
+        """The operation for this method and path, with its URI labels decoded."""
+        for route in self._routes.get(method, []):
+            found = route.pattern.fullmatch(raw_path)
+            if found:
+                return route.operation, {
+                    label: unquote(part)
+                    for label, part in zip(route.labels, found.groups(), strict=True)
+                }
+        return None
+
+    def parse(
+        self,
+        operation: OperationModel,
+        labels: dict[str, str],
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> dict[str, Any]:
+        """The call's parameters by member name, validated against the input shape."""
+        shape = operation.input_shape
+        if shape is None:
+            return {}
+        params: dict[str, Any] = {}
+        lowered = {k.lower(): v for k, v in headers.items()}
+        body_members = {}
+        for name, member in shape.members.items():
+            location = member.serialization.get("location")
+            wire = member.serialization.get("name", name)
+            if location == "uri":
+                if wire in labels:
+                    params[name] = self._from_text(operation, member, labels[wire], name)
+            elif location == "querystring":
+                if wire in query:
+                    values = query[wire]
+                    params[name] = (
+                        values
+                        if member.type_name == "list"
+                        else self._from_text(operation, member, values[-1], name)
+                    )
+            elif location == "header":
+                if wire.lower() in lowered:
+                    params[name] = self._from_text(operation, member, lowered[wire.lower()], name)
+            else:
+                body_members[wire] = name
+        if body_members and body.strip():
+            try:
+                document = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise ApiError(
+                    "InvalidRequestException", "The request body is not valid JSON."
+                ) from None
+            if not isinstance(document, dict):
+                raise ApiError("InvalidRequestException", "The request body must be a JSON object.")
+            for wire, name in body_members.items():
+                if wire in document:
+                    params[name] = document[wire]
+        problems = shape_problems(shape, params, operation.name)
+        if problems:
+            raise invalid_parameter(operation, "; ".join(problems[:5]))
+        return convert_timestamps(shape, params, to_epoch)
+
+    def _from_text(self, operation: OperationModel, member: Shape, text: str, name: str) -> Any:
+        try:
+            if member.type_name in ("integer", "long"):
+                return int(text)
+            if member.type_name == "boolean":
+                return {"true": True, "false": False}[text.lower()]
+            if member.type_name == "timestamp":
+                return to_epoch(text)
+        except (ValueError, KeyError):
+            raise invalid_parameter(
+                operation, f"{name}: {text!r} is not a valid {member.type_name}"
+            ) from None
+        return text
+
+    def serialize(self, operation: OperationModel, result: dict[str, Any]) -> Response:
+        """The HTTP response for a successful call."""
+        shape = operation.output_shape
+        headers = {"Content-Type": "application/json"}
+        status = operation.http.get("responseCode", 200)
+        if shape is None:
+            return Response(status, b"{}", headers)
+        document = {}
+        for name, member in shape.members.items():
+            value = result.get(name)
+            if value is None:
+                continue
+            location = member.serialization.get("location")
+            if location == "header":
+                headers[member.serialization.get("name", name)] = str(value)
+            elif location == "statusCode":
+                status = int(value)
+            else:
+                document[member.serialization.get("name", name)] = _to_wire(member, value)
+        return Response(status, json.dumps(document, separators=(",", ":")).encode(), headers)
+
+    def error(self, error: ApiError) -> Response:
+        """The HTTP response for a service error, status from the model."""
+        try:
+            status = self.model.shape_for(error.code).metadata["error"]["httpStatusCode"]
+        except Exception:
+            status = 400
+        body = {"Message": error.message, **error.members}
+        return Response(
+            status,
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json", "x-amzn-ErrorType": error.code},
+        )
+
+
+def _to_wire(shape: Shape, value: Any) -> Any:
+    """JSON for one output member (timestamps as epoch seconds, as rest-json does)."""
+    kind = shape.type_name
+    if kind == "structure":
+        members = shape.members  # type: ignore[attr-defined]
+        return {
+            members[k].serialization.get("name", k): _to_wire(members[k], v)
+            for k, v in value.items()
+            if v is not None and k in members
+        }
+    if kind == "list":
+        return [_to_wire(shape.member, item) for item in value]  # type: ignore[attr-defined]
+    if kind == "map":
+        return {k: _to_wire(shape.value, v) for k, v in value.items()}  # type: ignore[attr-defined]
+    if kind == "timestamp":
+        return to_epoch(value)
+    return value
+
+
+def _compile(operation: OperationModel) -> _Route:
+    path = operation.http["requestUri"].split("?", 1)[0]
+    labels: list[str] = []
+    literal = 0
+    parts = []
+    for segment in path.strip("/").split("/"):
+        found = re.fullmatch(r"\{([^}+]+)(\+?)\}", segment)
+        if found:
+            labels.append(found.group(1))
+            parts.append("(.+)" if found.group(2) else "([^/]+)")
+        else:
+            literal += 1
+            parts.append(re.escape(segment))
+    return _Route(operation, re.compile("/" + "/".join(parts)), labels, literal)
