@@ -9,11 +9,16 @@ by a known drift.
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from reconciler.emulator.snapshot import write_json_atomically
 from reconciler.state import Attribute, RoutingState, UserState
+
+INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,48 @@ def synthetic_state(shape: Shape) -> RoutingState:
     return RoutingState(attributes, users)
 
 
+def drifted(state: RoutingState, fraction: float, seed: int = 11) -> RoutingState:
+    """A copy of `state` where `fraction` of users changed in the console:
+    one level changed, one proficiency removed and one added each."""
+    rng = random.Random(seed)
+    result = copy.deepcopy(state)
+    keys = [(a.name, v) for a in state.attributes.values() for v in a.values]
+    for username in rng.sample(sorted(result.users), round(len(result.users) * fraction)):
+        held = result.users[username].proficiencies
+        changed, removed = rng.sample(sorted(held), 2)
+        held[changed] = float(held[changed] % 5 + 1)
+        del held[removed]
+        held[rng.choice([k for k in keys if k not in held])] = float(rng.randint(1, 5))
+    return result
+
+
+def snapshot_of_state(state: RoutingState, instance_id: str = INSTANCE_ID) -> dict[str, Any]:
+    """An emulator snapshot (DESIGN §4) holding exactly `state`."""
+    arn = f"arn:aws:connect:us-east-1:123456789012:instance/{instance_id}"
+    return {
+        "Instance": {"Id": instance_id, "Arn": arn, "InstanceStatus": "ACTIVE"},
+        "PredefinedAttributes": [
+            {"Name": a.name, "Values": {"StringList": list(a.values)}}
+            for a in state.attributes.values()
+        ],
+        "Users": [
+            {
+                "User": {
+                    "Id": user.user_id,
+                    "Username": user.username,
+                    "RoutingProfileId": "rp-default",
+                },
+                "Proficiencies": [
+                    {"AttributeName": a, "AttributeValue": v, "Level": level}
+                    for (a, v), level in user.proficiencies.items()
+                ],
+            }
+            for user in state.users.values()
+        ],
+        "RoutingProfiles": [{"Id": "rp-default", "Name": "Basic Routing Profile"}],
+    }
+
+
 def write_manifests(state: RoutingState, directory: Path, instance_id: str) -> None:
     """Manifests declaring exactly `state` (attributes file + users file)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -73,7 +120,11 @@ def write_manifests(state: RoutingState, directory: Path, instance_id: str) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("out", type=Path, help="directory to write manifests into")
+    parser.add_argument("--manifests", type=Path, help="write manifests into this directory")
+    parser.add_argument("--snapshot", type=Path, help="write an emulator snapshot to this file")
+    parser.add_argument(
+        "--drift", type=float, default=0.0, help="share of users drifted in the snapshot"
+    )
     parser.add_argument("--users", type=int, default=Shape.users)
     parser.add_argument("--attributes", type=int, default=Shape.attributes)
     parser.add_argument("--values", type=int, default=Shape.values)
@@ -81,7 +132,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=Shape.seed)
     args = parser.parse_args()
     shape = Shape(args.users, args.attributes, args.values, args.proficiencies, args.seed)
-    write_manifests(synthetic_state(shape), args.out, "00000000-0000-4000-8000-000000000000")
+    state = synthetic_state(shape)
+    if args.manifests:
+        write_manifests(state, args.manifests, INSTANCE_ID)
+    if args.snapshot:
+        write_json_atomically(args.snapshot, snapshot_of_state(drifted(state, args.drift)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.synthetic import Shape, synthetic_state, write_manifests
+from bench.synthetic import INSTANCE_ID, Shape, synthetic_state, write_manifests
 from reconciler.manifest import load_manifest
 
 
@@ -25,7 +25,7 @@ def main() -> None:
     shape = Shape(users=args.users, proficiencies=args.proficiencies)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        write_manifests(synthetic_state(shape), directory, "00000000-0000-4000-8000-000000000000")
+        write_manifests(synthetic_state(shape), directory, INSTANCE_ID)
         size = sum(p.stat().st_size for p in directory.iterdir())
         timings = []
         for _ in range(args.repeat):

@@ -45,3 +45,96 @@ def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "config"
     path.mkdir()
     return path
+
+
+# -- the Connect emulator -----------------------------------------------------
+
+INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
+INSTANCE_ARN = f"arn:aws:connect:us-east-1:123456789012:instance/{INSTANCE_ID}"
+
+
+def small_snapshot() -> dict:
+    """A small instance: two attributes, three users, profiles, a hierarchy."""
+
+    def user(
+        name: str, profile: str, group: str, proficiencies: list[tuple[str, str, float]]
+    ) -> dict:
+        return {
+            "User": {
+                "Id": f"id-{name}",
+                "Username": name,
+                "RoutingProfileId": profile,
+                "HierarchyGroupId": group,
+                "SecurityProfileIds": ["sp-agent"],
+                "IdentityInfo": {"FirstName": name.title(), "LastName": "Example"},
+            },
+            "Proficiencies": [
+                {"AttributeName": a, "AttributeValue": v, "Level": level}
+                for a, v, level in proficiencies
+            ],
+        }
+
+    return {
+        "Instance": {
+            "Id": INSTANCE_ID,
+            "Arn": INSTANCE_ARN,
+            "InstanceStatus": "ACTIVE",
+            "CreatedTime": "2024-01-01T00:00:00+00:00",
+        },
+        "PredefinedAttributes": [
+            {"Name": "Language", "Values": {"StringList": ["English", "Spanish", "French"]}},
+            {"Name": "Skill", "Values": {"StringList": ["Billing", "Payments"]}},
+            {"Name": "connect:Subtype", "Values": {"StringList": ["connect:Chat"]}},
+        ],
+        "RoutingProfiles": [
+            {"Id": "rp-basic", "Name": "Basic Routing Profile"},
+            {"Id": "rp-spanish", "Name": "Spanish Support"},
+        ],
+        "UserHierarchyGroups": [
+            {"Id": "hg-emea", "Name": "EMEA", "LevelId": "1"},
+            {
+                "Id": "hg-dublin",
+                "Name": "Dublin",
+                "LevelId": "2",
+                "HierarchyPath": {"LevelOne": {"Id": "hg-emea", "Name": "EMEA"}},
+            },
+        ],
+        "Users": [
+            user(
+                "jane",
+                "rp-spanish",
+                "hg-dublin",
+                [("Language", "Spanish", 4.0), ("Skill", "Billing", 3.0)],
+            ),
+            user("joe", "rp-basic", "hg-emea", [("Language", "English", 5.0)]),
+            user("ann", "rp-basic", "hg-dublin", []),
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def emulator_server():
+    """One emulator for the session, checking every response against the
+    model; tests give it a fresh backend each (see `connect`)."""
+    from reconciler.emulator import ConnectEmulator, backend_from_snapshot
+
+    server = ConnectEmulator(backend_from_snapshot(small_snapshot()), check_responses=True).start()
+    yield server
+    server.stop()
+    assert server.checked_responses > 0
+
+
+@pytest.fixture(scope="session")
+def connect_session_client(emulator_server):
+    from reconciler.connect.client import connect_client
+
+    return connect_client(endpoint_url=emulator_server.url, emulator=True)
+
+
+@pytest.fixture
+def connect(emulator_server, connect_session_client):
+    """(emulator, boto3 client) with the small snapshot loaded afresh."""
+    from reconciler.emulator import backend_from_snapshot
+
+    emulator_server.reset(backend_from_snapshot(small_snapshot()))
+    return emulator_server, connect_session_client

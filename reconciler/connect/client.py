@@ -10,7 +10,8 @@ from botocore.config import Config
 # Retries are ours (reconciler.connect pacing), so botocore must not retry
 # behind our back: every call it makes is one the pacer accounted for.
 _CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 1},
+    # botocore reads `max_attempts` as retries; total_max_attempts counts the first.
+    retries={"mode": "standard", "total_max_attempts": 1},
     max_pool_connections=32,
     connect_timeout=5,
     read_timeout=30,

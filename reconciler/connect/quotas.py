@@ -55,6 +55,18 @@ DEFAULT_QUOTAS: dict[str, Quota] = {
 }
 
 
+# A client pacing at exactly the service's bucket gets throttled whenever its
+# clock and the service's disagree (the service's bucket starts when the first
+# call arrives, ours when we create it). Pacing 5% under the rate with one
+# token of burst in reserve absorbs that skew at a 5% cost in throughput.
+PACING_RATE_MARGIN = 0.95
+
+
+def pacing_quota(quota: Quota) -> Quota:
+    """The client-side bucket that stays inside the service's `quota`."""
+    return Quota(rate=quota.rate * PACING_RATE_MARGIN, burst=max(1, quota.burst - 1))
+
+
 def quota_for(operation: str, overrides: dict[str, Quota] | None = None) -> Quota:
     """The quota in force for `operation`: an override, the table, or 2/5."""
     if overrides and operation in overrides:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from reconciler.connect.quotas import Quota, TokenBucket, quota_for
 from reconciler.emulator.backend import ConnectBackend
-from reconciler.emulator.protocol import ApiError, ConnectProtocol, Response
+from reconciler.emulator.protocol import ApiError, ConnectProtocol, Response, shape_problems
 from reconciler.emulator.snapshot import snapshot_of
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class ConnectEmulator:
         faults: FaultPlan | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        record_responses: bool = False,
+        check_responses: bool = False,
     ) -> None:
         self.backend = backend
         self.protocol = ConnectProtocol()
@@ -108,7 +108,10 @@ class ConnectEmulator:
         self._buckets: dict[str, TokenBucket] = {}
         self._buckets_lock = threading.Lock()
         self.set_faults(faults or FaultPlan())
-        self.responses: list[tuple[str, bytes]] | None = [] if record_responses else None
+        # Tests turn this on: every response body is checked against the
+        # operation's output shape, and a misfit fails the call loudly.
+        self.check_responses = check_responses
+        self.checked_responses = 0
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -117,6 +120,21 @@ class ConnectEmulator:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def reset(
+        self,
+        backend: ConnectBackend,
+        *,
+        quota_scale: float | None = None,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        """Serve `backend` from now on, with fresh counters, buckets and faults."""
+        self.backend = backend
+        self.stats.reset()
+        self.quota_scale = quota_scale
+        with self._buckets_lock:
+            self._buckets.clear()
+        self.set_faults(faults or FaultPlan())
 
     def set_faults(self, faults: FaultPlan) -> None:
         """Replace the fault plan (and reseed its random source)."""
@@ -172,8 +190,11 @@ class ConnectEmulator:
             self.stats.add(name, "dropped")
             raise _Drop
         self.stats.add(name, "ok")
-        if self.responses is not None:
-            self.responses.append((name, response.body))
+        if self.check_responses and operation.output_shape is not None:
+            problems = shape_problems(operation.output_shape, json.loads(response.body))
+            if problems:
+                raise AssertionError(f"{name} response does not fit the model: {problems[:3]}")
+            self.checked_responses += 1
         return response
 
     def control(self, method: str, path: str, body: bytes) -> Response:
@@ -225,6 +246,9 @@ class ConnectEmulator:
 def _handler_for(emulator: ConnectEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as boto3's connection pool expects
+        # Headers and body leave in two writes; with Nagle on, the body waits
+        # for the client's delayed ACK (40 ms a call).
+        disable_nagle_algorithm = True
 
         def _dispatch(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -237,10 +261,10 @@ def _handler_for(emulator: ConnectEmulator) -> type[BaseHTTPRequestHandler]:
             except _Drop:
                 self.close_connection = True
                 return
-            except Exception:
+            except Exception as exc:
                 log.exception("emulator failure on %s %s", self.command, self.path)
                 response = emulator.protocol.error(
-                    ApiError("InternalServiceException", "Emulator failure.")
+                    ApiError("InternalServiceException", f"Emulator failure: {exc}")
                 )
             self.send_response(response.status)
             for key, value in response.headers.items():

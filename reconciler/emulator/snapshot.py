@@ -103,6 +103,16 @@ def backend_from_snapshot(data: dict[str, Any], **options: Any) -> ConnectBacken
     return backend
 
 
+EMPTY_INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def empty_backend(**options: Any) -> ConnectBackend:
+    """An instance with nothing in it, for `emulator serve` without a snapshot."""
+    return backend_from_snapshot(
+        {"Instance": {"Id": EMPTY_INSTANCE_ID, "InstanceStatus": "ACTIVE"}}, **options
+    )
+
+
 def load_snapshot(path: Path, **options: Any) -> ConnectBackend:
     """A backend seeded from the snapshot file at `path`."""
     try:
@@ -148,8 +158,10 @@ def snapshot_of(backend: ConnectBackend) -> dict[str, Any]:
 def write_json_atomically(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(descriptor, mode)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1, sort_keys=False)
             handle.write("\n")

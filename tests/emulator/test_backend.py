@@ -1,0 +1,471 @@
+"""Every emulated operation through a real boto3 client: happy paths and the
+documented errors (codes and HTTP statuses)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import INSTANCE_ARN, INSTANCE_ID
+
+IN = {"InstanceId": INSTANCE_ID}
+
+
+def error_of(call, **kwargs) -> tuple[str, int, str]:
+    with pytest.raises(ClientError) as raised:
+        call(**kwargs)
+    response = raised.value.response
+    return (
+        response["Error"]["Code"],
+        response["ResponseMetadata"]["HTTPStatusCode"],
+        response["Error"]["Message"],
+    )
+
+
+def proficiencies(client, user_id: str) -> dict[tuple[str, str], float]:
+    listed = client.list_user_proficiencies(**IN, UserId=user_id)["UserProficiencyList"]
+    return {(p["AttributeName"], p["AttributeValue"]): p["Level"] for p in listed}
+
+
+# -- instance -----------------------------------------------------------------
+
+
+def test_describe_and_list_instances(connect) -> None:
+    _, client = connect
+    instance = client.describe_instance(InstanceId=INSTANCE_ID)["Instance"]
+    assert (instance["Id"], instance["Arn"]) == (INSTANCE_ID, INSTANCE_ARN)
+    assert instance["CreatedTime"] == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    assert [i["Id"] for i in client.list_instances()["InstanceSummaryList"]] == [INSTANCE_ID]
+
+
+def test_instance_arn_is_accepted_as_instance_id(connect) -> None:
+    _, client = connect
+    assert (
+        client.describe_user(InstanceId=INSTANCE_ARN, UserId="id-jane")["User"]["Username"]
+        == "jane"
+    )
+
+
+def test_unknown_instance_is_resource_not_found(connect) -> None:
+    _, client = connect
+    assert error_of(client.list_users, InstanceId="nope")[:2] == ("ResourceNotFoundException", 404)
+
+
+# -- users --------------------------------------------------------------------
+
+
+def test_create_describe_list_delete_user(connect) -> None:
+    _, client = connect
+    created = client.create_user(
+        **IN, Username="kim", SecurityProfileIds=["sp-agent"], RoutingProfileId="rp-basic",
+        PhoneConfig={"PhoneType": "SOFT_PHONE"}, HierarchyGroupId="hg-emea",
+    )  # fmt: skip
+    user = client.describe_user(**IN, UserId=created["UserId"])["User"]
+    assert (user["Username"], user["Arn"], user["HierarchyGroupId"]) == (
+        "kim",
+        created["UserArn"],
+        "hg-emea",
+    )
+    assert "kim" in {u["Username"] for u in client.list_users(**IN)["UserSummaryList"]}
+    client.delete_user(**IN, UserId=created["UserId"])
+    assert error_of(client.describe_user, **IN, UserId=created["UserId"])[:2] == (
+        "ResourceNotFoundException",
+        404,
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "status"),
+    [
+        ({"Username": "jane"}, "DuplicateResourceException", 409),
+        ({"RoutingProfileId": "rp-missing"}, "ResourceNotFoundException", 404),
+        ({"HierarchyGroupId": "hg-missing"}, "ResourceNotFoundException", 404),
+    ],
+)
+def test_create_user_errors(connect, changes, code, status) -> None:
+    _, client = connect
+    request = {
+        "Username": "kim",
+        "SecurityProfileIds": ["sp"],
+        "RoutingProfileId": "rp-basic",
+        "PhoneConfig": {"PhoneType": "SOFT_PHONE"},
+    }
+    assert error_of(client.create_user, **IN, **{**request, **changes})[:2] == (code, status)
+
+
+def test_unknown_user_is_resource_not_found(connect) -> None:
+    _, client = connect
+    for call in (client.describe_user, client.list_user_proficiencies, client.delete_user):
+        assert error_of(call, **IN, UserId="id-nobody")[:2] == ("ResourceNotFoundException", 404)
+
+
+def search(client, criteria: dict) -> list[str]:
+    return sorted(
+        u["Username"] for u in client.search_users(**IN, SearchCriteria=criteria)["Users"]
+    )
+
+
+def test_search_users_string_conditions(connect) -> None:
+    _, client = connect
+    assert search(
+        client,
+        {
+            "StringCondition": {
+                "FieldName": "Username",
+                "Value": "ja",
+                "ComparisonType": "STARTS_WITH",
+            }
+        },
+    ) == ["jane"]
+    assert search(
+        client,
+        {
+            "StringCondition": {
+                "FieldName": "resourceId",
+                "Value": "id-joe",
+                "ComparisonType": "EXACT",
+            }
+        },
+    ) == ["joe"]
+    assert search(
+        client,
+        {
+            "StringCondition": {
+                "FieldName": "RoutingProfileId",
+                "Value": "rp-basic",
+                "ComparisonType": "EXACT",
+            }
+        },
+    ) == ["ann", "joe"]
+    assert search(
+        client,
+        {"StringCondition": {"FieldName": "Username", "Value": "N", "ComparisonType": "CONTAINS"}},
+    ) == ["ann", "jane"]
+
+
+def test_search_users_hierarchy_group_exact_and_with_children(connect) -> None:
+    _, client = connect
+    exact = {"HierarchyGroupCondition": {"Value": "hg-emea", "HierarchyGroupMatchType": "EXACT"}}
+    children = {
+        "HierarchyGroupCondition": {
+            "Value": "hg-emea",
+            "HierarchyGroupMatchType": "WITH_CHILD_GROUPS",
+        }
+    }
+    assert search(client, exact) == ["joe"]
+    assert search(client, children) == ["ann", "jane", "joe"]
+
+
+def proficiency_condition(
+    name: str, value: str | None = None, level: tuple[str, int, int | None] | None = None
+) -> dict:
+    conditions = [
+        {
+            "StringCondition": {
+                "FieldName": "AttributeName",
+                "Value": name,
+                "ComparisonType": "EXACT",
+            }
+        }
+    ]
+    if value is not None:
+        conditions.append(
+            {
+                "StringCondition": {
+                    "FieldName": "AttributeValue",
+                    "Value": value,
+                    "ComparisonType": "EXACT",
+                }
+            }
+        )
+    if level is not None:
+        kind, low, high = level
+        number = {"FieldName": "Level", "ComparisonType": kind, "MinValue": low}
+        if high is not None:
+            number["MaxValue"] = high
+        conditions.append({"NumberCondition": number})
+    return {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": conditions}}
+
+
+def test_search_users_by_proficiency(connect) -> None:
+    _, client = connect
+    assert search(client, proficiency_condition("Language")) == ["jane", "joe"]
+    assert search(client, proficiency_condition("Language", "Spanish")) == ["jane"]
+    assert search(
+        client, proficiency_condition("Language", level=("GREATER_OR_EQUAL", 5, None))
+    ) == ["joe"]
+    assert search(client, proficiency_condition("Language", level=("RANGE", 3, 4))) == ["jane"]
+    # one proficiency must meet every condition: jane's Skill is 3, not Language
+    assert search(client, proficiency_condition("Skill", level=("GREATER", 3, None))) == []
+
+
+def test_search_users_and_or_nesting(connect) -> None:
+    _, client = connect
+    spanish = proficiency_condition("Language", "Spanish")
+    english = proficiency_condition("Language", "English")
+    basic = {
+        "StringCondition": {
+            "FieldName": "RoutingProfileId",
+            "Value": "rp-basic",
+            "ComparisonType": "EXACT",
+        }
+    }
+    assert search(client, {"OrConditions": [spanish, english]}) == ["jane", "joe"]
+    assert search(client, {"AndConditions": [basic, {"OrConditions": [spanish, english]}]}) == [
+        "joe"
+    ]
+
+
+def test_list_routing_profiles_and_hierarchy_groups(connect) -> None:
+    _, client = connect
+    profiles = client.list_routing_profiles(**IN)["RoutingProfileSummaryList"]
+    groups = client.list_user_hierarchy_groups(**IN)["UserHierarchyGroupSummaryList"]
+    assert {p["Name"] for p in profiles} == {"Basic Routing Profile", "Spanish Support"}
+    assert {g["Name"] for g in groups} == {"EMEA", "Dublin"}
+
+
+# -- predefined attributes ----------------------------------------------------
+
+
+def test_create_update_describe_delete_attribute(connect) -> None:
+    _, client = connect
+    client.create_predefined_attribute(
+        **IN, Name="Tier", Values={"StringList": ["Gold", "Silver"]}, Purposes=["routing"],
+        AttributeConfiguration={"EnableValueValidationOnAssociation": True},
+    )  # fmt: skip
+    described = client.describe_predefined_attribute(**IN, Name="Tier")["PredefinedAttribute"]
+    assert described["Values"]["StringList"] == ["Gold", "Silver"]
+    assert described["Purposes"] == ["routing"]
+    assert described["AttributeConfiguration"]["EnableValueValidationOnAssociation"] is True
+    client.update_predefined_attribute(
+        **IN, Name="Tier", Values={"StringList": ["Gold", "Silver", "Bronze"]}
+    )
+    assert (
+        client.describe_predefined_attribute(**IN, Name="Tier")["PredefinedAttribute"]["Values"][
+            "StringList"
+        ][-1]
+        == "Bronze"
+    )
+    client.delete_predefined_attribute(**IN, Name="Tier")
+    assert error_of(client.describe_predefined_attribute, **IN, Name="Tier")[:2] == (
+        "ResourceNotFoundException",
+        404,
+    )
+
+
+def test_attribute_names_are_case_insensitive(connect) -> None:
+    _, client = connect
+    assert error_of(
+        client.create_predefined_attribute, **IN, Name="LANGUAGE", Values={"StringList": ["x"]}
+    )[:2] == ("DuplicateResourceException", 409)
+    assert (
+        client.describe_predefined_attribute(**IN, Name="language")["PredefinedAttribute"]["Name"]
+        == "Language"
+    )
+
+
+@pytest.mark.parametrize("call", ["create", "update", "delete"])
+def test_reserved_connect_attributes(connect, call) -> None:
+    _, client = connect
+    if call == "create":
+        code = error_of(
+            client.create_predefined_attribute,
+            **IN,
+            Name="connect:Custom",
+            Values={"StringList": ["x"]},
+        )
+    elif call == "update":
+        code = error_of(
+            client.update_predefined_attribute,
+            **IN,
+            Name="connect:Subtype",
+            Values={"StringList": ["x"]},
+        )
+    else:
+        code = error_of(client.delete_predefined_attribute, **IN, Name="connect:Subtype")
+    assert code[:2] == ("InvalidParameterException", 400)
+
+
+def test_attribute_value_rules(connect) -> None:
+    _, client = connect
+    bad = [["a", "a"], ["Gold#1"]]
+    for values in bad:
+        assert (
+            error_of(
+                client.create_predefined_attribute, **IN, Name="Tier", Values={"StringList": values}
+            )[0]
+            == "InvalidParameterException"
+        )
+
+
+def test_attribute_count_limit(connect) -> None:
+    emulator, client = connect
+    emulator.backend.max_attributes = len(emulator.backend.attributes)
+    assert error_of(
+        client.create_predefined_attribute, **IN, Name="Tier", Values={"StringList": ["x"]}
+    )[:2] == ("LimitExceededException", 429)
+
+
+def test_delete_attribute_held_by_a_user_is_resource_in_use(connect) -> None:
+    _, client = connect
+    code, status, message = error_of(client.delete_predefined_attribute, **IN, Name="Skill")
+    assert (code, status) == ("ResourceInUseException", 409)
+    assert "1 user" in message
+
+
+def test_removing_a_held_value_is_refused_but_an_unheld_one_is_not(connect) -> None:
+    _, client = connect
+    assert (
+        error_of(
+            client.update_predefined_attribute,
+            **IN,
+            Name="Language",
+            Values={"StringList": ["English", "French"]},
+        )[0]
+        == "InvalidRequestException"
+    )
+    client.update_predefined_attribute(
+        **IN, Name="Language", Values={"StringList": ["English", "Spanish"]}
+    )
+
+
+def test_list_and_search_attributes(connect) -> None:
+    _, client = connect
+    listed = {
+        a["Name"] for a in client.list_predefined_attributes(**IN)["PredefinedAttributeSummaryList"]
+    }
+    assert listed == {"Language", "Skill", "connect:Subtype"}
+    found = client.search_predefined_attributes(
+        **IN,
+        SearchCriteria={
+            "StringCondition": {
+                "FieldName": "name",
+                "Value": "lang",
+                "ComparisonType": "STARTS_WITH",
+            }
+        },
+    )
+    assert [a["Name"] for a in found["PredefinedAttributes"]] == ["Language"]
+    assert found["PredefinedAttributes"][0]["Values"]["StringList"] == [
+        "English",
+        "Spanish",
+        "French",
+    ]
+    assert found["ApproximateTotalCount"] == 1
+    either = {"OrConditions": [
+        {"StringCondition": {"FieldName": "name", "Value": "Skill", "ComparisonType": "EXACT"}},
+        {"StringCondition": {"FieldName": "name", "Value": "conn", "ComparisonType": "CONTAINS"}},
+    ]}  # fmt: skip
+    assert {
+        a["Name"]
+        for a in client.search_predefined_attributes(**IN, SearchCriteria=either)[
+            "PredefinedAttributes"
+        ]
+    } == {"Skill", "connect:Subtype"}
+
+
+def test_unknown_attribute_is_resource_not_found(connect) -> None:
+    _, client = connect
+    for call in (client.describe_predefined_attribute, client.delete_predefined_attribute):
+        assert error_of(call, **IN, Name="Nope")[:2] == ("ResourceNotFoundException", 404)
+    assert error_of(
+        client.update_predefined_attribute, **IN, Name="Nope", Values={"StringList": []}
+    )[:2] == ("ResourceNotFoundException", 404)
+
+
+# -- proficiencies --------------------------------------------------------------
+
+
+def test_associate_update_disassociate(connect) -> None:
+    _, client = connect
+    client.associate_user_proficiencies(**IN, UserId="id-ann", UserProficiencies=[
+        {"AttributeName": "Language", "AttributeValue": "French", "Level": 2},
+        {"AttributeName": "skill", "AttributeValue": "Payments", "Level": 5},
+    ])  # fmt: skip
+    assert proficiencies(client, "id-ann") == {
+        ("Language", "French"): 2.0,
+        ("Skill", "Payments"): 5.0,
+    }
+    client.update_user_proficiencies(
+        **IN,
+        UserId="id-ann",
+        UserProficiencies=[{"AttributeName": "Language", "AttributeValue": "French", "Level": 4}],
+    )
+    client.disassociate_user_proficiencies(
+        **IN,
+        UserId="id-ann",
+        UserProficiencies=[{"AttributeName": "Skill", "AttributeValue": "Payments"}],
+    )
+    assert proficiencies(client, "id-ann") == {("Language", "French"): 4.0}
+
+
+@pytest.mark.parametrize(
+    ("operation", "proficiency", "fragment"),
+    [
+        (
+            "associate",
+            {"AttributeName": "Tier", "AttributeValue": "Gold", "Level": 1},
+            "does not exist",
+        ),
+        (
+            "associate",
+            {"AttributeName": "Language", "AttributeValue": "Klingon", "Level": 1},
+            "does not exist",
+        ),
+        (
+            "associate",
+            {"AttributeName": "Language", "AttributeValue": "Spanish", "Level": 2},
+            "already associated",
+        ),
+        (
+            "associate",
+            {"AttributeName": "Language", "AttributeValue": "English", "Level": 2.5},
+            "valid values are 1, 2, 3, 4 and 5",
+        ),
+        (
+            "update",
+            {"AttributeName": "Language", "AttributeValue": "English", "Level": 2},
+            "not associated",
+        ),
+        (
+            "disassociate",
+            {"AttributeName": "Language", "AttributeValue": "English"},
+            "not associated",
+        ),
+    ],
+)
+def test_proficiency_errors_change_nothing(connect, operation, proficiency, fragment) -> None:
+    _, client = connect
+    before = proficiencies(client, "id-jane")
+    call = getattr(client, f"{operation}_user_proficiencies")
+    code, status, message = error_of(call, **IN, UserId="id-jane", UserProficiencies=[proficiency])
+    assert (code, status) == ("InvalidParameterException", 400)
+    assert fragment in message
+    assert proficiencies(client, "id-jane") == before
+
+
+def test_a_call_with_one_bad_entry_applies_none(connect) -> None:
+    _, client = connect
+    error_of(client.associate_user_proficiencies, **IN, UserId="id-ann", UserProficiencies=[
+        {"AttributeName": "Language", "AttributeValue": "French", "Level": 2},
+        {"AttributeName": "Language", "AttributeValue": "Klingon", "Level": 2},
+    ])  # fmt: skip
+    assert proficiencies(client, "id-ann") == {}
+
+
+def test_per_user_proficiency_cap(connect) -> None:
+    emulator, client = connect
+    emulator.backend.max_proficiencies_per_user = 3
+    many = [
+        {"AttributeName": "Language", "AttributeValue": v, "Level": 1}
+        for v in ("English", "French")
+    ]
+    code, _, message = error_of(
+        client.associate_user_proficiencies, **IN, UserId="id-jane", UserProficiencies=many
+    )
+    assert code == "InvalidParameterException"
+    assert "at most 3" in message
+    client.associate_user_proficiencies(**IN, UserId="id-jane", UserProficiencies=many[:1])
+    assert len(proficiencies(client, "id-jane")) == 3
