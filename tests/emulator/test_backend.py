@@ -469,3 +469,62 @@ def test_per_user_proficiency_cap(connect) -> None:
     assert "at most 3" in message
     client.associate_user_proficiencies(**IN, UserId="id-jane", UserProficiencies=many[:1])
     assert len(proficiencies(client, "id-jane")) == 3
+
+
+# -- contacts -------------------------------------------------------------------
+
+
+@pytest.fixture
+def contacts(connect):
+    emulator, client = connect
+    from reconciler.emulator import backend_from_snapshot
+    from tests.conftest import small_snapshot
+
+    snapshot = small_snapshot()
+    step = {"Expression": {"AttributeCondition": {"Name": "Language", "Value": "Spanish", "ProficiencyLevel": 4, "ComparisonOperator": "NumberGreaterOrEqualTo"}}, "Status": "EXPIRED"}
+    snapshot["Contacts"] = [
+        {"Id": "c-1", "Channel": "VOICE", "InitiationMethod": "INBOUND", "InitiationTimestamp": "2026-11-20T10:00:00+00:00",
+         "AgentInfo": {"Id": "id-jane"}, "QueueInfo": {"Id": "q-es"}, "RoutingCriteria": {"Steps": [step], "Index": 0}},
+        {"Id": "c-2", "Channel": "CHAT", "InitiationMethod": "API", "InitiationTimestamp": "2026-11-20T11:00:00+00:00"},
+        {"Id": "c-3", "Channel": "VOICE", "InitiationMethod": "INBOUND", "InitiationTimestamp": "2026-11-18T09:00:00+00:00"},
+    ]  # fmt: skip
+    emulator.reset(backend_from_snapshot(snapshot))
+    return client
+
+
+WINDOW = {"Type": "INITIATION_TIMESTAMP", "StartTime": dt.datetime(2026, 11, 19, tzinfo=dt.UTC), "EndTime": dt.datetime(2026, 11, 21, tzinfo=dt.UTC)}
+
+
+def test_describe_contact_returns_routing_criteria(contacts) -> None:
+    contact = contacts.describe_contact(**IN, ContactId="c-1")["Contact"]
+    condition = contact["RoutingCriteria"]["Steps"][0]["Expression"]["AttributeCondition"]
+    assert (condition["Name"], condition["ProficiencyLevel"]) == ("Language", 4.0)
+    assert contact["InitiationTimestamp"] == dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
+    assert error_of(contacts.describe_contact, **IN, ContactId="c-404")[:2] == ("ResourceNotFoundException", 404)
+
+
+def test_search_contacts_by_time_range_newest_first(contacts) -> None:
+    found = contacts.search_contacts(**IN, TimeRange=WINDOW)
+    assert [c["Id"] for c in found["Contacts"]] == ["c-2", "c-1"]
+    assert found["TotalCount"] == 2
+    ascending = contacts.search_contacts(**IN, TimeRange=WINDOW, Sort={"FieldName": "INITIATION_TIMESTAMP", "Order": "ASCENDING"})
+    assert [c["Id"] for c in ascending["Contacts"]] == ["c-1", "c-2"]
+
+
+@pytest.mark.parametrize(
+    ("criteria", "expected"),
+    [
+        ({"Channels": ["VOICE"]}, ["c-1"]),
+        ({"InitiationMethods": ["API"]}, ["c-2"]),
+        ({"AgentIds": ["id-jane"]}, ["c-1"]),
+        ({"QueueIds": ["q-es"], "Channels": ["CHAT"]}, []),
+    ],
+)
+def test_search_contacts_criteria(contacts, criteria, expected) -> None:
+    found = contacts.search_contacts(**IN, TimeRange=WINDOW, SearchCriteria=criteria)
+    assert [c["Id"] for c in found["Contacts"]] == expected
+
+
+def test_search_contacts_rejects_an_inverted_range(contacts) -> None:
+    inverted = {**WINDOW, "StartTime": WINDOW["EndTime"], "EndTime": WINDOW["StartTime"]}
+    assert error_of(contacts.search_contacts, **IN, TimeRange=inverted)[0] == "InvalidParameterException"
