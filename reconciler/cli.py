@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from reconciler.connect.target import Connection, TargetError, open_target
 from reconciler.emulator import (
     ConnectEmulator,
     FaultPlan,
@@ -20,9 +25,16 @@ from reconciler.emulator import (
     save_snapshot,
 )
 from reconciler.emulator.snapshot import empty_backend
-from reconciler.manifest import ManifestInvalid, json_schema, load_manifest
+from reconciler.manifest import Manifest, ManifestInvalid, json_schema, load_manifest
+from reconciler.plan.plan import Plan
+from reconciler.plan.planner import Narrowing, make_plan
+from reconciler.plan.render import RENDERERS, JsonRenderer, TextRenderer
+from reconciler.plan.saved import save_plan
 
 log = logging.getLogger("reconciler")
+
+# Progress bars appear for reads of at least this many calls.
+PROGRESS_THRESHOLD = 20
 
 
 class ExitCode:
@@ -123,6 +135,115 @@ def validate(ctx: click.Context) -> None:
         )
 
 
+def load_or_exit(opts: GlobalOptions) -> Manifest:
+    """The manifests, or every error printed and exit 1."""
+    try:
+        return load_manifest(opts.config)
+    except ManifestInvalid as invalid:
+        fail_on_invalid(invalid)
+        raise  # pragma: no cover - fail_on_invalid exits
+
+
+@contextmanager
+def connected(opts: GlobalOptions, manifest: Manifest) -> Iterator[Connection]:
+    """The target, with a progress bar on a terminal; API and target errors
+    become one line on stderr and exit 1."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    bar = Progress(*columns,
+                   console=Console(stderr=True), transient=True)  # fmt: skip
+    tasks: dict[str, Any] = {}
+
+    def progress(what: str, done: int, total: int) -> None:
+        if total < PROGRESS_THRESHOLD:
+            return
+        if what not in tasks:
+            bar.start()
+            tasks[what] = bar.add_task(what, total=total)
+        bar.update(tasks[what], completed=done)
+
+    show = progress if sys.stderr.isatty() and not opts.quiet else None
+    try:
+        with open_target(opts.target, manifest, profile=opts.profile, region=opts.region,
+                         endpoint_url=opts.endpoint_url, progress=show) as connection:  # fmt: skip
+            yield connection
+    except (TargetError, SnapshotError, BotoCoreError, ClientError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.ERROR)
+    finally:
+        bar.stop()
+
+
+def plan_exit_code(plan: Plan, detailed: bool) -> int:
+    """DESIGN §2: 1 errors, 3 a guard would refuse, 2 changes (if asked), 0."""
+    if plan.errors:
+        return ExitCode.ERROR
+    if plan.guards:
+        return ExitCode.GUARD
+    return ExitCode.CHANGES if detailed and plan.has_changes else ExitCode.OK
+
+
+def narrowing(users: tuple[str, ...], attributes: tuple[str, ...]) -> Narrowing:
+    return Narrowing(
+        frozenset(users) if users else None, frozenset(attributes) if attributes else None
+    )
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), help="Save the plan for `apply FILE`.")
+@click.option(
+    "--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option("--user", "users", multiple=True, help="Plan only this user (repeatable).")
+@click.option(
+    "--attribute", "attributes", multiple=True, help="Plan only this attribute (repeatable)."
+)
+@global_options
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    out: Path | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    users: tuple[str, ...],
+    attributes: tuple[str, ...],
+) -> None:
+    """Read Connect and show what apply would change."""
+    opts = options(ctx)
+    manifest = load_or_exit(opts)
+    with connected(opts, manifest) as connection:
+        result = make_plan(manifest, connection.reader, narrowing(users, attributes))
+    renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
+    click.echo(renderer.render(result))
+    if out is not None:
+        if result.errors:
+            click.echo(f"not saved to {out}: the plan has errors", err=True)
+        else:
+            save_plan(result, out)
+            click.echo(f"saved to {out}; apply it with: connect-reconciler apply {out}", err=True)
+    sys.exit(plan_exit_code(result, detailed_exitcode))
+
+
+@cli.command()
+@global_options
+@click.pass_context
+def drift(ctx: click.Context) -> None:
+    """Report live vs manifests as JSON, for scheduled jobs (0 in sync, 2 drift)."""
+    opts = options(ctx)
+    manifest = load_or_exit(opts)
+    with connected(opts, manifest) as connection:
+        result = make_plan(manifest, connection.reader)
+    report = json.loads(JsonRenderer().render(result))
+    report["in_sync"] = not result.has_changes
+    click.echo(json.dumps(report, indent=2))
+    sys.exit(plan_exit_code(result, detailed=True))
+
+
 @cli.command()
 @global_options
 @click.pass_context
@@ -196,3 +317,9 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: say so in one line; -vv shows where
+        log.debug("unexpected failure", exc_info=True)
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {exc} (run with -vv for details)", err=True
+        )
+        sys.exit(ExitCode.ERROR)

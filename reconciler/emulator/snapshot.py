@@ -15,13 +15,12 @@ hand load the same way.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from botocore.model import Shape
 
+from reconciler.atomic import write_json_atomically
 from reconciler.emulator.backend import ConnectBackend
 from reconciler.emulator.protocol import (
     connect_model,
@@ -153,24 +152,6 @@ def snapshot_of(backend: ConnectBackend) -> dict[str, Any]:
             ],
             "Contacts": [iso("Contact", c) for c in backend.contacts.values()],
         }
-
-
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_snapshot(backend: ConnectBackend, path: Path) -> None:

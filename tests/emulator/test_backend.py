@@ -481,7 +481,17 @@ def contacts(connect):
     from tests.conftest import small_snapshot
 
     snapshot = small_snapshot()
-    step = {"Expression": {"AttributeCondition": {"Name": "Language", "Value": "Spanish", "ProficiencyLevel": 4, "ComparisonOperator": "NumberGreaterOrEqualTo"}}, "Status": "EXPIRED"}
+    step = {
+        "Expression": {
+            "AttributeCondition": {
+                "Name": "Language",
+                "Value": "Spanish",
+                "ProficiencyLevel": 4,
+                "ComparisonOperator": "NumberGreaterOrEqualTo",
+            }
+        },
+        "Status": "EXPIRED",
+    }
     snapshot["Contacts"] = [
         {"Id": "c-1", "Channel": "VOICE", "InitiationMethod": "INBOUND", "InitiationTimestamp": "2026-11-20T10:00:00+00:00",
          "AgentInfo": {"Id": "id-jane"}, "QueueInfo": {"Id": "q-es"}, "RoutingCriteria": {"Steps": [step], "Index": 0}},
@@ -492,7 +502,11 @@ def contacts(connect):
     return client
 
 
-WINDOW = {"Type": "INITIATION_TIMESTAMP", "StartTime": dt.datetime(2026, 11, 19, tzinfo=dt.UTC), "EndTime": dt.datetime(2026, 11, 21, tzinfo=dt.UTC)}
+WINDOW = {
+    "Type": "INITIATION_TIMESTAMP",
+    "StartTime": dt.datetime(2026, 11, 19, tzinfo=dt.UTC),
+    "EndTime": dt.datetime(2026, 11, 21, tzinfo=dt.UTC),
+}
 
 
 def test_describe_contact_returns_routing_criteria(contacts) -> None:
@@ -500,14 +514,19 @@ def test_describe_contact_returns_routing_criteria(contacts) -> None:
     condition = contact["RoutingCriteria"]["Steps"][0]["Expression"]["AttributeCondition"]
     assert (condition["Name"], condition["ProficiencyLevel"]) == ("Language", 4.0)
     assert contact["InitiationTimestamp"] == dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
-    assert error_of(contacts.describe_contact, **IN, ContactId="c-404")[:2] == ("ResourceNotFoundException", 404)
+    assert error_of(contacts.describe_contact, **IN, ContactId="c-404")[:2] == (
+        "ResourceNotFoundException",
+        404,
+    )
 
 
 def test_search_contacts_by_time_range_newest_first(contacts) -> None:
     found = contacts.search_contacts(**IN, TimeRange=WINDOW)
     assert [c["Id"] for c in found["Contacts"]] == ["c-2", "c-1"]
     assert found["TotalCount"] == 2
-    ascending = contacts.search_contacts(**IN, TimeRange=WINDOW, Sort={"FieldName": "INITIATION_TIMESTAMP", "Order": "ASCENDING"})
+    ascending = contacts.search_contacts(
+        **IN, TimeRange=WINDOW, Sort={"FieldName": "INITIATION_TIMESTAMP", "Order": "ASCENDING"}
+    )
     assert [c["Id"] for c in ascending["Contacts"]] == ["c-1", "c-2"]
 
 
@@ -527,4 +546,7 @@ def test_search_contacts_criteria(contacts, criteria, expected) -> None:
 
 def test_search_contacts_rejects_an_inverted_range(contacts) -> None:
     inverted = {**WINDOW, "StartTime": WINDOW["EndTime"], "EndTime": WINDOW["StartTime"]}
-    assert error_of(contacts.search_contacts, **IN, TimeRange=inverted)[0] == "InvalidParameterException"
+    assert (
+        error_of(contacts.search_contacts, **IN, TimeRange=inverted)[0]
+        == "InvalidParameterException"
+    )

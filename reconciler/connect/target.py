@@ -1,0 +1,81 @@
+"""Where API calls go: AWS, or an embedded emulator seeded from a snapshot."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.connect.client import connect_client
+from reconciler.connect.pacer import QuotaPacer
+from reconciler.connect.quotas import Quota
+from reconciler.connect.reader import LiveStateReader, Progress
+from reconciler.emulator import ConnectEmulator, load_snapshot, save_snapshot
+from reconciler.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+EMULATOR_PREFIX = "emulator:"
+# The embedded emulator enforces the real quotas this many times faster, and
+# the pacer keeps pace: a demo or a CI plan of a snapshot runs in seconds
+# while pacing and throttling behave as against AWS.
+EMBEDDED_TIME_SCALE = 100.0
+
+
+class TargetError(Exception):
+    """A target that cannot be used (bad name, snapshot of another instance)."""
+
+
+@dataclass
+class Connection:
+    """An open target: the paced client and, for emulator targets, the emulator."""
+
+    pacer: QuotaPacer
+    reader: LiveStateReader
+    emulator: ConnectEmulator | None = None
+    snapshot: Path | None = None
+
+    def save(self) -> None:
+        """Write an emulator target's state back to its snapshot (atomically)."""
+        if self.emulator is not None and self.snapshot is not None:
+            save_snapshot(self.emulator.backend, self.snapshot)
+
+
+@contextmanager
+def open_target(
+    target: str,
+    manifest: Manifest,
+    *,
+    profile: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    progress: Progress | None = None,
+) -> Iterator[Connection]:
+    """Connect to `target` ("aws" or "emulator:SNAPSHOT.json") for `manifest`."""
+    overrides = {op: Quota(q.rate, q.burst) for op, q in manifest.settings.quotas.items()}
+    instance_id = manifest.instance.instance_id
+    if target == "aws":
+        client = connect_client(region or manifest.instance.region_name, profile, endpoint_url)
+        pacer = QuotaPacer(client, overrides)
+        yield Connection(pacer, LiveStateReader(pacer, instance_id, progress=progress))
+        return
+    if not target.startswith(EMULATOR_PREFIX):
+        raise TargetError(f"unknown target {target!r}: use aws or emulator:SNAPSHOT.json")
+    snapshot = Path(target.removeprefix(EMULATOR_PREFIX))
+    backend = load_snapshot(snapshot)
+    if instance_id not in (backend.instance["Id"], backend.instance.get("Arn")):
+        raise TargetError(
+            f"{snapshot} is a snapshot of instance {backend.instance['Id']}, "
+            f"but the manifests manage {instance_id}"
+        )
+    emulator = ConnectEmulator(backend, quota_scale=EMBEDDED_TIME_SCALE, quotas=overrides).start()
+    try:
+        client = connect_client(endpoint_url=emulator.url, emulator=True)
+        pacer = QuotaPacer(client, overrides, time_scale=EMBEDDED_TIME_SCALE)
+        yield Connection(
+            pacer, LiveStateReader(pacer, instance_id, progress=progress), emulator, snapshot
+        )
+    finally:
+        emulator.stop()

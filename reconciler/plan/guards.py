@@ -1,0 +1,44 @@
+"""Guards: findings that make apply refuse (exit 3) unless --force."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.manifest.models import SettingsSpec
+from reconciler.plan.changes import AttributeChange, Change
+
+
+@dataclass(frozen=True)
+class GuardFinding:
+    """One reason to refuse the apply."""
+
+    guard: str
+    message: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"guard": self.guard, "message": self.message}
+
+
+def change_share_guard(
+    changes: list[Change], existing: int, settings: SettingsSpec
+) -> GuardFinding | None:
+    """octoDNS-style safety: refuse when more than `max_change_percent` of the
+    managed objects that exist would be updated or deleted, once there are at
+    least `min_existing_objects` of them (creations are not counted)."""
+    changed = {
+        ("attribute", c.name.casefold()) if isinstance(c, AttributeChange) else ("user", c.username)
+        for c in changes
+        if not (isinstance(c, AttributeChange) and c.kind == "create_attribute")
+    }
+    if existing < settings.min_existing_objects or existing == 0:
+        return None
+    share = 100 * len(changed) / existing
+    if share <= settings.max_change_percent:
+        return None
+    return GuardFinding(
+        "max_change_percent",
+        f"{len(changed)} of {existing} managed objects ({share:.0f}%) would change; "
+        f"settings.max_change_percent is {settings.max_change_percent:g}%",
+    )

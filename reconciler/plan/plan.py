@@ -1,0 +1,88 @@
+"""The plan: ordered changes plus everything a reviewer or apply needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.plan.changes import AttributeChange, Change, UserProficiencyChange, change_from_data
+from reconciler.plan.guards import GuardFinding
+
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class Plan:
+    """A first-class plan value: render it, save it, apply it."""
+
+    instance_id: str
+    region: str | None
+    manifest_digest: str
+    changes: list[Change]
+    errors: list[str] = field(default_factory=list)
+    guards: list[GuardFinding] = field(default_factory=list)
+    unchanged_users: int = 0
+    unmanaged_attributes: list[str] = field(default_factory=list)
+    # live fingerprints of every object the plan touches (saved plans)
+    fingerprints: dict[str, dict[str, str | None]] = field(default_factory=dict)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def user_changes(self) -> list[UserProficiencyChange]:
+        return [c for c in self.changes if isinstance(c, UserProficiencyChange)]
+
+    @property
+    def attribute_changes(self) -> list[AttributeChange]:
+        return [c for c in self.changes if isinstance(c, AttributeChange)]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """Counts for the summary line, JSON and Markdown."""
+        kinds = [c.kind for c in self.attribute_changes]
+        users = self.user_changes
+        return {
+            "creates": kinds.count("create_attribute"),
+            "updates": kinds.count("update_attribute"),
+            "deletes": kinds.count("delete_attribute"),
+            "users_changed": len(users),
+            "associations": sum(len(c.associate) for c in users),
+            "level_updates": sum(len(c.update) for c in users),
+            "disassociations": sum(len(c.disassociate) for c in users),
+            "no_op_users": self.unchanged_users,
+        }
+
+    def to_data(self, with_fingerprints: bool = False) -> dict[str, Any]:
+        """The JSON document of docs/plan-format.md."""
+        data: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "instance": {"id": self.instance_id, "region": self.region},
+            "manifest_digest": self.manifest_digest,
+            "summary": self.summary,
+            "changes": [c.data for c in self.changes],
+            "guards": [g.data for g in self.guards],
+            "errors": list(self.errors),
+            "unmanaged_attributes": list(self.unmanaged_attributes),
+        }
+        if with_fingerprints:
+            data["fingerprints"] = self.fingerprints
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Plan:
+        """A plan read back from its JSON document."""
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported plan format_version {data.get('format_version')!r}")
+        return cls(
+            instance_id=data["instance"]["id"],
+            region=data["instance"]["region"],
+            manifest_digest=data["manifest_digest"],
+            changes=[change_from_data(c) for c in data["changes"]],
+            errors=list(data["errors"]),
+            guards=[GuardFinding(g["guard"], g["message"]) for g in data["guards"]],
+            unchanged_users=data["summary"]["no_op_users"],
+            unmanaged_attributes=list(data["unmanaged_attributes"]),
+            fingerprints=data.get("fingerprints", {}),
+        )

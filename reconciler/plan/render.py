@@ -1,0 +1,217 @@
+"""Plan renderers: text (a terminal, Terraform-like), JSON, Markdown (PRs)."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import click
+
+from reconciler.plan.changes import AttributeChange, ProficiencyEntry, UserProficiencyChange
+from reconciler.plan.plan import Plan
+
+# GitHub refuses comments over 65,536 characters; leave room for a wrapper.
+MARKDOWN_LIMIT = 60_000
+
+
+def level(value: float) -> str:
+    """4.0 -> "4"; levels are whole numbers in practice."""
+    return f"{value:g}"
+
+
+def entry_text(kind: str, entry: ProficiencyEntry) -> str:
+    """One proficiency line of a user change, without its sign."""
+    name = f"{entry.attribute}/{entry.value}"
+    if kind == "associate":
+        return f"{name} = {level(entry.level)}"
+    if kind == "update":
+        return f"{name}: {level(entry.before or 0)} → {level(entry.level)}"
+    return f"{name} (was {level(entry.level)})"
+
+
+def summary_line(plan: Plan) -> str:
+    """`1 attribute to create, ...; 12 users to change (...), 30 unchanged`."""
+    s = plan.summary
+    attributes = (
+        f"{s['creates']} attribute(s) to create, {s['updates']} to update, {s['deletes']} to delete"
+    )
+    users = (
+        f"{s['users_changed']} user(s) to change ({s['associations']} associations, "
+        f"{s['level_updates']} level updates, {s['disassociations']} disassociations), "
+        f"{s['no_op_users']} unchanged"
+    )
+    return f"{attributes}; {users}"
+
+
+def attribute_lines(change: AttributeChange) -> list[str]:
+    """The detail lines under an attribute change."""
+    if change.kind == "create_attribute" and change.after is not None:
+        lines = [f"values: {_listed(change.after.values)}"]
+        if change.after.purposes:
+            lines.append(f"purposes: {', '.join(change.after.purposes)}")
+        return lines
+    if change.kind == "delete_attribute":
+        return [f"values: {', '.join(change.before.values) if change.before else ''}"]
+    lines = [f"+ value {v}" for v in change.added_values] + [
+        f"- value {v}" for v in change.removed_values
+    ]
+    before, after = change.before, change.after
+    if before and after and set(before.purposes) != set(after.purposes):
+        lines.append(f"~ purposes: {_listed(before.purposes)} → {_listed(after.purposes)}")
+    if (
+        before
+        and after
+        and before.enable_value_validation_on_association
+        != after.enable_value_validation_on_association
+    ):
+        lines.append(
+            "~ enable_value_validation_on_association → "
+            f"{after.enable_value_validation_on_association}"
+        )
+    return lines
+
+
+_SIGNS = {"create_attribute": "+", "update_attribute": "~", "delete_attribute": "-"}
+_VERBS = {"create_attribute": "create", "update_attribute": "update", "delete_attribute": "delete"}
+_ENTRY_SIGNS = {"associate": "+", "update": "~", "disassociate": "-"}
+
+
+class TextRenderer:
+    """Terraform-like text; colours only when writing to a terminal."""
+
+    name: ClassVar[str] = "text"
+
+    def __init__(self, color: bool = False) -> None:
+        self.color = color
+
+    def _paint(self, sign: str, text: str) -> str:
+        colour = {"+": "green", "~": "yellow", "-": "red", "!": "red"}.get(sign)
+        return click.style(text, fg=colour) if self.color and colour else text
+
+    def render(self, plan: Plan) -> str:
+        lines = [f"Instance {plan.instance_id} ({plan.region or 'region from profile'})", ""]
+        for change in plan.changes:
+            if isinstance(change, AttributeChange):
+                sign = _SIGNS[change.kind]
+                when = (
+                    " (after users)"
+                    if change.kind == "update_attribute" and change.phase == 3
+                    else ""
+                )
+                lines.append(
+                    self._paint(
+                        sign, f"  {sign} {_VERBS[change.kind]} attribute {change.name}{when}"
+                    )
+                )
+                lines += [f"      {line}" for line in attribute_lines(change)]
+            else:
+                lines.append(self._paint("~", f"  ~ user {change.username}"))
+                for kind, entries in change.steps:
+                    sign = _ENTRY_SIGNS[kind]
+                    lines += [
+                        self._paint(sign, f"      {sign} {entry_text(kind, e)}") for e in entries
+                    ]
+                if change.disassociate_first:
+                    lines.append(
+                        "      (disassociations first: associating first would pass the "
+                        "per-user cap)"
+                    )
+        if not plan.changes:
+            lines.append("  No changes. Connect matches the manifests.")
+        if plan.unmanaged_attributes:
+            lines += ["", f"Not managed here, left alone: {', '.join(plan.unmanaged_attributes)}"]
+        if plan.guards:
+            lines += ["", "Guards that refuse apply (override with --force):"]
+            lines += [self._paint("!", f"  ! {g.guard}: {g.message}") for g in plan.guards]
+        if plan.errors:
+            lines += ["", "Errors:"]
+            lines += [self._paint("!", f"  ✗ {error}") for error in plan.errors]
+        lines += ["", f"Plan: {summary_line(plan)}."]
+        return "\n".join(lines)
+
+
+class JsonRenderer:
+    """The documented JSON (docs/plan-format.md); stdout carries only this."""
+
+    name: ClassVar[str] = "json"
+
+    def render(self, plan: Plan) -> str:
+        return json.dumps(plan.to_data(), indent=2)
+
+
+class MarkdownRenderer:
+    """For a PR comment or $GITHUB_STEP_SUMMARY: summary first, details
+    collapsed, capped in size with a note of what was cut."""
+
+    name: ClassVar[str] = "markdown"
+
+    def __init__(self, limit: int = MARKDOWN_LIMIT) -> None:
+        self.limit = limit
+
+    def render(self, plan: Plan) -> str:
+        head = [
+            f"### connect-reconciler plan for `{plan.instance_id}`",
+            "",
+            f"**{summary_line(plan)}**",
+            "",
+        ]
+        if plan.errors:
+            head += ["> [!CAUTION]", "> **Errors: this plan cannot be applied.**"]
+            head += [f"> - {_escape(e)}" for e in plan.errors]
+            head.append("")
+        if plan.guards:
+            head += ["> [!WARNING]", "> **Guards refuse this apply without `--force`:**"]
+            head += [f"> - `{g.guard}`: {_escape(g.message)}" for g in plan.guards]
+            head.append("")
+        if not plan.changes:
+            head.append("No changes. Connect matches the manifests.")
+        attributes = plan.attribute_changes
+        if attributes:
+            head += [f"<details><summary>Attribute changes ({len(attributes)})</summary>", "",
+                     "| | attribute | change |", "|---|---|---|"]  # fmt: skip
+            for change in attributes:
+                detail = "<br>".join(_escape(line) for line in attribute_lines(change))
+                head.append(f"| {_SIGNS[change.kind]} | {_escape(change.name)} | {detail} |")
+            head += ["", "</details>", ""]
+        users = plan.user_changes
+        if not users:
+            return "\n".join(head)
+        rows = [self._user_row(c) for c in users]
+        opening = [f"<details><summary>User changes ({len(users)})</summary>", "",
+                   "| user | associate | update | disassociate |", "|---|---|---|---|"]  # fmt: skip
+        closing = ["", "</details>", ""]
+        budget = self.limit - len("\n".join(head + opening + closing)) - 200
+        shown = []
+        for row in rows:
+            budget -= len(row) + 1
+            if budget < 0:
+                break
+            shown.append(row)
+        cut = []
+        if len(shown) < len(rows):
+            cut = [
+                "",
+                f"_{len(rows) - len(shown)} more user change(s) not shown to keep this under "
+                f"{self.limit:,} characters; run `plan --format json` for the whole plan._",
+            ]
+        return "\n".join(head + opening + shown + cut + closing)
+
+    def _user_row(self, change: UserProficiencyChange) -> str:
+        def cell(kind: str, entries: tuple[ProficiencyEntry, ...]) -> str:
+            return "<br>".join(_escape(entry_text(kind, e)) for e in entries)
+
+        return (
+            f"| {_escape(change.username)} | {cell('associate', change.associate)} | "
+            f"{cell('update', change.update)} | {cell('disassociate', change.disassociate)} |"
+        )
+
+
+def _listed(items: tuple[str, ...]) -> str:
+    return ", ".join(items) or "(none)"
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+RENDERERS = {r.name: r for r in (TextRenderer, JsonRenderer, MarkdownRenderer)}
