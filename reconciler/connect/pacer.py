@@ -35,6 +35,7 @@ _MAYBE_APPLIED = (ConnectionClosedError, ReadTimeoutError)
 # Never sent (includes connect timeouts): safe to retry anything.
 _NOT_SENT = (EndpointConnectionError,)
 _READ_PREFIXES = ("Describe", "List", "Search", "Get")
+_HOOK_ID = "connect-reconciler-quota-pacer"
 
 
 class AmbiguousWrite(Exception):
@@ -89,6 +90,19 @@ class QuotaPacer:
         self.retries: Counter[str] = Counter()
         self.waited = 0.0
         self._methods = {v: k for k, v in client.meta.method_to_api_mapping.items()}
+        # The token is taken at the last moment, when botocore is about to
+        # send (after serializing and signing), so the gap between our bucket
+        # and the service's is as small as it can be; retries pass here too.
+        events = client.meta.events
+        events.unregister("before-send.connect", unique_id=_HOOK_ID)
+        events.register("before-send.connect", self._before_send, unique_id=_HOOK_ID)
+
+    def _before_send(self, event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        waited = self._bucket(operation).take()
+        with self._lock:
+            self.calls[operation] += 1
+            self.waited += waited
 
     def quota(self, operation: str) -> Quota:
         """The service quota in force for `operation`."""
@@ -106,12 +120,7 @@ class QuotaPacer:
         """Call `operation` (e.g. "ListUsers") within its quota, retrying
         transient failures; raise ClientError for the rest."""
         method: Callable[..., dict[str, Any]] = getattr(self.client, self._methods[operation])
-        bucket = self._bucket(operation)
         for attempt in range(1, self.max_attempts + 1):
-            waited = bucket.take()
-            with self._lock:
-                self.calls[operation] += 1
-                self.waited += waited
             try:
                 return method(**params)
             except (ClientError, *_MAYBE_APPLIED, *_NOT_SENT) as error:

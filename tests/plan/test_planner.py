@@ -1,0 +1,270 @@
+"""Planning scenarios against the emulator (small snapshot in tests/conftest.py:
+jane on Spanish Support in Dublin holds Language/Spanish 4 and Skill/Billing 3;
+joe in EMEA holds Language/English 5; ann in Dublin holds nothing; Dublin is
+a child of EMEA)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.connect.pacer import QuotaPacer
+from reconciler.connect.reader import LiveStateReader
+from reconciler.manifest import load_manifest
+from reconciler.plan.planner import Narrowing, make_plan
+from tests.conftest import INSTANCE_ID, write_config
+
+INSTANCE = f"instance:\n  id: {INSTANCE_ID}\n  region: us-east-1\n"
+ATTRIBUTES = (
+    "predefined_attributes:\n"
+    "  Language: {values: [English, Spanish, French]}\n"
+    "  Skill: {values: [Billing, Payments]}\n"
+)
+IN_SYNC_USERS = (
+    "users:\n"
+    "  jane: {proficiencies: {Language: {Spanish: 4}, Skill: {Billing: 3}}}\n"
+    "  joe: {proficiencies: {Language: {English: 5}}}\n"
+    "  ann:\n"
+)
+
+
+@pytest.fixture
+def planner(connect, tmp_path: Path):
+    emulator, client = connect
+    pacer = QuotaPacer(client, time_scale=1000)
+
+    def plan(files: dict[str, str], narrowing: Narrowing | None = None):
+        config = write_config(tmp_path / "config", {"instance.yaml": INSTANCE, **files}, base=False)
+        return make_plan(load_manifest(config), LiveStateReader(pacer, INSTANCE_ID), narrowing)
+
+    plan.emulator = emulator
+    return plan
+
+
+def summary(plan) -> list[tuple]:
+    return [
+        (c.kind, c.name, c.phase) if c.kind != "user_proficiencies"
+        else (c.username, [e.value for e in c.associate], [e.value for e in c.update], [e.value for e in c.disassociate])
+        for c in plan.changes
+    ]  # fmt: skip
+
+
+def test_in_sync_is_empty_with_minimal_calls(planner) -> None:
+    plan = planner({"attributes.yaml": ATTRIBUTES, "users.yaml": IN_SYNC_USERS})
+    assert plan.changes == [] and plan.errors == [] and plan.guards == []
+    assert plan.unchanged_users == 3
+    stats = planner.emulator.stats.snapshot()
+    assert {op: s["calls"] for op, s in stats.items()} == {
+        "SearchPredefinedAttributes": 1,
+        "ListUsers": 1,
+        "ListUserProficiencies": 3,
+    }
+
+
+def test_every_change_kind(planner) -> None:
+    plan = planner({
+        "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, Spanish, German]}\n"
+                           "  Skill: {values: [Billing, Payments]}\n  Tier: {values: [Gold]}\n",
+        "users.yaml": "users:\n  jane: {proficiencies: {Language: {Spanish: 5, German: 2}, Tier: {Gold: 1}}}\n"
+                      "  joe: {proficiencies: {Language: {English: 5}}}\n",
+    })  # fmt: skip
+    assert summary(plan) == [
+        ("create_attribute", "Tier", 1),
+        ("update_attribute", "Language", 1),
+        ("jane", ["German", "Gold"], ["Spanish"], ["Billing"]),
+        ("update_attribute", "Language", 3),
+    ]
+    assert plan.unmanaged_attributes == []
+    assert plan.changes[1].added_values == ["German"] and plan.changes[3].removed_values == [
+        "French"
+    ]
+
+
+def test_prune_on_and_off(planner) -> None:
+    files = {"attributes.yaml": "predefined_attributes:\n  Language: {values: [English, Spanish, French]}\n",
+             "users.yaml": "users:\n  joe: {proficiencies: {Language: {English: 5}}}\n"}  # fmt: skip
+    kept = planner(files)
+    assert kept.changes == [] and kept.unmanaged_attributes == ["Skill"]
+    pruned = planner({**files, "settings.yaml": "settings:\n  prune_attributes: true\n"})
+    # jane (unmanaged) holds Skill/Billing: deleting Skill is refused, naming her
+    assert summary(pruned) == [("delete_attribute", "Skill", 3)]
+    assert pruned.errors == [
+        "cannot remove Skill: still held by users these manifests do not manage: jane"
+    ]
+
+
+def test_removing_a_value_an_unmanaged_user_holds_is_an_error(planner) -> None:
+    plan = planner({
+        "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, French]}\n  Skill: {values: [Billing, Payments]}\n",
+        "users.yaml": "users:\n  joe: {proficiencies: {Language: {English: 5}}}\n",
+    })  # fmt: skip
+    assert plan.errors == [
+        "cannot remove Language/Spanish: still held by users these manifests do not manage: jane"
+    ]
+    assert planner.emulator.stats.calls("SearchUsers") == 1
+
+
+def test_removing_a_value_only_managed_users_hold_is_fine(planner) -> None:
+    plan = planner({
+        "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, French]}\n  Skill: {values: [Billing, Payments]}\n",
+        "users.yaml": "users:\n  jane: {proficiencies: {Skill: {Billing: 3}}}\n",
+    })  # fmt: skip
+    assert plan.errors == []
+    assert summary(plan) == [("jane", [], [], ["Spanish"]), ("update_attribute", "Language", 3)]
+
+
+def test_missing_users_are_one_error_naming_all(planner) -> None:
+    plan = planner(
+        {"attributes.yaml": ATTRIBUTES, "users.yaml": IN_SYNC_USERS + "  zed:\n  amy:\n"}
+    )
+    assert plan.errors == [
+        "users declared in the manifests do not exist in Connect (this tool does not create users): amy, zed"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("match", "members"),
+    [
+        ("{routing_profile: Spanish Support}", ["jane"]),
+        ("{hierarchy_group: EMEA}", ["ann", "jane", "joe"]),  # Dublin is under EMEA
+        ("{hierarchy_group: Dublin}", ["ann", "jane"]),
+        ("{username: 'j*'}", ["jane", "joe"]),
+        ("{routing_profile: Basic Routing Profile, username: 'a*'}", ["ann"]),
+    ],
+)
+def test_groups_select_live_users(planner, match, members) -> None:
+    plan = planner({
+        "attributes.yaml": ATTRIBUTES,
+        "sets.yaml": "proficiency_sets:\n  french: {Language: {French: 2}}\n",
+        "groups.yaml": f"groups:\n  - match: {match}\n    sets: [french]\n",
+    })  # fmt: skip
+    given_french = sorted(
+        c.username for c in plan.user_changes if any(e.value == "French" for e in c.associate)
+    )
+    assert given_french == members
+    assert plan.errors == []
+
+
+def test_group_then_explicit_entries_win(planner) -> None:
+    plan = planner({
+        "attributes.yaml": ATTRIBUTES,
+        "sets.yaml": "proficiency_sets:\n  spanish: {Language: {Spanish: 2}, Skill: {Billing: 3}}\n",
+        "groups.yaml": "groups:\n  - match: {routing_profile: Spanish Support}\n    sets: [spanish]\n",
+        "users.yaml": "users:\n  jane: {proficiencies: {Language: {Spanish: 4}}}\n",
+    })  # fmt: skip
+    assert plan.changes == []
+
+
+def test_unknown_routing_profile_is_an_error(planner) -> None:
+    plan = planner({
+        "attributes.yaml": ATTRIBUTES,
+        "sets.yaml": "proficiency_sets:\n  s: {Language: {French: 2}}\n",
+        "groups.yaml": "groups:\n  - match: {routing_profile: Nope}\n    sets: [s]\n",
+    })  # fmt: skip
+    assert plan.errors == ["group selector: routing profile 'Nope' does not exist"]
+
+
+def test_users_all_manages_every_live_user(planner) -> None:
+    plan = planner({
+        "attributes.yaml": ATTRIBUTES,
+        "settings.yaml": "settings:\n  users: all\n  max_change_percent: 100\n",
+        "users.yaml": "users:\n  joe: {proficiencies: {Language: {English: 5}}}\n",
+    })  # fmt: skip
+    assert summary(plan) == [("jane", [], [], ["Spanish", "Billing"])]
+    assert plan.unchanged_users == 2
+
+
+def test_change_share_guard(planner) -> None:
+    users = "users:\n  jane: {}\n  joe: {}\n  ann: {}\n"
+    settings = "settings:\n  max_change_percent: 30\n  min_existing_objects: 2\n"
+    plan = planner({"attributes.yaml": ATTRIBUTES, "users.yaml": users, "settings.yaml": settings})
+    (guard,) = plan.guards
+    assert guard.guard == "max_change_percent"
+    assert "2 of 5 managed objects (40%)" in guard.message
+    quiet = planner(
+        {
+            "attributes.yaml": ATTRIBUTES,
+            "users.yaml": users,
+            "settings.yaml": "settings:\n  min_existing_objects: 6\n",
+        }
+    )
+    assert quiet.guards == []
+
+
+def test_narrowing_to_users_reads_only_them(planner) -> None:
+    files = {
+        "attributes.yaml": ATTRIBUTES,
+        "users.yaml": "users:\n  jane: {}\n  joe: {}\n  ann: {}\n",
+    }
+    plan = planner(files, Narrowing(users=frozenset({"jane"})))
+    assert summary(plan) == [("jane", [], [], ["Spanish", "Billing"])]
+    calls = {op: s["calls"] for op, s in planner.emulator.stats.snapshot().items()}
+    assert calls == {"SearchPredefinedAttributes": 1, "SearchUsers": 1, "ListUserProficiencies": 1}
+
+
+def test_narrowing_to_an_unmanaged_user_is_an_error(planner) -> None:
+    plan = planner(
+        {"attributes.yaml": ATTRIBUTES, "users.yaml": "users:\n  joe: {}\n"},
+        Narrowing(users=frozenset({"jane"})),
+    )
+    assert plan.errors == ["--user names users these manifests do not manage: jane"]
+
+
+def test_narrowing_to_attributes(planner) -> None:
+    plan = planner(
+        {
+            "attributes.yaml": ATTRIBUTES.replace("Payments", "Payments, Retention"),
+            "users.yaml": "users:\n  jane: {}\n",
+        },
+        Narrowing(attributes=frozenset({"Skill"})),
+    )
+    assert summary(plan) == [("update_attribute", "Skill", 1), ("jane", [], [], ["Billing"])]
+
+
+def test_cap_with_groups_is_an_error(planner) -> None:
+    plan = planner({
+        "attributes.yaml": ATTRIBUTES,
+        "settings.yaml": "settings:\n  max_proficiencies_per_user: 3\n",
+        "sets.yaml": "proficiency_sets:\n  two: {Language: {French: 2, English: 2}}\n",
+        "groups.yaml": "groups:\n  - match: {username: jane}\n    sets: [two]\n",
+        "users.yaml": "users:\n  jane: {proficiencies: {Language: {Spanish: 4}, Skill: {Billing: 3}}}\n",
+    })  # fmt: skip
+    assert plan.errors == [
+        "user jane would hold 4 proficiencies with groups applied; the limit is 3"
+    ]
+
+
+def test_declared_spelling_must_match_live(planner) -> None:
+    plan = planner(
+        {
+            "attributes.yaml": ATTRIBUTES.replace("Language", "language"),
+            "users.yaml": "users:\n  joe: {proficiencies: {language: {English: 5}}}\n",
+        }
+    )
+    assert any("exists in Connect as 'Language'" in e for e in plan.errors)
+
+
+def test_external_attributes_must_exist_live(planner) -> None:
+    files = {
+        "attributes.yaml": "predefined_attributes:\n  Skill: {values: [Billing, Payments]}\n",
+        "settings.yaml": "settings:\n  external_attributes: [Language, Certification]\n",
+        "users.yaml": "users:\n  joe: {proficiencies: {Language: {English: 5, Dutch: 1}, Certification: {PCI: 2}}}\n",
+    }
+    plan = planner(files)
+    assert plan.errors == [
+        "Certification/PCI does not exist in Connect but is given to: joe",
+        "Language/Dutch does not exist in Connect but is given to: joe",
+    ]
+    assert plan.unmanaged_attributes == []
+
+
+def test_fingerprints_cover_touched_objects_only(planner) -> None:
+    plan = planner(
+        {
+            "attributes.yaml": ATTRIBUTES.replace("Payments", "Payments, Retention"),
+            "users.yaml": IN_SYNC_USERS.replace("Spanish: 4", "Spanish: 5"),
+        }
+    )
+    assert set(plan.fingerprints["attributes"]) == {"Skill", "Language"}
+    assert set(plan.fingerprints["users"]) == {"jane"}

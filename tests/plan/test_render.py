@@ -1,0 +1,121 @@
+"""Renderers: text for terminals, JSON per docs/plan.schema.json, Markdown for PRs."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+
+from reconciler.plan.diff import DiffPolicy, diff
+from reconciler.plan.guards import GuardFinding
+from reconciler.plan.plan import Plan
+from reconciler.plan.render import JsonRenderer, MarkdownRenderer, TextRenderer
+from reconciler.state import Attribute, RoutingState, UserState
+from tests.conftest import ROOT
+
+SCHEMA = json.loads((ROOT / "docs" / "plan.schema.json").read_text())
+
+
+def sample_plan(users: int = 2) -> Plan:
+    live = RoutingState(
+        {"Skill": Attribute("Skill", ("Billing", "Collections"))},
+        {
+            f"user{i}|x": UserState(f"user{i}|x", {("Skill", "Collections"): 2.0}, user_id=f"id{i}")
+            for i in range(users)
+        },
+    )
+    desired = RoutingState(
+        {
+            "Skill": Attribute("Skill", ("Billing", "Payments")),
+            "Tier": Attribute("Tier", ("Gold",), ("routing",)),
+        },
+        {
+            f"user{i}|x": UserState(
+                f"user{i}|x", {("Skill", "Payments"): 3.0, ("Tier", "Gold"): 1.0}
+            )
+            for i in range(users)
+        },
+    )
+    return Plan(
+        "inst-1", "us-east-1", "0" * 64, diff(desired, live, DiffPolicy()), unchanged_users=4
+    )
+
+
+def test_text_lists_changes_in_order_with_a_summary() -> None:
+    text = TextRenderer().render(sample_plan(1))
+    lines = [line.strip() for line in text.splitlines()]
+    assert (
+        lines.index("+ create attribute Tier")
+        < lines.index("~ update attribute Skill")
+        < lines.index("~ user user0|x")
+    )
+    assert lines.index("~ user user0|x") < lines.index("~ update attribute Skill (after users)")
+    assert "+ Skill/Payments = 3" in lines and "- Skill/Collections (was 2)" in lines
+    assert lines[-1] == (
+        "Plan: 1 attribute(s) to create, 2 to update, 0 to delete; 1 user(s) to change "
+        "(2 associations, 0 level updates, 1 disassociations), 4 unchanged."
+    )
+    assert "\x1b[" not in text
+
+
+def test_text_colours_only_when_asked() -> None:
+    coloured = TextRenderer(color=True).render(sample_plan(1))
+    assert "\x1b[32m  + create attribute Tier" in coloured
+    assert "\x1b[31m      - Skill/Collections" in coloured
+
+
+def test_text_for_an_empty_plan_with_guards_and_errors() -> None:
+    plan = Plan(
+        "inst-1", None, "0" * 64, [], errors=["boom"], guards=[GuardFinding("g", "too much")]
+    )
+    text = TextRenderer().render(plan)
+    assert "No changes." in text and "! g: too much" in text and "✗ boom" in text
+
+
+def test_json_validates_against_the_documented_schema() -> None:
+    plan = sample_plan(3)
+    plan.guards = [GuardFinding("max_change_percent", "x")]
+    document = json.loads(JsonRenderer().render(plan))
+    jsonschema.validate(document, SCHEMA)
+    assert document["summary"]["associations"] == 6
+    jsonschema.validate(plan.to_data(with_fingerprints=True), SCHEMA)
+
+
+def test_json_schema_rejects_a_wrong_document() -> None:
+    document = json.loads(JsonRenderer().render(sample_plan(1)))
+    document["changes"][0]["kind"] = "rename_attribute"
+    try:
+        jsonschema.validate(document, SCHEMA)
+    except jsonschema.ValidationError:
+        return
+    raise AssertionError("the schema accepted an unknown change kind")
+
+
+def test_plan_round_trips_through_json() -> None:
+    plan = sample_plan(2)
+    again = Plan.from_data(json.loads(JsonRenderer().render(plan)))
+    assert again.changes == plan.changes and again.summary == plan.summary
+
+
+def test_markdown_puts_the_summary_first_and_escapes_tables() -> None:
+    markdown = MarkdownRenderer().render(sample_plan(1))
+    assert markdown.splitlines()[2].startswith("**1 attribute(s) to create")
+    assert "<details><summary>User changes (1)</summary>" in markdown
+    assert "| user0\\|x |" in markdown
+
+
+def test_markdown_is_capped_with_a_note_of_what_was_cut() -> None:
+    markdown = MarkdownRenderer(limit=5_000).render(sample_plan(500))
+    assert len(markdown) <= 5_000
+    shown = sum(
+        1 for line in markdown.splitlines() if line.startswith("| user") and line[6].isdigit()
+    )
+    assert 0 < shown < 500
+    assert f"_{500 - shown} more user change(s) not shown" in markdown
+    assert markdown.rstrip().endswith("</details>")
+
+
+def test_markdown_errors_and_guards_are_callouts() -> None:
+    plan = Plan("inst-1", None, "0" * 64, [], errors=["a|b"], guards=[GuardFinding("g", "m")])
+    markdown = MarkdownRenderer().render(plan)
+    assert "> [!CAUTION]" in markdown and "> - a\\|b" in markdown and "> - `g`: m" in markdown
