@@ -105,9 +105,9 @@ def test_emulator_serve_answers_the_cli_and_persists_on_interrupt(tmp_path: Path
             "--instance-id",
             DEMO_INSTANCE,
             "--name",
-            "Tier",
+            "Channel",
             "--values",
-            "StringList=Gold,Silver",
+            "StringList=Voice,Chat",
         )
     finally:
         server.send_signal(signal.SIGINT)
