@@ -112,4 +112,6 @@ def test_emulator_serve_answers_the_cli_and_persists_on_interrupt(tmp_path: Path
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-    assert "Channel" in {a["Name"] for a in json.loads(snapshot.read_text())["PredefinedAttributes"]}
+    assert "Channel" in {
+        a["Name"] for a in json.loads(snapshot.read_text())["PredefinedAttributes"]
+    }
