@@ -41,17 +41,24 @@ class FaultPlan:
     drop_after: float = 0.0  # connection closed after the call was applied
     latency: float = 0.0  # seconds added to every call
     seed: int = 0
+    # Writes to these user ids always fail (AccessDeniedException, 403), as
+    # for a user an IAM policy protects: a permanent, per-object failure.
+    reject_users: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, spec: str) -> FaultPlan:
-        """`error=0.05,throttle=0.2,drop_before=0.01,drop_after=0.01,latency=0.002,seed=7`."""
+        """`error=0.05,throttle=0.2,drop_before=0.01,drop_after=0.01,latency=0.002,seed=7`
+        (and `reject_users=ID+ID`)."""
         values: dict[str, Any] = {}
         names = {f.name for f in fields(cls)}
         for part in filter(None, (p.strip() for p in spec.split(","))):
             key, _, raw = part.partition("=")
             if key not in names:
                 raise ValueError(f"unknown fault {key!r}; known: {', '.join(sorted(names))}")
-            values[key] = int(raw) if key == "seed" else float(raw)
+            if key == "reject_users":
+                values[key] = tuple(raw.split("+"))
+            else:
+                values[key] = int(raw) if key == "seed" else float(raw)
         return cls(**values)
 
 
@@ -180,13 +187,19 @@ class ConnectEmulator:
         if self._chance(self.faults.drop_before):
             self.stats.add(name, "dropped")
             raise _Drop
+        is_write = not name.startswith(_READ_PREFIXES)
+        if is_write and labels.get("UserId") in self.faults.reject_users:
+            self.stats.add(name, "client_error")
+            return self.protocol.error(
+                ApiError("AccessDeniedException", "Injected: this user is protected.")
+            )
         try:
             params = self.protocol.parse(operation, labels, parse_qs(parts.query), headers, body)
             response = self.protocol.serialize(operation, self.backend.call(operation, params))
         except ApiError as error:
             self.stats.add(name, "client_error")
             return self.protocol.error(error)
-        if self._chance(self.faults.drop_after) and not name.startswith(_READ_PREFIXES):
+        if is_write and self._chance(self.faults.drop_after):
             self.stats.add(name, "dropped")
             raise _Drop
         self.stats.add(name, "ok")
@@ -206,7 +219,9 @@ class ConnectEmulator:
             self.stats.reset()
             document = {}
         elif action == "faults" and method == "PUT":
-            self.set_faults(FaultPlan(**json.loads(body or b"{}")))
+            spec = json.loads(body or b"{}")
+            spec["reject_users"] = tuple(spec.get("reject_users", ()))
+            self.set_faults(FaultPlan(**spec))
             document = asdict(self.faults)
         elif action == "snapshot" and method == "GET":
             document = snapshot_of(self.backend)

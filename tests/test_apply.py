@@ -1,0 +1,367 @@
+"""Apply: reaches the desired state, under faults, after crashes; refuses
+stale plans, guarded plans and unconfirmed applies; reports partial failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.apply import Applier, Journal
+from reconciler.cli import cli
+from reconciler.connect.pacer import QuotaPacer
+from reconciler.connect.reader import LiveStateReader
+from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
+from reconciler.manifest import load_manifest
+from reconciler.plan.planner import Narrowing, desired_state, make_plan, read_scope
+from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, write_config
+
+INSTANCE = f"instance:\n  id: {INSTANCE_ID}\n  region: us-east-1\n"
+ATTRIBUTES = "predefined_attributes:\n  Language: {values: [English, Spanish, French]}\n  Skill: {values: [Billing, Payments]}\n"
+
+SCENARIOS = {
+    "every change kind": {
+        "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, Spanish, German]}\n"
+                           "  Skill: {values: [Billing, Payments]}\n  Tier: {values: [Gold]}\n",
+        "users.yaml": "users:\n  jane: {proficiencies: {Language: {Spanish: 5, German: 2}, Tier: {Gold: 1}}}\n"
+                      "  joe: {proficiencies: {Language: {English: 5}}}\n",
+    },
+    "prune with only managed holders": {
+        "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, Spanish, French]}\n",
+        "settings.yaml": "settings:\n  prune_attributes: true\n  max_change_percent: 100\n",
+        "users.yaml": "users:\n  jane: {proficiencies: {Language: {Spanish: 4}}}\n",
+    },
+    "groups": {
+        "attributes.yaml": ATTRIBUTES,
+        "sets.yaml": "proficiency_sets:\n  french: {Language: {French: 2}}\n",
+        "groups.yaml": "groups:\n  - match: {hierarchy_group: Dublin}\n    sets: [french]\n",
+    },
+    "users all": {
+        "attributes.yaml": ATTRIBUTES,
+        "settings.yaml": "settings:\n  users: all\n  max_change_percent: 100\n",
+        "users.yaml": "users:\n  ann: {proficiencies: {Skill: {Payments: 1}}}\n",
+    },
+    "user at the cap": {
+        "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, Spanish, French]}\n  Skill: {values: [Billing, Payments]}\n",
+        "settings.yaml": "settings:\n  max_proficiencies_per_user: 2\n",
+        "users.yaml": "users:\n  jane: {proficiencies: {Language: {French: 1}, Skill: {Payments: 2}}}\n",
+    },
+}  # fmt: skip
+
+
+@pytest.fixture
+def rig(connect, tmp_path: Path):
+    """Plan and apply manifests against the emulator, in process."""
+    emulator, client = connect
+    pacer = QuotaPacer(client, time_scale=1000, max_attempts=12, seed=3)
+    reader = LiveStateReader(pacer, INSTANCE_ID)
+
+    class Rig:
+        def manifest(self, files: dict[str, str]):
+            config = write_config(
+                tmp_path / "config", {"instance.yaml": INSTANCE, **files}, base=False
+            )
+            return load_manifest(config)
+
+        def apply(self, manifest, faults: FaultPlan | None = None):
+            emulator.set_faults(FaultPlan())
+            plan = make_plan(manifest, reader)
+            assert plan.errors == []
+            emulator.set_faults(faults or FaultPlan())
+            journal_file = Journal(tmp_path / "journal.jsonl")
+            try:
+                return plan, Applier(pacer, reader, INSTANCE_ID, journal_file, parallelism=6).apply(
+                    plan
+                )
+            finally:
+                journal_file.close()
+
+        def backend_proficiencies(self) -> dict[str, dict]:
+            backend = emulator.backend
+            return {
+                u["User"]["Username"]: {
+                    (p["AttributeName"], p["AttributeValue"]): p["Level"]
+                    for p in u["Proficiencies"]
+                }
+                for u in backend.users.values()
+            }
+
+        def assert_converged(self, manifest) -> None:
+            emulator.set_faults(FaultPlan())
+            live = reader.read(read_scope(manifest, Narrowing()))
+            desired, _ = desired_state(manifest, live, Narrowing())
+            held = self.backend_proficiencies()
+            for username, user in desired.users.items():
+                assert held[username] == user.proficiencies, username
+            attributes = {
+                a["Name"]: set(a["Values"]["StringList"])
+                for a in emulator.backend.attributes.values()
+            }
+            for name, attribute in desired.attributes.items():
+                assert attributes[name] == set(attribute.values)
+            assert make_plan(manifest, reader).changes == []
+
+    r = Rig()
+    r.emulator, r.pacer = emulator, pacer
+    return r
+
+
+@pytest.mark.parametrize("files", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_apply_reaches_the_desired_state(rig, files) -> None:
+    manifest = rig.manifest(files)
+    plan, result = rig.apply(manifest)
+    assert plan.changes and result.ok and len(result.applied) == len(plan.changes)
+    rig.assert_converged(manifest)
+
+
+def test_one_call_per_non_empty_list_and_a_journal_line_per_call(rig, tmp_path: Path) -> None:
+    manifest = rig.manifest(SCENARIOS["every change kind"])
+    plan, result = rig.apply(manifest)
+    lists = sum(len(c.steps) for c in plan.user_changes)
+    writes = {
+        op: n for op, n in result.calls.items() if not op.startswith(("List", "Search", "Describe"))
+    }
+    assert sum(writes.values()) == lists + len(plan.attribute_changes)
+    records = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    assert sorted(r["call"] for r in records if "call" in r) == sorted(
+        op for op, n in writes.items() for _ in range(n)
+    )
+    assert {r["change"] for r in records if r.get("result") == "applied"} == set(result.applied)
+    assert all({"time", "change", "result"} <= set(r) for r in records)
+
+
+def many_users_snapshot(users: int = 150) -> dict:
+    snapshot = small_snapshot()
+    snapshot["PredefinedAttributes"][0]["Values"]["StringList"] += ["German", "Dutch"]
+    rng = random.Random(5)
+    values = ["English", "Spanish", "French", "German", "Dutch"]
+    for i in range(users):
+        held = rng.sample(values, 3)
+        snapshot["Users"].append({
+            "User": {"Id": f"id-a{i:03d}", "Username": f"a{i:03d}"},
+            "Proficiencies": [{"AttributeName": "Language", "AttributeValue": v, "Level": float(rng.randint(1, 5))} for v in held],
+        })  # fmt: skip
+    return snapshot
+
+
+def many_users_manifest(users: int = 150) -> dict[str, str]:
+    rng = random.Random(6)
+    lines = ["users:"]
+    for i in range(users):
+        wanted = rng.sample(["English", "Spanish", "French", "German"], 2)
+        lines.append(
+            f"  a{i:03d}: {{proficiencies: {{Language: {{{wanted[0]}: {rng.randint(1, 5)}, {wanted[1]}: 3}}, Skill: {{Payments: 2}}}}}}"
+        )
+    return {
+        "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, Spanish, French, German]}\n  Skill: {values: [Billing, Payments, Retention]}\n",
+        "settings.yaml": "settings:\n  max_change_percent: 100\n",
+        "users.yaml": "\n".join(lines) + "\n",
+    }
+
+
+def test_apply_under_faults_converges_and_journals_every_change(rig, tmp_path: Path) -> None:
+    rig.emulator.reset(backend_from_snapshot(many_users_snapshot()))
+    manifest = rig.manifest(many_users_manifest())
+    faults = FaultPlan(throttle=0.2, error=0.05, drop_before=0.01, drop_after=0.01, seed=11)
+    plan, result = rig.apply(manifest, faults)
+    assert len(plan.changes) > 150
+    assert result.ok, result.failed
+    stats = rig.emulator.stats.snapshot()
+    assert sum(s.get("throttled", 0) for s in stats.values()) > 0
+    assert sum(s.get("dropped", 0) for s in stats.values()) > 0
+    records = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    assert {r["change"] for r in records if r.get("result") == "applied"} == set(result.applied)
+    assert len(result.applied) == len(plan.changes)
+    rig.assert_converged(manifest)
+
+
+def test_a_write_applied_but_unanswered_is_not_sent_again(rig) -> None:
+    manifest = rig.manifest(SCENARIOS["every change kind"])
+    plan, result = rig.apply(manifest, FaultPlan(drop_after=1.0))
+    assert result.ok
+    writes = sum(
+        n
+        for op, n in rig.emulator.stats.snapshot().items()
+        for n in [n.get("calls", 0)]
+        if op.endswith(("Proficiencies", "PredefinedAttribute")) and not op.startswith("List")
+    )
+    assert writes == sum(len(c.steps) for c in plan.user_changes) + len(plan.attribute_changes)
+    rig.assert_converged(manifest)
+
+
+def test_a_write_that_never_arrives_fails_after_bounded_retries(rig) -> None:
+    manifest = rig.manifest(SCENARIOS["every change kind"])
+    _, result = rig.apply(manifest, FaultPlan(drop_before=1.0))
+    assert result.failed and not result.applied
+    assert result.skipped  # later phases wait for the first to succeed
+
+
+def test_partial_failure_then_rerun_converges(rig) -> None:
+    manifest = rig.manifest(SCENARIOS["every change kind"])
+    _, result = rig.apply(manifest, FaultPlan(reject_users=("id-jane",)))
+    assert list(result.failed) == ["user_proficiencies jane"]
+    assert "AccessDeniedException" in result.failed["user_proficiencies jane"]
+    assert result.skipped == [
+        "update_attribute Language"
+    ]  # French is removed only after every user is done
+    assert "create_attribute Tier" in result.applied
+    _, again = rig.apply(manifest)
+    assert again.ok
+    rig.assert_converged(manifest)
+
+
+# -- the CLI --------------------------------------------------------------------
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "snapshot.json").write_text(json.dumps(small_snapshot()))
+    write_config(
+        tmp_path / "config",
+        {"instance.yaml": INSTANCE, **SCENARIOS["every change kind"]},
+        base=False,
+    )
+    return tmp_path
+
+
+def cli_run(*args: str):
+    return CliRunner().invoke(cli, [*args, "--target", "emulator:snapshot.json"])
+
+
+def test_apply_without_a_terminal_refuses_and_changes_nothing(workdir: Path) -> None:
+    before = (workdir / "snapshot.json").read_text()
+    result = cli_run("apply")
+    assert result.exit_code == 1
+    assert "no terminal to confirm on" in result.output
+    assert (workdir / "snapshot.json").read_text() == before
+
+
+def test_auto_approve_applies_writes_the_snapshot_and_journal(workdir: Path) -> None:
+    result = cli_run("apply", "--auto-approve", "--journal", "j.jsonl")
+    assert result.exit_code == 0, result.output
+    assert "Applied 4 change(s), 0 failed, 0 skipped" in result.output
+    assert (workdir / "j.jsonl").exists()
+    assert cli_run("plan", "--detailed-exitcode").exit_code == 0
+    assert cli_run("apply", "--auto-approve").output.startswith("No changes.")
+
+
+def test_default_journal_location(workdir: Path) -> None:
+    assert cli_run("apply", "--auto-approve").exit_code == 0
+    assert len(list((workdir / ".connect-reconciler").glob("journal-*.jsonl"))) == 1
+
+
+def test_guard_refuses_without_force(workdir: Path) -> None:
+    (workdir / "config" / "settings.yaml").write_text(
+        "settings:\n  max_change_percent: 10\n  min_existing_objects: 1\n"
+    )
+    refused = cli_run("apply", "--auto-approve")
+    assert refused.exit_code == 3 and "pass --force" in refused.output
+    assert cli_run("plan", "--detailed-exitcode").exit_code == 3
+    assert cli_run("apply", "--auto-approve", "--force").exit_code == 0
+
+
+def test_saved_plan_applies_exactly(workdir: Path) -> None:
+    assert cli_run("plan", "--out", "plan.json").exit_code == 0
+    result = cli_run("apply", "plan.json", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert cli_run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def edit_snapshot(workdir: Path, username: str, value: str, level: float) -> None:
+    snapshot = json.loads((workdir / "snapshot.json").read_text())
+    (user,) = [u for u in snapshot["Users"] if u["User"]["Username"] == username]
+    user["Proficiencies"].append(
+        {"AttributeName": "Language", "AttributeValue": value, "Level": level}
+    )
+    (workdir / "snapshot.json").write_text(json.dumps(snapshot))
+
+
+def test_stale_saved_plan_is_refused_naming_the_object(workdir: Path) -> None:
+    assert cli_run("plan", "--out", "plan.json").exit_code == 0
+    edit_snapshot(workdir, "jane", "English", 1.0)  # jane is in the plan
+    result = cli_run("apply", "plan.json", "--auto-approve")
+    assert result.exit_code == 4
+    assert "user jane: proficiencies changed since the plan was made" in result.output
+
+
+def test_unrelated_live_change_does_not_block_a_saved_plan(workdir: Path) -> None:
+    assert cli_run("plan", "--out", "plan.json").exit_code == 0
+    edit_snapshot(workdir, "ann", "English", 1.0)  # ann is not managed
+    assert cli_run("apply", "plan.json", "--auto-approve").exit_code == 0
+
+
+def test_saved_plan_with_changed_manifests_or_instance_is_refused(workdir: Path) -> None:
+    assert cli_run("plan", "--out", "plan.json").exit_code == 0
+    (workdir / "config" / "extra.yaml").write_text("users:\n  ann: {}\n")
+    result = cli_run("apply", "plan.json", "--auto-approve")
+    assert result.exit_code == 4 and "manifests changed" in result.output
+    (workdir / "config" / "extra.yaml").unlink()
+    plan = json.loads((workdir / "plan.json").read_text())
+    plan["instance"]["id"] = "another"
+    (workdir / "plan.json").write_text(json.dumps(plan))
+    result = cli_run("apply", "plan.json", "--auto-approve")
+    assert result.exit_code == 4 and "the plan is for instance another" in result.output
+
+
+def test_partial_apply_exits_5_listing_failures(workdir: Path, monkeypatch) -> None:
+    original = ConnectEmulator.__init__
+
+    def rejecting(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.set_faults(FaultPlan(reject_users=("id-jane",)))
+
+    monkeypatch.setattr(ConnectEmulator, "__init__", rejecting)
+    result = cli_run("apply", "--auto-approve")
+    assert result.exit_code == 5
+    assert "failed: user_proficiencies jane" in result.output and "Run apply again" in result.output
+
+
+# -- crash: SIGKILL at random moments, then re-run ------------------------------
+
+
+def test_apply_killed_at_random_moments_converges_on_rerun(tmp_path: Path) -> None:
+    users = 120
+    # Reads fast, writes at 40/s per API: the writes span a few seconds, which
+    # is where the kills land.
+    read_fast = ("ListUserProficiencies", "ListUsers", "SearchPredefinedAttributes", "SearchUsers")
+    writes = ("AssociateUserProficiencies", "UpdateUserProficiencies", "DisassociateUserProficiencies",
+              "CreatePredefinedAttribute", "UpdatePredefinedAttribute")  # fmt: skip
+    quotas = "".join(f"    {op}: {{rate: 400, burst: 20}}\n" for op in read_fast)
+    quotas += "".join(f"    {op}: {{rate: 40, burst: 5}}\n" for op in writes)
+    files = many_users_manifest(users)
+    files["settings.yaml"] = "settings:\n  max_change_percent: 100\n  quotas:\n" + quotas
+    config = write_config(tmp_path / "config", {"instance.yaml": INSTANCE, **files}, base=False)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}  # fmt: skip
+    rng = random.Random(2024)
+    with ConnectEmulator(backend_from_snapshot(many_users_snapshot(users))) as emulator:
+        command = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "--config", str(config),
+                   "--endpoint-url", emulator.url]  # fmt: skip
+        written_after_kills = []
+        for moment in sorted(rng.uniform(1.5, 4.0) for _ in range(3)):
+            process = subprocess.Popen(
+                command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            time.sleep(moment)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+            written_after_kills.append(sum(emulator.stats.calls(op) for op in writes))
+        finished = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert finished.returncode == 0, finished.stderr
+        written = sum(emulator.stats.calls(op) for op in writes)
+        # at least one kill interrupted real work: some writes had landed, some had not
+        assert any(0 < w < written for w in written_after_kills), (written_after_kills, written)
+        replan = subprocess.run([*command[:3], "plan", "--detailed-exitcode", *command[5:]], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert replan.returncode == 0, replan.stdout + replan.stderr
