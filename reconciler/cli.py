@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from reconciler.apply import Applier, Journal
 from reconciler.connect.target import Connection, TargetError, open_target
+from reconciler.coverage import ContactSteps, contact_steps, parse_since
 from reconciler.emulator import (
     ConnectEmulator,
     FaultPlan,
@@ -26,11 +27,12 @@ from reconciler.emulator import (
     load_snapshot,
     save_snapshot,
 )
+from reconciler.emulator.protocol import to_epoch
 from reconciler.emulator.snapshot import empty_backend
 from reconciler.manifest import Manifest, ManifestInvalid, json_schema, load_manifest
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
-from reconciler.plan.render import RENDERERS, JsonRenderer, TextRenderer
+from reconciler.plan.render import RENDERERS, JsonRenderer, TextRenderer, coverage_line
 from reconciler.plan.saved import SavedPlanError, load_plan, save_plan, stale_objects
 
 log = logging.getLogger("reconciler")
@@ -363,6 +365,56 @@ def drift(ctx: click.Context) -> None:
     report["in_sync"] = not result.has_changes
     click.echo(json.dumps(report, indent=2))
     sys.exit(plan_exit_code(result, detailed=True))
+
+
+@cli.command()
+@click.option(
+    "--from-contacts", "since", help="Also check routing steps of contacts since: 30m, 24h, 7d, 2w."
+)
+@click.option("--until", help="End of that contact window, ISO 8601 [now].")
+@click.option("--max-contacts", type=click.IntRange(min=1), default=1000, show_default=True)
+@global_options
+@click.pass_context
+def coverage(ctx: click.Context, since: str | None, until: str | None, max_contacts: int) -> None:
+    """Eligible agents per routing requirement (and per routing step of recent
+    contacts), now and after the plan; exit 2 when one is unmet."""
+    opts = options(ctx)
+    try:
+        window = parse_since(since) if since else None
+        end = to_epoch(until) if until else time.time()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    manifest = load_or_exit(opts)
+    steps = ContactSteps()
+    with connected(opts, manifest) as connection:
+        if window is not None:
+            steps = contact_steps(connection.reader.contacts(end - window, end, max_contacts))
+        result = make_plan(manifest, connection.reader, extra_requirements=steps.requirements())
+    if result.errors:
+        click.echo(TextRenderer().render(result))
+        sys.exit(ExitCode.ERROR)
+    requirements, seen = (
+        result.coverage[: len(manifest.requirements)],
+        result.coverage[len(manifest.requirements) :],
+    )
+    click.echo("Routing requirements (eligible agents now → after the plan, minimum):")
+    for row in requirements:
+        click.echo(f"  {'✗' if not row.met else '✓'} {coverage_line(row)}")
+    if not requirements:
+        click.echo("  (none declared)")
+    if window is not None:
+        click.echo(
+            f"\nContacts since {since}: {steps.contacts} read, {steps.without_criteria} without routing "
+            f"criteria (older API versions; skipped), {steps.unreadable} unreadable step(s)."
+        )
+        click.echo("Routing steps seen on those contacts (contacts, eligible agents now → after):")
+        for row in sorted(seen, key=lambda r: -steps.steps[r.name][1]):
+            flag = "NO AGENT AFTER THE PLAN" if row.after == 0 else "ok"
+            click.echo(
+                f"  {steps.steps[row.name][1]:6d}  {row.now:4d} → {row.after:<4d} {flag:24} {row.name}"
+            )
+    unmet = [row for row in result.coverage if not row.met]
+    sys.exit(ExitCode.CHANGES if unmet else ExitCode.OK)
 
 
 @cli.command()

@@ -139,13 +139,36 @@ class LiveStateReader:
 
     def holders(self, attribute: str, values: Iterable[str] | None) -> set[str]:
         """Usernames holding `attribute` (any of `values`, or any value)."""
-        found = self._pages(
-            "SearchUsers",
-            "Users",
-            MaxResults=500,
-            SearchCriteria=_holder_criteria(attribute, values),
-        )
+        return self.search_users(_holder_criteria(attribute, values))
+
+    def search_users(self, criteria: dict[str, Any]) -> set[str]:
+        """Usernames SearchUsers returns for `criteria`."""
+        found = self._pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
         return {u["Username"] for u in found}
+
+    def contacts(self, start: float, end: float, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` contacts initiated in [start, end], newest first, as
+        DescribeContact returns them (SearchContacts pages, then one
+        DescribeContact each, concurrently: the two APIs have their own quotas)."""
+        window = {"Type": "INITIATION_TIMESTAMP", "StartTime": start, "EndTime": end}
+        ids: list[str] = []
+        token = None
+        while len(ids) < limit:
+            page = self._call(
+                "SearchContacts",
+                TimeRange=window,
+                MaxResults=100,
+                **({"NextToken": token} if token else {}),
+            )
+            ids += [c["Id"] for c in page.get("Contacts", [])]
+            token = page.get("NextToken")
+            if not token:
+                break
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="contacts") as pool:
+            found = pool.map(
+                lambda i: self._call("DescribeContact", ContactId=i)["Contact"], ids[:limit]
+            )
+            return list(found)
 
     def _users(self, scope: ReadScope) -> dict[str, str]:
         if scope.only_users is None:

@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler import limits
+from reconciler.coverage import ExpressionError, Requirement, parse_expression, references
 from reconciler.manifest.errors import ManifestError, ManifestInvalid
 from reconciler.manifest.models import (
     GroupMatch,
     InstanceSpec,
     ManifestDocument,
     ProficiencyMap,
-    RequirementSpec,
     SettingsSpec,
     known_keys,
 )
@@ -52,7 +52,7 @@ class Manifest:
     settings: SettingsSpec
     desired: RoutingState  # declared attributes; declared users without groups applied
     groups: list[GroupSelector]
-    requirements: list[RequirementSpec]
+    requirements: list[Requirement]
     digest: str  # sha256 over every file's path and bytes
     files: list[str] = field(default_factory=list)
 
@@ -383,6 +383,25 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
                 at_key=True,
             )
 
+    for index, requirement in enumerate(doc.routing_requirements):
+        path = ("routing_requirements", index, "expression")
+        try:
+            expression = parse_expression(requirement.expression)
+        except ExpressionError as error:
+            yield merged.error(
+                path, f"routing requirement {requirement.name!r}: {error}", _EXPRESSION_HINT
+            )
+            continue
+        for attribute, value in sorted(references(expression)):
+            if attribute in external:
+                continue
+            if attribute not in declared or value not in declared[attribute]:
+                yield merged.error(
+                    path,
+                    f"routing requirement {requirement.name!r} uses {attribute}/{value}, "
+                    "which the manifests do not declare",
+                    "declare it, or list the attribute in settings.external_attributes",
+                )
     seen: dict[str, int] = {}
     for index, requirement in enumerate(doc.routing_requirements):
         if requirement.name in seen:
@@ -392,6 +411,12 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
                 f"routing requirement {requirement.name!r} is already defined at {first}",
             )
         seen.setdefault(requirement.name, index)
+
+
+_EXPRESSION_HINT = (
+    "text form: Language = Spanish >= 4 AND (Skill = Billing >= 3 OR Skill = Payments IN 4..5); "
+    "or a routing step's Expression as in DescribeContact"
+)
 
 
 def _attribute_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator[ManifestError]:
@@ -468,7 +493,10 @@ def _compile(doc: ManifestDocument, digest: str, files: list[str]) -> Manifest:
         settings=doc.settings,
         desired=RoutingState(attributes, users),
         groups=groups,
-        requirements=list(doc.routing_requirements),
+        requirements=[
+            Requirement(r.name, parse_expression(r.expression), r.min_agents)
+            for r in doc.routing_requirements
+        ],
         digest=digest,
         files=files,
     )

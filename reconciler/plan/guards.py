@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.coverage import CoverageRow
 from reconciler.manifest.models import SettingsSpec
 from reconciler.plan.changes import AttributeChange, Change
 
@@ -42,3 +43,17 @@ def change_share_guard(
         f"{len(changed)} of {existing} managed objects ({share:.0f}%) would change; "
         f"settings.max_change_percent is {settings.max_change_percent:g}%",
     )
+
+
+def coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:
+    """A routing requirement the plan takes below `min_agents`, or lowers
+    further when it is already below: contacts would wait for nobody."""
+    return [
+        GuardFinding(
+            "routing_requirement",
+            f"{row.name}: {row.now} → {row.after} eligible agents; min_agents is {row.min_agents} "
+            f"({row.expression})",
+        )
+        for row in rows
+        if row.lowered_below_minimum
+    ]

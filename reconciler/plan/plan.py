@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.coverage import CoverageRow
 from reconciler.plan.changes import AttributeChange, Change, UserProficiencyChange, change_from_data
 from reconciler.plan.guards import GuardFinding
 
@@ -23,6 +24,7 @@ class Plan:
     guards: list[GuardFinding] = field(default_factory=list)
     unchanged_users: int = 0
     unmanaged_attributes: list[str] = field(default_factory=list)
+    coverage: list[CoverageRow] = field(default_factory=list)
     # live fingerprints of every object the plan touches (saved plans)
     fingerprints: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
@@ -65,6 +67,7 @@ class Plan:
             "guards": [g.data for g in self.guards],
             "errors": list(self.errors),
             "unmanaged_attributes": list(self.unmanaged_attributes),
+            "coverage": [row.data for row in self.coverage],
         }
         if with_fingerprints:
             data["fingerprints"] = self.fingerprints
@@ -84,5 +87,6 @@ class Plan:
             guards=[GuardFinding(g["guard"], g["message"]) for g in data["guards"]],
             unchanged_users=data["summary"]["no_op_users"],
             unmanaged_attributes=list(data["unmanaged_attributes"]),
+            coverage=[CoverageRow(**row) for row in data.get("coverage", [])],
             fingerprints=data.get("fingerprints", {}),
         )

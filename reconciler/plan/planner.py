@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from reconciler import limits
 from reconciler.connect.reader import LiveState, LiveStateReader, ReadScope
+from reconciler.coverage import CoverageRow, Requirement, coverage_rows, search_criteria
 from reconciler.manifest import Manifest
 from reconciler.plan.changes import REMOVE_PHASE, AttributeChange
-from reconciler.plan.diff import DiffPolicy, diff
+from reconciler.plan.diff import DiffPolicy, apply_changes, diff
 from reconciler.plan.fingerprint import fingerprints
-from reconciler.plan.guards import GuardFinding, change_share_guard
+from reconciler.plan.guards import GuardFinding, change_share_guard, coverage_guard
 from reconciler.plan.plan import Plan
 from reconciler.state import Proficiencies, RoutingState, UserState
 
@@ -126,9 +127,13 @@ def reference_errors(desired: RoutingState, live: RoutingState) -> list[str]:
 
 
 def make_plan(
-    manifest: Manifest, reader: LiveStateReader, narrowing: Narrowing | None = None
+    manifest: Manifest,
+    reader: LiveStateReader,
+    narrowing: Narrowing | None = None,
+    extra_requirements: list[Requirement] | None = None,
 ) -> Plan:
-    """Read live state and plan the changes the manifests ask for."""
+    """Read live state and plan the changes the manifests ask for; also count
+    agents for `extra_requirements` (routing steps seen on contacts)."""
     narrowing = narrowing or Narrowing()
     live = reader.read(read_scope(manifest, narrowing))
     errors = list(live.errors)
@@ -158,9 +163,13 @@ def make_plan(
         existing += sum(
             1 for c in changes if isinstance(c, AttributeChange) and c.kind == "delete_attribute"
         )
-    guards: list[GuardFinding] = [
-        g for g in [change_share_guard(changes, existing, settings)] if g is not None
-    ]
+    coverage: list[CoverageRow] = []
+    if narrowing == Narrowing():  # counts of a narrowed read would mislead
+        requirements = manifest.requirements + (extra_requirements or [])
+        after = apply_changes(current, changes)
+        coverage = requirement_coverage(manifest, reader, current, after, requirements)
+    share = change_share_guard(changes, existing, settings)
+    guards: list[GuardFinding] = ([share] if share else []) + coverage_guard(coverage)
     ignored = {*desired.attributes, *settings.external_attributes}
     unmanaged = (
         []
@@ -178,7 +187,28 @@ def make_plan(
         unchanged_users=len(desired.users) - users_changed,
         unmanaged_attributes=unmanaged,
         fingerprints=fingerprints(changes, live.state),
+        coverage=coverage,
     )
+
+
+def requirement_coverage(
+    manifest: Manifest,
+    reader: LiveStateReader,
+    before: RoutingState,
+    after: RoutingState,
+    requirements: list[Requirement] | None = None,
+) -> list[CoverageRow]:
+    """Eligible agents per requirement, now and after: managed users from
+    state, the others counted by the service with one SearchUsers each."""
+    requirements = manifest.requirements if requirements is None else requirements
+    others: dict[str, set[str] | None] = {}
+    for requirement in requirements:
+        if manifest.settings.users == "all":
+            others[requirement.name] = set()  # every user is managed and read
+            continue
+        criteria = search_criteria(requirement.expression)
+        others[requirement.name] = reader.search_users(criteria) if criteria is not None else None
+    return coverage_rows(requirements, before, after, others)
 
 
 def unmanaged_holder_errors(changes: list, reader: LiveStateReader, managed: set[str]) -> list[str]:

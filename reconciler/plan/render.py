@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import click
 
+from reconciler.coverage import CoverageRow
 from reconciler.plan.changes import AttributeChange, ProficiencyEntry, UserProficiencyChange
 from reconciler.plan.plan import Plan
 
@@ -27,6 +28,20 @@ def entry_text(kind: str, entry: ProficiencyEntry) -> str:
     if kind == "update":
         return f"{name}: {level(entry.before or 0)} → {level(entry.level)}"
     return f"{name} (was {level(entry.level)})"
+
+
+def coverage_line(row: CoverageRow) -> str:
+    """`spanish-billing: 9 → 2 (min 3) LOWERED BELOW MINIMUM — Language = ...`."""
+    status = (
+        "LOWERED BELOW MINIMUM"
+        if row.lowered_below_minimum
+        else "ok"
+        if row.met
+        else "below minimum"
+    )
+    scope = "" if row.counted == "all users" else f" [{row.counted} only]"
+    counts = f"{row.now} → {row.after} (min {row.min_agents})"
+    return f"{row.name}: {counts} {status}{scope} — {row.expression}"
 
 
 def summary_line(plan: Plan) -> str:
@@ -120,6 +135,11 @@ class TextRenderer:
             lines.append("  No changes. Connect matches the manifests.")
         if plan.unmanaged_attributes:
             lines += ["", f"Not managed here, left alone: {', '.join(plan.unmanaged_attributes)}"]
+        if plan.coverage:
+            lines += ["", "Routing requirements (eligible agents now → after, minimum):"]
+            for row in plan.coverage:
+                sign = "!" if row.lowered_below_minimum else "~" if not row.met else " "
+                lines.append(self._paint(sign, f"  {sign} {coverage_line(row)}"))
         if plan.guards:
             lines += ["", "Guards that refuse apply (override with --force):"]
             lines += [self._paint("!", f"  ! {g.guard}: {g.message}") for g in plan.guards]
@@ -165,6 +185,24 @@ class MarkdownRenderer:
             head.append("")
         if not plan.changes:
             head.append("No changes. Connect matches the manifests.")
+        if plan.coverage:
+            head += [
+                "| routing requirement | now | after | min | status |",
+                "|---|---|---|---|---|",
+            ]
+            for row in plan.coverage:
+                status = (
+                    "⛔ lowered below minimum"
+                    if row.lowered_below_minimum
+                    else "✅"
+                    if row.met
+                    else "⚠️ below"
+                )
+                requirement = f"`{_escape(row.name)}` {_escape(row.expression)}"
+                head.append(
+                    f"| {requirement} | {row.now} | {row.after} | {row.min_agents} | {status} |"
+                )
+            head.append("")
         attributes = plan.attribute_changes
         if attributes:
             head += [f"<details><summary>Attribute changes ({len(attributes)})</summary>", "",

@@ -1,0 +1,509 @@
+"""Routing requirements: which agents satisfy a routing step's expression.
+
+Expressions come in the structured form of a contact's RoutingCriteria step
+`Expression` (AttributeCondition, NotAttributeCondition, AndExpression,
+OrExpression), so a step copied from a flow or from DescribeContact works as
+is, or in a short text form:
+
+    Language = Spanish >= 4 AND (Skill = Billing >= 3 OR Skill = Payments IN 4..5)
+
+`NAME = VALUE` alone means the value is held at any level; `>= N` is the
+service's NumberGreaterOrEqualTo; `IN A..B` is a Range (bounds inclusive);
+`NOT` negates one condition. Names and values with characters the text form
+uses (parentheses, `=`, quotes) can be quoted. One evaluator serves live and
+desired state, requirements and contact steps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.state import Proficiencies, RoutingState
+
+GREATER_OR_EQUAL = "NumberGreaterOrEqualTo"
+
+
+class ExpressionError(ValueError):
+    """A malformed expression; `column` is 1-based in the text form."""
+
+    def __init__(self, message: str, column: int | None = None) -> None:
+        super().__init__(message if column is None else f"column {column}: {message}")
+        self.column = column
+
+
+@dataclass(frozen=True)
+class Condition:
+    """An attribute value held (at a level), or one of some preferred agents."""
+
+    name: str | None
+    value: str | None
+    min_level: float | None = None
+    max_level: float | None = None
+    agent_ids: tuple[str, ...] | None = None
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Expression, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Expression, ...]
+
+
+Expression = Condition | AllOf | AnyOf
+
+
+# -- evaluation -----------------------------------------------------------------
+
+
+def satisfies(
+    expression: Expression, proficiencies: Proficiencies, user_id: str | None = None
+) -> bool:
+    """Whether an agent with these proficiencies meets the expression."""
+    if isinstance(expression, AllOf):
+        return all(satisfies(e, proficiencies, user_id) for e in expression.items)
+    if isinstance(expression, AnyOf):
+        return any(satisfies(e, proficiencies, user_id) for e in expression.items)
+    if expression.agent_ids is not None:
+        met = user_id in expression.agent_ids
+    else:
+        level = proficiencies.get((expression.name or "", expression.value or ""))
+        met = (
+            level is not None
+            and (expression.min_level is None or level >= expression.min_level)
+            and (expression.max_level is None or level <= expression.max_level)
+        )
+    return met != expression.negated
+
+
+def eligible(expression: Expression, state: RoutingState) -> set[str]:
+    """Usernames in `state` that satisfy the expression."""
+    return {
+        name
+        for name, user in state.users.items()
+        if satisfies(expression, user.proficiencies, user.user_id)
+    }
+
+
+def references(expression: Expression) -> set[tuple[str, str]]:
+    """The (attribute, value) pairs the expression names."""
+    if isinstance(expression, AllOf | AnyOf):
+        return set().union(*(references(e) for e in expression.items))
+    if expression.name is None or expression.value is None:
+        return set()
+    return {(expression.name, expression.value)}
+
+
+# -- the text form ----------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""(?P<space>\s+)|(?P<paren>[()])|(?P<ge>>=)|(?P<eq>=)|(?P<range>\d+(?:\.\d+)?\.\.\d+(?:\.\d+)?)"""
+    r"""|(?P<quoted>"[^"]*"|'[^']*')|(?P<word>[^\s()=<>"']+)|(?P<bad>.)"""
+)
+_KEYWORDS = {"AND", "OR", "NOT", "IN"}
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # paren, ge, eq, range, quoted, word, AND, OR, NOT, IN, end
+    text: str
+    column: int
+
+
+def _tokens(text: str) -> list[_Token]:
+    tokens = []
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or "bad"
+        value = match.group()
+        if kind == "space":
+            continue
+        if kind == "bad":
+            raise ExpressionError(f"unexpected {value!r}", match.start() + 1)
+        if kind == "word" and value in _KEYWORDS:
+            kind = value
+        tokens.append(_Token(kind, value, match.start() + 1))
+    tokens.append(_Token("end", "", len(text) + 1))
+    return tokens
+
+
+class _TextParser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.index = 0
+
+    @property
+    def token(self) -> _Token:
+        return self.tokens[self.index]
+
+    def take(self, kind: str) -> _Token:
+        token = self.token
+        if token.kind != kind:
+            expected = {"eq": "'='", "paren": "')'", "end": "the end"}.get(kind, kind)
+            found = repr(token.text) if token.text else "the end"
+            raise ExpressionError(f"expected {expected}, found {found}", token.column)
+        self.index += 1
+        return token
+
+    def parse(self) -> Expression:
+        expression = self.any_of()
+        self.take("end")
+        return expression
+
+    def any_of(self) -> Expression:
+        items = [self.all_of()]
+        while self.token.kind == "OR":
+            self.index += 1
+            items.append(self.all_of())
+        return items[0] if len(items) == 1 else AnyOf(tuple(items))
+
+    def all_of(self) -> Expression:
+        items = [self.unary()]
+        while self.token.kind == "AND":
+            self.index += 1
+            items.append(self.unary())
+        return items[0] if len(items) == 1 else AllOf(tuple(items))
+
+    def unary(self) -> Expression:
+        token = self.token
+        if token.kind == "NOT":
+            self.index += 1
+            inner = self.unary()
+            if not isinstance(inner, Condition) or inner.negated:
+                raise ExpressionError("NOT applies to a single condition", token.column)
+            return Condition(
+                inner.name, inner.value, inner.min_level, inner.max_level, negated=True
+            )
+        if token.kind == "paren" and token.text == "(":
+            self.index += 1
+            inner = self.any_of()
+            if self.token.text != ")":
+                self.take("paren")
+            self.index += 1
+            return inner
+        return self.condition()
+
+    def phrase(self, what: str) -> str:
+        token = self.token
+        if token.kind == "quoted":
+            self.index += 1
+            return token.text[1:-1]
+        words = []
+        while self.token.kind == "word":
+            words.append(self.take("word").text)
+        if not words:
+            found = repr(token.text) if token.text else "the end"
+            raise ExpressionError(f"expected {what}, found {found}", token.column)
+        return " ".join(words)
+
+    def condition(self) -> Condition:
+        name = self.phrase("an attribute name")
+        self.take("eq")
+        value = self.phrase("an attribute value")
+        if self.token.kind == "ge":
+            self.index += 1
+            return Condition(name, value, min_level=self.level())
+        if self.token.kind == "IN":
+            self.index += 1
+            token = self.take("range")
+            low, high = (float(part) for part in token.text.split(".."))
+            _check_range(low, high, token.column)
+            return Condition(name, value, min_level=low, max_level=high)
+        return Condition(name, value)
+
+    def level(self) -> float:
+        token = self.token
+        try:
+            level = float(token.text)
+        except ValueError:
+            raise ExpressionError(
+                f"expected a level 1 to 5, found {token.text or 'the end'!r}", token.column
+            ) from None
+        self.index += 1
+        _check_range(level, level, token.column)
+        return level
+
+
+def _check_range(low: float, high: float, column: int | None = None) -> None:
+    if not (1 <= low <= high <= 5):
+        raise ExpressionError(
+            f"levels are 1 to 5 and a range goes low..high, got {low:g}..{high:g}", column
+        )
+
+
+def parse_text(text: str) -> Expression:
+    """Parse the short text form; ExpressionError carries the column."""
+    return _TextParser(text).parse()
+
+
+def to_text(expression: Expression, nested: bool = False) -> str:
+    """The text form (agent conditions render for display only)."""
+    if isinstance(expression, AllOf | AnyOf):
+        joiner = " AND " if isinstance(expression, AllOf) else " OR "
+        text = joiner.join(to_text(e, nested=True) for e in expression.items)
+        return f"({text})" if nested else text
+    if expression.agent_ids is not None:
+        text = f"agent is one of [{', '.join(expression.agent_ids)}]"
+    else:
+        text = f"{_quoted(expression.name or '')} = {_quoted(expression.value or '')}"
+        if expression.max_level is not None:
+            text += f" IN {expression.min_level:g}..{expression.max_level:g}"
+        elif expression.min_level is not None:
+            text += f" >= {expression.min_level:g}"
+    return f"NOT {text}" if expression.negated else text
+
+
+def _quoted(text: str) -> str:
+    plain = re.fullmatch(r"[^\s()=<>\"']+(?: [^\s()=<>\"']+)*", text) and not (
+        set(text.split()) & _KEYWORDS
+    )
+    return (
+        text
+        if plain and not re.fullmatch(r"\d+(\.\d+)?\.\.\d+(\.\d+)?", text)
+        else json.dumps(text)
+    )
+
+
+# -- the structured form (a routing step's Expression) ----------------------------
+
+
+def parse_structured(data: Any, where: str = "expression") -> Expression:
+    """Parse an API `Expression` (or a whole step holding one)."""
+    if not isinstance(data, dict):
+        raise ExpressionError(f"{where}: expected a mapping")
+    if "Expression" in data and set(data) <= {"Expression", "Expiry", "Status"}:
+        return parse_structured(data["Expression"], f"{where}.Expression")
+    kinds = [
+        k
+        for k in ("AttributeCondition", "NotAttributeCondition", "AndExpression", "OrExpression")
+        if k in data
+    ]
+    unknown = set(data) - set(kinds)
+    if len(kinds) != 1 or unknown:
+        raise ExpressionError(
+            f"{where}: give exactly one of AttributeCondition, NotAttributeCondition, "
+            "AndExpression, "
+            f"OrExpression{f' (unknown: {sorted(unknown)})' if unknown else ''}"
+        )
+    kind = kinds[0]
+    if kind in ("AndExpression", "OrExpression"):
+        items = data[kind]
+        if not isinstance(items, list) or not items:
+            raise ExpressionError(f"{where}.{kind}: expected a non-empty list")
+        parsed = tuple(
+            parse_structured(item, f"{where}.{kind}[{i}]") for i, item in enumerate(items)
+        )
+        return AllOf(parsed) if kind == "AndExpression" else AnyOf(parsed)
+    return _attribute_condition(
+        data[kind], f"{where}.{kind}", negated=kind == "NotAttributeCondition"
+    )
+
+
+def _attribute_condition(data: Any, where: str, negated: bool) -> Condition:
+    if not isinstance(data, dict):
+        raise ExpressionError(f"{where}: expected a mapping")
+    known = {"Name", "Value", "ProficiencyLevel", "Range", "MatchCriteria", "ComparisonOperator"}
+    if set(data) - known:
+        raise ExpressionError(f"{where}: unknown member(s) {sorted(set(data) - known)}")
+    agents = (data.get("MatchCriteria") or {}).get("AgentsCriteria")
+    if agents is not None:
+        return Condition(
+            data.get("Name"),
+            data.get("Value"),
+            agent_ids=tuple(agents.get("AgentIds") or ()),
+            negated=negated,
+        )
+    if not isinstance(data.get("Name"), str) or not isinstance(data.get("Value"), str):
+        raise ExpressionError(f"{where}: Name and Value are required text")
+    if "Range" in data:
+        bounds = data["Range"] or {}
+        low, high = bounds.get("MinProficiencyLevel"), bounds.get("MaxProficiencyLevel")
+        if not isinstance(low, int | float) or not isinstance(high, int | float):
+            raise ExpressionError(
+                f"{where}.Range: MinProficiencyLevel and MaxProficiencyLevel are required"
+            )
+        _check_range(float(low), float(high))
+        return Condition(data["Name"], data["Value"], float(low), float(high), negated=negated)
+    if "ProficiencyLevel" in data:
+        operator = data.get("ComparisonOperator", GREATER_OR_EQUAL)
+        if operator != GREATER_OR_EQUAL:
+            raise ExpressionError(
+                f"{where}: ComparisonOperator {operator!r} is not {GREATER_OR_EQUAL}"
+            )
+        level = float(data["ProficiencyLevel"])
+        _check_range(level, level)
+        return Condition(data["Name"], data["Value"], level, negated=negated)
+    return Condition(data["Name"], data["Value"], negated=negated)
+
+
+def parse_expression(value: str | dict[str, Any]) -> Expression:
+    """Either form, as written in `routing_requirements[].expression`."""
+    return parse_text(value) if isinstance(value, str) else parse_structured(value)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A routing step that must keep at least `min_agents` eligible agents."""
+
+    name: str
+    expression: Expression
+    min_agents: int
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    """How many agents satisfy a requirement now and after the plan."""
+
+    name: str
+    expression: str
+    min_agents: int
+    now: int
+    after: int
+    counted: str  # "all users", or "managed users" when others could not be counted
+
+    @property
+    def lowered_below_minimum(self) -> bool:
+        """The guard: the plan takes it below min_agents, or lowers it further."""
+        return self.after < self.min_agents and self.after < self.now
+
+    @property
+    def met(self) -> bool:
+        return self.after >= self.min_agents
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "expression": self.expression,
+            "min_agents": self.min_agents,
+            "now": self.now,
+            "after": self.after,
+            "counted": self.counted,
+        }
+
+
+def coverage_rows(
+    requirements: Iterable[Requirement],
+    before: RoutingState,
+    after: RoutingState,
+    others: dict[str, set[str] | None],
+) -> list[CoverageRow]:
+    """Rows for each requirement. `before`/`after` hold the managed users;
+    `others[name]` are unmanaged users known to satisfy it (the plan does not
+    change them), or None when they could not be counted."""
+    rows = []
+    for requirement in requirements:
+        extra = others.get(requirement.name)
+        unmanaged = len(extra - before.users.keys()) if extra is not None else 0
+        rows.append(
+            CoverageRow(
+                requirement.name,
+                to_text(requirement.expression),
+                requirement.min_agents,
+                len(eligible(requirement.expression, before)) + unmanaged,
+                len(eligible(requirement.expression, after)) + unmanaged,
+                "all users" if extra is not None else "managed users",
+            )
+        )
+    return rows
+
+
+def search_criteria(expression: Expression) -> dict[str, Any] | None:
+    """The same question as a SearchUsers criteria, so the service counts
+    users we do not read; None when it cannot be asked (NOT, agent lists,
+    fractional levels)."""
+    if isinstance(expression, AllOf | AnyOf):
+        parts = [search_criteria(e) for e in expression.items]
+        if any(p is None for p in parts):
+            return None
+        return {"AndConditions" if isinstance(expression, AllOf) else "OrConditions": parts}
+    if expression.negated or expression.agent_ids is not None:
+        return None
+    conditions: list[dict[str, Any]] = [
+        {
+            "StringCondition": {
+                "FieldName": "AttributeName",
+                "Value": expression.name,
+                "ComparisonType": "EXACT",
+            }
+        },
+        {
+            "StringCondition": {
+                "FieldName": "AttributeValue",
+                "Value": expression.value,
+                "ComparisonType": "EXACT",
+            }
+        },
+    ]
+    low, high = expression.min_level, expression.max_level
+    if any(level is not None and not float(level).is_integer() for level in (low, high)):
+        return None
+    if high is not None:
+        number = {
+            "FieldName": "Level",
+            "ComparisonType": "RANGE",
+            "MinValue": int(low or 1),
+            "MaxValue": int(high),
+        }
+        conditions.append({"NumberCondition": number})
+    elif low is not None:
+        number = {"FieldName": "Level", "ComparisonType": "GREATER_OR_EQUAL", "MinValue": int(low)}
+        conditions.append({"NumberCondition": number})
+    return {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": conditions}}
+
+
+@dataclass
+class ContactSteps:
+    """The distinct routing steps of some contacts, as requirements to count."""
+
+    contacts: int = 0
+    without_criteria: int = 0  # contacts from before routing criteria existed
+    unreadable: int = 0  # steps whose expression this version cannot read
+    steps: dict[str, tuple[Expression, int]] = field(
+        default_factory=dict
+    )  # text -> (expression, contacts)
+
+    def requirements(self) -> list[Requirement]:
+        """One requirement per distinct step: it needs at least one agent."""
+        return [Requirement(text, expression, 1) for text, (expression, _) in self.steps.items()]
+
+
+def contact_steps(contacts: Iterable[dict[str, Any]]) -> ContactSteps:
+    """Group identical steps of the contacts' RoutingCriteria."""
+    found = ContactSteps()
+    for contact in contacts:
+        found.contacts += 1
+        steps = (contact.get("RoutingCriteria") or {}).get("Steps")
+        if not steps:
+            found.without_criteria += 1
+            continue
+        seen_here: set[str] = set()
+        for step in steps:
+            try:
+                expression = parse_structured(step.get("Expression"), "step")
+            except ExpressionError:
+                found.unreadable += 1
+                continue
+            text = to_text(expression)
+            if text not in seen_here:
+                seen_here.add(text)
+                count = found.steps.get(text, (expression, 0))[1]
+                found.steps[text] = (expression, count + 1)
+    return found
+
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str) -> float:
+    """`30m`, `24h`, `7d`, `2w` as seconds."""
+    match = re.fullmatch(r"(\d+)([mhdw])", text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30m, 24h, 7d or 2w")
+    return int(match.group(1)) * _UNITS[match.group(2)]
