@@ -32,7 +32,7 @@ from reconciler.emulator.snapshot import empty_backend
 from reconciler.manifest import Manifest, ManifestInvalid, json_schema, load_manifest
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
-from reconciler.plan.render import RENDERERS, JsonRenderer, TextRenderer, coverage_line
+from reconciler.plan.render import RENDERERS, JsonRenderer, TextRenderer, coverage_report
 from reconciler.plan.saved import SavedPlanError, load_plan, save_plan, stale_objects
 
 log = logging.getLogger("reconciler")
@@ -393,26 +393,9 @@ def coverage(ctx: click.Context, since: str | None, until: str | None, max_conta
     if result.errors:
         click.echo(TextRenderer().render(result))
         sys.exit(ExitCode.ERROR)
-    requirements, seen = (
-        result.coverage[: len(manifest.requirements)],
-        result.coverage[len(manifest.requirements) :],
+    click.echo(
+        coverage_report(result.coverage, len(manifest.requirements), steps if since else None)
     )
-    click.echo("Routing requirements (eligible agents now → after the plan, minimum):")
-    for row in requirements:
-        click.echo(f"  {'✗' if not row.met else '✓'} {coverage_line(row)}")
-    if not requirements:
-        click.echo("  (none declared)")
-    if window is not None:
-        click.echo(
-            f"\nContacts since {since}: {steps.contacts} read, {steps.without_criteria} without routing "
-            f"criteria (older API versions; skipped), {steps.unreadable} unreadable step(s)."
-        )
-        click.echo("Routing steps seen on those contacts (contacts, eligible agents now → after):")
-        for row in sorted(seen, key=lambda r: -steps.steps[r.name][1]):
-            flag = "NO AGENT AFTER THE PLAN" if row.after == 0 else "ok"
-            click.echo(
-                f"  {steps.steps[row.name][1]:6d}  {row.now:4d} → {row.after:<4d} {flag:24} {row.name}"
-            )
     unmet = [row for row in result.coverage if not row.met]
     sys.exit(ExitCode.CHANGES if unmet else ExitCode.OK)
 

@@ -16,7 +16,6 @@ desired state, requirements and contact steps.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -260,14 +259,13 @@ def to_text(expression: Expression, nested: bool = False) -> str:
 
 
 def _quoted(text: str) -> str:
-    plain = re.fullmatch(r"[^\s()=<>\"']+(?: [^\s()=<>\"']+)*", text) and not (
-        set(text.split()) & _KEYWORDS
-    )
-    return (
-        text
-        if plain and not re.fullmatch(r"\d+(\.\d+)?\.\.\d+(\.\d+)?", text)
-        else json.dumps(text)
-    )
+    # Service names never contain '"' (limits.name_problem), so double quotes
+    # can wrap anything that would not read back as one plain phrase.
+    words = text.split(" ")
+    plain = all(re.fullmatch(r"[^\s()=<>\"']+", w) and w not in _KEYWORDS for w in words)
+    if plain and not re.fullmatch(r"\d+(\.\d+)?\.\.\d+(\.\d+)?", text):
+        return text
+    return f'"{text}"'
 
 
 # -- the structured form (a routing step's Expression) ----------------------------

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import click
 
-from reconciler.coverage import CoverageRow
+from reconciler.coverage import ContactSteps, CoverageRow
 from reconciler.plan.changes import AttributeChange, ProficiencyEntry, UserProficiencyChange
 from reconciler.plan.plan import Plan
 
@@ -42,6 +42,27 @@ def coverage_line(row: CoverageRow) -> str:
     scope = "" if row.counted == "all users" else f" [{row.counted} only]"
     counts = f"{row.now} → {row.after} (min {row.min_agents})"
     return f"{row.name}: {counts} {status}{scope} — {row.expression}"
+
+
+def coverage_report(rows: list[CoverageRow], declared: int, steps: ContactSteps | None) -> str:
+    """The `coverage` command's report: the first `declared` rows are the
+    manifests' requirements, the rest the contacts' routing steps."""
+    lines = ["Routing requirements (eligible agents now → after the plan, minimum):"]
+    lines += [f"  {'✓' if row.met else '✗'} {coverage_line(row)}" for row in rows[:declared]]
+    if not declared:
+        lines.append("  (none declared)")
+    if steps is not None:
+        lines += [
+            "",
+            f"Contacts: {steps.contacts} read, {steps.without_criteria} without routing criteria "
+            f"(older API versions; skipped), {steps.unreadable} unreadable step(s).",
+            "Routing steps seen on those contacts (contacts, eligible agents now → after):",
+        ]
+        for row in sorted(rows[declared:], key=lambda r: -steps.steps[r.name][1]):
+            flag = "NO AGENT AFTER THE PLAN" if row.after == 0 else "ok"
+            contacts = steps.steps[row.name][1]
+            lines.append(f"  {contacts:6d}  {row.now:4d} → {row.after:<4d} {flag:24} {row.name}")
+    return "\n".join(lines)
 
 
 def summary_line(plan: Plan) -> str:
@@ -249,7 +270,7 @@ def _listed(items: tuple[str, ...]) -> str:
 
 
 def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("<", "&lt;")
 
 
 RENDERERS = {r.name: r for r in (TextRenderer, JsonRenderer, MarkdownRenderer)}
