@@ -13,7 +13,6 @@ from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.quotas import Quota
 from reconciler.connect.reader import LiveStateReader, Progress
 from reconciler.emulator import ConnectEmulator, load_snapshot, save_snapshot
-from reconciler.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +31,7 @@ class TargetError(Exception):
 class Connection:
     """An open target: the paced client and, for emulator targets, the emulator."""
 
+    instance_id: str
     pacer: QuotaPacer
     reader: LiveStateReader
     emulator: ConnectEmulator | None = None
@@ -46,25 +46,31 @@ class Connection:
 @contextmanager
 def open_target(
     target: str,
-    manifest: Manifest,
+    instance_id: str | None,
     *,
-    profile: str | None = None,
     region: str | None = None,
+    quotas: dict[str, Quota] | None = None,
+    profile: str | None = None,
     endpoint_url: str | None = None,
     progress: Progress | None = None,
 ) -> Iterator[Connection]:
-    """Connect to `target` ("aws" or "emulator:SNAPSHOT.json") for `manifest`."""
-    overrides = {op: Quota(q.rate, q.burst) for op, q in manifest.settings.quotas.items()}
-    instance_id = manifest.instance.instance_id
+    """Connect to `target` ("aws" or "emulator:SNAPSHOT.json"). The instance
+    is `instance_id`, or for an emulator target the snapshot's when None."""
+    overrides = quotas or {}
     if target == "aws":
-        client = connect_client(region or manifest.instance.region_name, profile, endpoint_url)
+        if instance_id is None:
+            raise TargetError(
+                "which instance? give --instance-id or an `instance:` block in the manifests"
+            )
+        client = connect_client(region, profile, endpoint_url)
         pacer = QuotaPacer(client, overrides)
-        yield Connection(pacer, LiveStateReader(pacer, instance_id, progress=progress))
+        yield Connection(instance_id, pacer, LiveStateReader(pacer, instance_id, progress=progress))
         return
     if not target.startswith(EMULATOR_PREFIX):
         raise TargetError(f"unknown target {target!r}: use aws or emulator:SNAPSHOT.json")
     snapshot = Path(target.removeprefix(EMULATOR_PREFIX))
     backend = load_snapshot(snapshot)
+    instance_id = instance_id or backend.instance["Id"]
     if instance_id not in (backend.instance["Id"], backend.instance.get("Arn")):
         raise TargetError(
             f"{snapshot} is a snapshot of instance {backend.instance['Id']}, "
@@ -74,8 +80,7 @@ def open_target(
     try:
         client = connect_client(endpoint_url=emulator.url, emulator=True)
         pacer = QuotaPacer(client, overrides, time_scale=EMBEDDED_TIME_SCALE)
-        yield Connection(
-            pacer, LiveStateReader(pacer, instance_id, progress=progress), emulator, snapshot
-        )
+        reader = LiveStateReader(pacer, instance_id, progress=progress)
+        yield Connection(instance_id, pacer, reader, emulator, snapshot)
     finally:
         emulator.stop()

@@ -1,0 +1,242 @@
+"""Export and adopt: live state to manifests (new or updated in place) and
+to snapshots, checked by planning against the same live state."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bench.synthetic import INSTANCE_ID as SYNTHETIC_ID
+from bench.synthetic import Shape, snapshot_of_state, synthetic_state
+from reconciler.cli import cli
+from reconciler.connect.pacer import QuotaPacer
+from reconciler.connect.reader import LiveStateReader
+from reconciler.emulator import backend_from_snapshot
+from reconciler.export import manifest_files, read_live
+from reconciler.manifest import load_manifest
+from reconciler.plan.planner import make_plan
+from tests.conftest import ROOT
+
+DEMO = ROOT / "examples" / "demo-snapshot.json"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(DEMO, tmp_path / "snapshot.json")
+    return tmp_path
+
+
+def run(*args: str, target: str = "emulator:snapshot.json"):
+    return CliRunner().invoke(cli, [*args, "--target", target, "--config", "config"])
+
+
+@pytest.mark.parametrize("extra", [[], ["--infer-sets", "2"]], ids=["plain", "infer-sets"])
+def test_demo_export_validates_and_plans_empty(workdir: Path, extra: list[str]) -> None:
+    exported = run("export", "--out", "config", *extra)
+    assert exported.exit_code == 0, exported.output
+    assert run("validate").exit_code == 0
+    plan = run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    users = (workdir / "config" / "users.yaml").read_text()
+    assert users.startswith(
+        "# Exported from Amazon Connect instance 11111111-2222-3333-4444-555555555555 (us-east-1)"
+    )
+    if extra:
+        assert "proficiency_sets:" in (workdir / "config" / "sets.yaml").read_text()
+        assert "sets: [" in users
+
+
+def test_reserved_attributes_are_left_out_but_kept_usable(workdir: Path) -> None:
+    assert run("export", "--out", "config").exit_code == 0
+    attributes = (workdir / "config" / "attributes.yaml").read_text()
+    assert "connect:" not in attributes and "Legacy Queue:" in attributes
+    assert (
+        'external_attributes: ["connect:Language"]'
+        in (workdir / "config" / "instance.yaml").read_text()
+    )
+    assert '"connect:Language": {en-US: 4}' in (workdir / "config" / "users.yaml").read_text()
+
+
+def test_export_refuses_to_overwrite(workdir: Path) -> None:
+    assert run("export", "--out", "config").exit_code == 0
+    again = run("export", "--out", "config")
+    assert again.exit_code == 1 and "use --update" in again.output
+
+
+def test_export_named_users_only(workdir: Path) -> None:
+    assert (
+        run(
+            "export",
+            "--out",
+            "config",
+            "--users",
+            "jane.doe@example.com",
+            "--users",
+            "joao.silva@example.com",
+        ).exit_code
+        == 0
+    )
+    assert set(load_manifest(workdir / "config").desired.users) == {
+        "jane.doe@example.com",
+        "joao.silva@example.com",
+    }
+
+
+def test_export_needs_exactly_one_destination(workdir: Path) -> None:
+    result = run("export")
+    assert result.exit_code == 2 and "exactly one of" in result.output
+
+
+def test_snapshot_export_seeds_an_emulator_that_exports_the_same(workdir: Path) -> None:
+    assert run("export", "--snapshot", "exported.json").exit_code == 0
+    snapshot = json.loads((workdir / "exported.json").read_text())
+    assert (
+        len(snapshot["Users"]) == 43
+        and snapshot["Instance"]["Id"] == "11111111-2222-3333-4444-555555555555"
+    )
+    assert run("export", "--out", "config").exit_code == 0
+    shutil.move(workdir / "config", workdir / "first")
+    assert run("export", "--out", "config", target="emulator:exported.json").exit_code == 0
+    for name in ("attributes.yaml", "users.yaml", "instance.yaml"):
+        first = (workdir / "first" / name).read_text().splitlines()[1:]  # the header has the time
+        second = (workdir / "config" / name).read_text().splitlines()[1:]
+        assert first == second, name
+
+
+HAND_WRITTEN = {
+    "instance.yaml": (
+        "# Managed by the CC platform team.\n"
+        "instance:\n"
+        "  id: 11111111-2222-3333-4444-555555555555   # production\n"
+        "  region: us-east-1\n"
+        "settings:\n"
+        "  users: declared\n"
+        '  external_attributes: ["connect:Language", Legacy Queue]\n'
+    ),
+    "attributes.yaml": (
+        "predefined_attributes:\n"
+        "  # Languages we staff.\n"
+        "  Language:\n"
+        "    values: [English, Spanish, French, German]   # no Portuguese yet\n"
+        "  Skill:\n"
+        "    values: [Billing, Technical Support, Payments, Retention, Onboarding, Collections]\n"
+        "  Product: {values: [Mobile, Broadband, TV]}\n"
+        "  Region:\n"
+        "    values: [AMER, EMEA, LATAM]\n"
+        "    purposes: [routing]\n"
+        "  Tier:\n"
+        "    values: [Tier 1, Tier 2, Tier 3]\n"
+    ),
+    "users.yaml": (
+        "users:\n"
+        "  # Austin billing desk\n"
+        "  david.kim@example.com:\n"
+        "    proficiencies:\n"
+        "      Language: {English: 5}   # console says 3: fix live or here\n"
+        "      Skill: {Billing: 4, Payments: 3}\n"
+        "  emily.chen@example.com:\n"
+        "    proficiencies:\n"
+        "      Language: {English: 5}\n"
+        "      Skill: {Billing: 4, Payments: 3, Collections: 2}\n"
+        "      Product: {Broadband: 4}\n"
+        "\n"
+        "  # Dublin support (ask Liam before changing)\n"
+        "  liam.murphy@example.com:\n"
+        "    proficiencies:\n"
+        "      Skill: {Technical Support: 4}\n"
+        "      Tier: {Tier 2: 4}\n"
+        "      Region: {EMEA: 5}\n"
+        "  ghost@example.com:   # left the company\n"
+    ),
+}
+
+
+def test_update_changes_only_what_differs_and_keeps_comments(workdir: Path) -> None:
+    config = workdir / "config"
+    config.mkdir()
+    for name, text in HAND_WRITTEN.items():
+        (config / name).write_text(text)
+    result = run("export", "--update", "config", "--users", "david.kim@example.com", "--users", "emily.chen@example.com",
+                 "--users", "liam.murphy@example.com", "--users", "ghost@example.com")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    changes = {
+        name: [
+            line
+            for line in difflib.ndiff(
+                HAND_WRITTEN[name].splitlines(), (config / name).read_text().splitlines()
+            )
+            if line[:1] in "+-"
+        ]
+        for name in HAND_WRITTEN
+    }
+    assert changes["instance.yaml"] == []
+    # live has Portuguese; Legacy Queue is live too but listed as external
+    assert changes["attributes.yaml"] == [
+        "-     values: [English, Spanish, French, German]   # no Portuguese yet",
+        # the comment survives; ruamel re-spaces it on the line that grew
+        "+     values: [English, Spanish, French, German, Portuguese] # no Portuguese yet",
+    ]
+    assert changes["users.yaml"] == [
+        "-       Language: {English: 5}   # console says 3: fix live or here",
+        "+       Language: {English: 3}   # console says 3: fix live or here",
+        "-   ghost@example.com:   # left the company",
+    ]
+    assert run("plan", "--detailed-exitcode", "--user", "david.kim@example.com", "--user", "emily.chen@example.com",
+               "--user", "liam.murphy@example.com").exit_code == 0  # fmt: skip
+
+
+def test_update_twice_changes_nothing_the_second_time(workdir: Path) -> None:
+    shutil.copytree(ROOT / "config", workdir / "config")
+    assert run("export", "--update", "config").exit_code == 0
+    second = run("export", "--update", "config")
+    assert "updated 0 file(s)" in second.output
+    # the demo group gives mateo what he does not hold live: reported, not hidden
+    assert (
+        "warning: mateo.rios@example.com: groups give Language/English, Skill/Billing"
+        in second.output
+    )
+
+
+def test_update_appends_new_kinds_to_the_file_holding_them(workdir: Path) -> None:
+    config = workdir / "config"
+    config.mkdir()
+    (config / "instance.yaml").write_text(HAND_WRITTEN["instance.yaml"])
+    (config / "attributes.yaml").write_text(HAND_WRITTEN["attributes.yaml"])
+    (config / "people.yaml").write_text(
+        "users:\n  david.kim@example.com:\n    proficiencies: {Language: {English: 3}, Skill: {Billing: 4, Payments: 3}}\n"
+    )
+    assert run("export", "--update", "config").exit_code == 0
+    people = load_manifest(config)
+    assert (
+        "tom.baker@example.com" in people.desired.users
+    )  # appended to people.yaml, the users file
+    assert (config / "people.yaml").read_text().startswith("users:\n  david.kim@example.com:")
+    assert "Certification" not in (config / "attributes.yaml").read_text()  # not live in the demo
+
+
+def test_generated_instance_round_trips(connect) -> None:
+    emulator, client = connect
+    # few distinct bundles, so sets can be inferred
+    state = synthetic_state(Shape(users=2000, attributes=3, values=3, proficiencies=2, seed=3))
+    emulator.reset(backend_from_snapshot(snapshot_of_state(state)))
+    reader = LiveStateReader(QuotaPacer(client, time_scale=1000), SYNTHETIC_ID)
+    live = read_live(reader, None, [])
+    for min_users in (None, 4):
+        directory = Path(emulator.backend.instance["Id"] + f"-{min_users}")
+        files = manifest_files(live.state, SYNTHETIC_ID, "us-east-1", time.time(), min_users)
+        files.write(directory)
+        try:
+            manifest = load_manifest(directory)
+            plan = make_plan(manifest, reader)
+            assert plan.changes == [] and plan.errors == [] and plan.unchanged_users == 2000
+            if min_users:
+                assert "sets.yaml" in files.files
+        finally:
+            shutil.rmtree(directory)
