@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.plan import control, report, serve
+from bench.plan import report
+from bench.served import control, served_emulator
 from bench.synthetic import (
     INSTANCE_ID,
     Shape,
@@ -58,8 +59,7 @@ def main() -> None:
         write_manifests(desired, config, INSTANCE_ID)
         write_json_atomically(snapshot, snapshot_of_state(live))
         manifest = load_manifest(config)
-        process, url = serve(snapshot, args.scale)
-        try:
+        with served_emulator(snapshot, args.scale) as url:
             client = connect_client(endpoint_url=url, emulator=True)
             pacer = QuotaPacer(client, time_scale=args.scale)
             reader = LiveStateReader(pacer, INSTANCE_ID)
@@ -84,9 +84,6 @@ def main() -> None:
             print(f"  applied {applied}, failed {failed}, skipped {skipped}", end="")
             print(f"; throttles absorbed by retries {result.throttles_absorbed}")
             print(f"  target: calls <= {lists + attributes}; ratio <= 1.15 (got {ratio:.3f})")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -14,41 +14,15 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.served import ROOT, served_emulator
 from reconciler.connect.client import connect_client
 
-ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 INSTANCE = "11111111-2222-3333-4444-555555555555"
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "emulator",
-            "serve",
-            "--port",
-            "0",
-            "--snapshot",
-            str(DEMO),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert process.stdout is not None
-    banner = process.stdout.readline()
-    return process, banner.split(" at ")[1].split(" ")[0]
 
 
 def http_load(url: str, path: str, threads: int, seconds: float) -> float:
@@ -91,8 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    process, url = start_server()
-    try:
+    with served_emulator(DEMO) as url:
         client = connect_client(endpoint_url=url, emulator=True)
         user_id = client.list_users(InstanceId=INSTANCE, MaxResults=1)["UserSummaryList"][0]["Id"]
         path = f"/users/{INSTANCE}/{user_id}/proficiencies"
@@ -104,9 +77,6 @@ def main() -> None:
             )
         rate = boto3_load(url, user_id, args.seconds)
         print(f"  boto3 client, 1 thread:        {rate:7.0f} requests/s (client CPU included)")
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,12 @@ floor <= 1.15; zero throttled calls; diff CPU under 1 s; a plan narrowed to
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+from bench.served import control, served_emulator
 from bench.synthetic import (
     INSTANCE_ID,
     Shape,
@@ -42,27 +38,6 @@ from reconciler.connect.reader import LiveStateReader
 from reconciler.manifest import load_manifest
 from reconciler.plan.diff import DiffPolicy, diff
 from reconciler.plan.planner import Narrowing, make_plan
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def serve(snapshot: Path, scale: float) -> tuple[subprocess.Popen[str], str]:
-    """The emulator in its own process, so it does not share our GIL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
-         "--snapshot", str(snapshot), "--quota-scale", str(scale)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    assert process.stdout is not None
-    return process, process.stdout.readline().split(" at ")[1].split(" ")[0]
-
-
-def control(url: str, action: str, method: str = "GET") -> dict:
-    request = urllib.request.Request(
-        f"{url}/_emulator/{action}", method=method, data=b"" if method == "POST" else None
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
 def report(title: str, stats: dict, wall: float, scale: float) -> float:
@@ -95,8 +70,7 @@ def main() -> None:
         write_manifests(state, config, INSTANCE_ID)
         write_json_atomically(snapshot, snapshot_of_state(drifted(state, args.drift)))
         manifest = load_manifest(config)
-        process, url = serve(snapshot, args.scale)
-        try:
+        with served_emulator(snapshot, args.scale) as url:
             client = connect_client(endpoint_url=url, emulator=True)
             reader = LiveStateReader(QuotaPacer(client, time_scale=args.scale), INSTANCE_ID)
 
@@ -132,9 +106,6 @@ def main() -> None:
                 "plan narrowed to 20 users (--user x20):", control(url, "stats"), wall, args.scale
             )
             print(f"  target: under 30 real s (got {wall * args.scale:.1f})")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 if __name__ == "__main__":
