@@ -196,11 +196,10 @@ def requirement_coverage(
     reader: LiveStateReader,
     before: RoutingState,
     after: RoutingState,
-    requirements: list[Requirement] | None = None,
+    requirements: list[Requirement],
 ) -> list[CoverageRow]:
     """Eligible agents per requirement, now and after: managed users from
     state, the others counted by the service with one SearchUsers each."""
-    requirements = manifest.requirements if requirements is None else requirements
     others: dict[str, set[str] | None] = {}
     for requirement in requirements:
         if manifest.settings.users == "all":
