@@ -412,50 +412,6 @@ def coverage_rows(
     return rows
 
 
-def search_criteria(expression: Expression) -> dict[str, Any] | None:
-    """The same question as a SearchUsers criteria, so the service counts
-    users we do not read; None when it cannot be asked (NOT, agent lists,
-    fractional levels)."""
-    if isinstance(expression, AllOf | AnyOf):
-        parts = [search_criteria(e) for e in expression.items]
-        if any(p is None for p in parts):
-            return None
-        return {"AndConditions" if isinstance(expression, AllOf) else "OrConditions": parts}
-    if expression.negated or expression.agent_ids is not None:
-        return None
-    conditions: list[dict[str, Any]] = [
-        {
-            "StringCondition": {
-                "FieldName": "AttributeName",
-                "Value": expression.name,
-                "ComparisonType": "EXACT",
-            }
-        },
-        {
-            "StringCondition": {
-                "FieldName": "AttributeValue",
-                "Value": expression.value,
-                "ComparisonType": "EXACT",
-            }
-        },
-    ]
-    low, high = expression.min_level, expression.max_level
-    if any(level is not None and not float(level).is_integer() for level in (low, high)):
-        return None
-    if high is not None:
-        number = {
-            "FieldName": "Level",
-            "ComparisonType": "RANGE",
-            "MinValue": int(low or 1),
-            "MaxValue": int(high),
-        }
-        conditions.append({"NumberCondition": number})
-    elif low is not None:
-        number = {"FieldName": "Level", "ComparisonType": "GREATER_OR_EQUAL", "MinValue": int(low)}
-        conditions.append({"NumberCondition": number})
-    return {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": conditions}}
-
-
 @dataclass
 class ContactSteps:
     """The distinct routing steps of some contacts, as requirements to count."""

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from reconciler.cli import cli
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.connect.reader import LiveStateReader
+from reconciler.connect.reader import LiveStateReader, search_criteria
 from reconciler.coverage import (
     AllOf,
     AnyOf,
@@ -26,7 +26,6 @@ from reconciler.coverage import (
     parse_structured,
     parse_text,
     satisfies,
-    search_criteria,
     to_text,
 )
 from reconciler.emulator import load_snapshot

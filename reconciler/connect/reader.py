@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.connect.pacer import QuotaPacer
+from reconciler.coverage import AllOf, AnyOf, Expression
 from reconciler.manifest.models import GroupMatch
 from reconciler.state import Attribute, Proficiencies, RoutingState, UserState
 
@@ -261,16 +262,52 @@ def _username_is(username: str) -> dict[str, Any]:
     return _string_is("Username", username)
 
 
-def _holder_criteria(attribute: str, values: Iterable[str] | None) -> dict[str, Any]:
-    def holds(value: str | None) -> dict[str, Any]:
-        conditions = [_string_is("AttributeName", attribute)]
-        if value is not None:
-            conditions.append(_string_is("AttributeValue", value))
-        return {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": conditions}}
+def proficiency_condition(
+    attribute: str, value: str | None = None, low: int | None = None, high: int | None = None
+) -> dict[str, Any]:
+    """SearchUsers' ListCondition for one proficiency. API_ListCondition says
+    its conditions are ANDed on one list item but not what the fields are
+    called; these are UserProficiency's member names, and this is the one
+    place that spells them."""
+    conditions = [_string_is("AttributeName", attribute)]
+    if value is not None:
+        conditions.append(_string_is("AttributeValue", value))
+    if high is not None:
+        number = {
+            "FieldName": "Level",
+            "ComparisonType": "RANGE",
+            "MinValue": low or 1,
+            "MaxValue": high,
+        }
+        conditions.append({"NumberCondition": number})
+    elif low is not None:
+        number = {"FieldName": "Level", "ComparisonType": "GREATER_OR_EQUAL", "MinValue": low}
+        conditions.append({"NumberCondition": number})
+    return {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": conditions}}
 
+
+def _holder_criteria(attribute: str, values: Iterable[str] | None) -> dict[str, Any]:
     if values is None:
-        return holds(None)
-    return {"OrConditions": [holds(v) for v in sorted(values)]}
+        return proficiency_condition(attribute)
+    return {"OrConditions": [proficiency_condition(attribute, v) for v in sorted(values)]}
+
+
+def search_criteria(expression: Expression) -> dict[str, Any] | None:
+    """A routing expression as a SearchUsers criteria, so the service counts
+    users we do not read; None when it cannot be asked (NOT, agent lists,
+    fractional levels)."""
+    if isinstance(expression, AllOf | AnyOf):
+        parts = [search_criteria(e) for e in expression.items]
+        if any(p is None for p in parts):
+            return None
+        return {"AndConditions" if isinstance(expression, AllOf) else "OrConditions": parts}
+    if expression.negated or expression.agent_ids is not None or expression.name is None:
+        return None
+    levels = (expression.min_level, expression.max_level)
+    if any(level is not None and not float(level).is_integer() for level in levels):
+        return None
+    low, high = (None if level is None else int(level) for level in levels)
+    return proficiency_condition(expression.name, expression.value, low, high)
 
 
 def attribute_of(record: dict[str, Any]) -> Attribute:

@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass
 
 from reconciler import limits
-from reconciler.connect.reader import LiveState, LiveStateReader, ReadScope
-from reconciler.coverage import CoverageRow, Requirement, coverage_rows, search_criteria
+from reconciler.connect.reader import LiveState, LiveStateReader, ReadScope, search_criteria
+from reconciler.coverage import CoverageRow, Requirement, coverage_rows
 from reconciler.manifest import Manifest
 from reconciler.plan.changes import REMOVE_PHASE, AttributeChange
 from reconciler.plan.diff import DiffPolicy, apply_changes, diff
