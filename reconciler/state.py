@@ -25,13 +25,11 @@ class Attribute:
 
 @dataclass
 class UserState:
-    """A user's proficiencies, plus the live facts groups select on."""
+    """A user's proficiencies and, when read live, their id."""
 
     username: str
     proficiencies: Proficiencies = field(default_factory=dict)
     user_id: str | None = None
-    routing_profile: str | None = None
-    hierarchy_group: str | None = None
 
 
 @dataclass

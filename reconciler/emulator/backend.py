@@ -87,11 +87,6 @@ class ConnectBackend:
 
     # -- plumbing ---------------------------------------------------------
 
-    @property
-    def operations(self) -> set[str]:
-        """The operation names this emulator implements."""
-        return set(self._handlers)
-
     def call(self, operation: OperationModel, params: Record) -> Record:
         """Run one validated call; raise ApiError as the service would."""
         handler = self._handlers.get(operation.name)
@@ -108,11 +103,8 @@ class ConnectBackend:
         if given not in (self.instance["Id"], self.instance.get("Arn")):
             raise _not_found("Instance", str(given))
 
-    def _now(self) -> float:
-        return self.clock()
-
     def _stamp(self, record: Record) -> None:
-        record["LastModifiedTime"] = self._now()
+        record["LastModifiedTime"] = self.clock()
         record["LastModifiedRegion"] = self.region
 
     def _page(

@@ -87,9 +87,7 @@ def to_iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
 
 
-def shape_problems(
-    shape: Shape, value: Any, path: str = "", check_required: bool = True
-) -> list[str]:
+def shape_problems(shape: Shape, value: Any, path: str = "") -> list[str]:
     """Everything about `value` that does not fit `shape` (types, required
     members, lengths, ranges, enums). Unknown structure members are ignored,
     as the service ignores them. Timestamps are epoch numbers here."""
@@ -101,29 +99,28 @@ def shape_problems(
         if not isinstance(value, dict):
             return [f"{where}: expected an object"]
         assert isinstance(shape, StructureShape)
-        if check_required:
-            problems += [
-                f"{where}.{name}: required"
-                for name in shape.required_members
-                if value.get(name) is None
-            ]
+        problems += [
+            f"{where}.{name}: required"
+            for name in shape.required_members
+            if value.get(name) is None
+        ]
         for name, member in shape.members.items():
             if value.get(name) is not None:
-                problems += shape_problems(member, value[name], f"{where}.{name}", check_required)
+                problems += shape_problems(member, value[name], f"{where}.{name}")
         return problems
     if kind == "list":
         if not isinstance(value, list):
             return [f"{where}: expected a list"]
         problems += _length(meta, len(value), where, "items")
         for index, item in enumerate(value):
-            problems += shape_problems(shape.member, item, f"{where}[{index}]", check_required)  # type: ignore[attr-defined]
+            problems += shape_problems(shape.member, item, f"{where}[{index}]")  # type: ignore[attr-defined]
         return problems
     if kind == "map":
         if not isinstance(value, dict):
             return [f"{where}: expected an object"]
         for key, item in value.items():
-            problems += shape_problems(shape.key, key, f"{where}.{key}", check_required)  # type: ignore[attr-defined]
-            problems += shape_problems(shape.value, item, f"{where}.{key}", check_required)  # type: ignore[attr-defined]
+            problems += shape_problems(shape.key, key, f"{where}.{key}")  # type: ignore[attr-defined]
+            problems += shape_problems(shape.value, item, f"{where}.{key}")  # type: ignore[attr-defined]
         return problems
     if kind == "string":
         if not isinstance(value, str):
