@@ -17,7 +17,6 @@ import io
 import logging
 import re
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,9 +58,7 @@ def group_contributions(groups: list[GroupSelector], live: LiveState) -> dict[st
 
 def instance_region(reader: LiveStateReader) -> str | None:
     """The region in the instance's ARN (one DescribeInstance)."""
-    arn = reader.pacer.call("DescribeInstance", InstanceId=reader.instance_id)["Instance"].get(
-        "Arn", ""
-    )
+    arn = reader.call("DescribeInstance")["Instance"].get("Arn", "")
     parts = arn.split(":")
     return parts[3] if len(parts) > 3 and parts[3] else None
 
@@ -465,17 +462,10 @@ def snapshot_document(reader: LiveStateReader) -> dict[str, Any]:
     """The live instance as an emulator snapshot: DescribeInstance, every
     attribute, every user (SearchUsers' summary carries the fields plans use)
     with its proficiencies, routing profiles and hierarchy groups."""
-    pacer, instance_id = reader.pacer, reader.instance_id
-
-    def pages(operation: str, key: str, **params: Any) -> list[Any]:
-        return pacer.pages(operation, key, InstanceId=instance_id, **params)
-
-    instance = pacer.call("DescribeInstance", InstanceId=instance_id)["Instance"]
-    attributes = pages("SearchPredefinedAttributes", "PredefinedAttributes", MaxResults=100)
-    users = pages("SearchUsers", "Users", MaxResults=500)
-    ids = [u["Id"] for u in users]
-    with ThreadPoolExecutor(max_workers=reader.workers, thread_name_prefix="export") as pool:
-        proficiencies = dict(zip(ids, pool.map(reader.proficiencies, ids), strict=True))
+    instance = reader.call("DescribeInstance")["Instance"]
+    attributes = reader.pages("SearchPredefinedAttributes", "PredefinedAttributes", MaxResults=100)
+    users = reader.pages("SearchUsers", "Users", MaxResults=500)
+    held = reader.proficiencies_of([u["Id"] for u in users])
     return _iso(
         {
             "Instance": instance,
@@ -485,15 +475,15 @@ def snapshot_document(reader: LiveStateReader) -> dict[str, Any]:
                     "User": user,
                     "Proficiencies": [
                         {"AttributeName": a, "AttributeValue": v, "Level": level}
-                        for (a, v), level in sorted(proficiencies[user["Id"]].items())
+                        for (a, v), level in sorted(proficiencies.items())
                     ],
                 }
-                for user in users
+                for user, proficiencies in zip(users, held, strict=True)
             ],
-            "RoutingProfiles": pages(
+            "RoutingProfiles": reader.pages(
                 "ListRoutingProfiles", "RoutingProfileSummaryList", MaxResults=100
             ),
-            "UserHierarchyGroups": pages(
+            "UserHierarchyGroups": reader.pages(
                 "ListUserHierarchyGroups", "UserHierarchyGroupSummaryList", MaxResults=100
             ),
         }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +69,12 @@ class LiveStateReader:
         self.workers = workers
         self.progress = progress or (lambda what, done, total: None)
 
-    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """One paced call on this instance."""
         return self.pacer.call(operation, InstanceId=self.instance_id, **params)
 
-    def _pages(self, operation: str, key: str, **params: Any) -> list[Any]:
+    def pages(self, operation: str, key: str, **params: Any) -> list[Any]:
+        """Every item under `key` of a paginated call on this instance."""
         return self.pacer.pages(operation, key, InstanceId=self.instance_id, **params)
 
     def read(self, scope: ReadScope) -> LiveState:
@@ -103,13 +105,11 @@ class LiveStateReader:
                 wanted &= scope.only_users
             missing = sorted(u for u in wanted if u not in user_ids)
             managed = wanted - set(missing)
-            proficiency_futures = {
-                username: pool.submit(self.proficiencies, user_ids[username])
-                for username in sorted(managed)
-            }
+            ordered = sorted(managed)
+            held = self.proficiencies_of([user_ids[u] for u in ordered])
             users_state = {
-                username: UserState(username, held, user_id=user_ids[username])
-                for username, held in _with_progress(proficiency_futures, self.progress)
+                username: UserState(username, proficiencies, user_id=user_ids[username])
+                for username, proficiencies in zip(ordered, held, strict=True)
             }
             return LiveState(
                 RoutingState(attributes.result(), users_state),
@@ -126,17 +126,30 @@ class LiveStateReader:
             criteria = {
                 "SearchCriteria": {"OrConditions": [_string_is("name", n) for n in sorted(names)]}
             }
-        found = self._pages(
+        found = self.pages(
             "SearchPredefinedAttributes", "PredefinedAttributes", MaxResults=100, **criteria
         )
         return {record["Name"]: attribute_of(record) for record in found}
 
     def proficiencies(self, user_id: str) -> Proficiencies:
         """One user's proficiencies (one call: the cap is far below a page)."""
-        listed = self._pages(
+        listed = self.pages(
             "ListUserProficiencies", "UserProficiencyList", UserId=user_id, MaxResults=100
         )
         return {(p["AttributeName"], p["AttributeValue"]): float(p["Level"]) for p in listed}
+
+    def proficiencies_of(self, user_ids: list[str]) -> list[Proficiencies]:
+        """Several users' proficiencies, read concurrently (one call each),
+        reporting progress; in the order of `user_ids`."""
+        with ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="proficiencies"
+        ) as pool:
+            futures = [pool.submit(self.proficiencies, user_id) for user_id in user_ids]
+            results = []
+            for done, future in enumerate(futures, start=1):
+                results.append(future.result())
+                self.progress("Reading proficiencies", done, len(futures))
+            return results
 
     def holders(self, attribute: str, values: Iterable[str] | None) -> set[str]:
         """Usernames holding `attribute` (any of `values`, or any value)."""
@@ -144,7 +157,7 @@ class LiveStateReader:
 
     def search_users(self, criteria: dict[str, Any]) -> set[str]:
         """Usernames SearchUsers returns for `criteria`."""
-        found = self._pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
+        found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
         return {u["Username"] for u in found}
 
     def contacts(self, start: float, end: float, limit: int) -> list[dict[str, Any]]:
@@ -155,7 +168,7 @@ class LiveStateReader:
         ids: list[str] = []
         token = None
         while len(ids) < limit:
-            page = self._call(
+            page = self.call(
                 "SearchContacts",
                 TimeRange=window,
                 MaxResults=100,
@@ -167,13 +180,13 @@ class LiveStateReader:
                 break
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="contacts") as pool:
             found = pool.map(
-                lambda i: self._call("DescribeContact", ContactId=i)["Contact"], ids[:limit]
+                lambda i: self.call("DescribeContact", ContactId=i)["Contact"], ids[:limit]
             )
             return list(found)
 
     def _users(self, scope: ReadScope) -> dict[str, str]:
         if scope.only_users is None:
-            listed = self._pages("ListUsers", "UserSummaryList", MaxResults=1000)
+            listed = self.pages("ListUsers", "UserSummaryList", MaxResults=1000)
             return {u["Username"]: u["Id"] for u in listed}
         found: dict[str, str] = {}
         names = sorted(scope.only_users)
@@ -183,9 +196,7 @@ class LiveStateReader:
                     _username_is(n) for n in names[start : start + USERNAMES_PER_SEARCH]
                 ]
             }
-            for user in self._pages(
-                "SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria
-            ):
+            for user in self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria):
                 found[user["Username"]] = user["Id"]
         return found
 
@@ -193,10 +204,10 @@ class LiveStateReader:
         profiles: dict[str, str] = {}
         hierarchy: dict[str, str] = {}
         if any(g.routing_profile for g in groups):
-            listed = self._pages("ListRoutingProfiles", "RoutingProfileSummaryList", MaxResults=100)
+            listed = self.pages("ListRoutingProfiles", "RoutingProfileSummaryList", MaxResults=100)
             profiles = {p["Name"]: p["Id"] for p in listed}
         if any(g.hierarchy_group for g in groups):
-            listed = self._pages(
+            listed = self.pages(
                 "ListUserHierarchyGroups", "UserHierarchyGroupSummaryList", MaxResults=100
             )
             hierarchy = {g["Name"]: g["Id"] for g in listed}
@@ -238,7 +249,7 @@ class LiveStateReader:
         if only_users is not None:
             conditions.append({"OrConditions": [_username_is(n) for n in sorted(only_users)]})
         criteria = conditions[0] if len(conditions) == 1 else {"AndConditions": conditions}
-        found = self._pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
+        found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
         return {u["Username"]: u["Id"] for u in found}
 
 
@@ -319,11 +330,3 @@ def attribute_of(record: dict[str, Any]) -> Attribute:
         tuple(record.get("Purposes") or ()),
         bool(configuration.get("EnableValueValidationOnAssociation", False)),
     )
-
-
-def _with_progress(
-    futures: dict[str, Future[Any]], progress: Progress
-) -> Iterable[tuple[str, Any]]:
-    for done, (key, future) in enumerate(futures.items(), start=1):
-        yield key, future.result()
-        progress("Reading proficiencies", done, len(futures))
