@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 # How often one write is re-checked and re-sent after its outcome was unknown.
 MAX_AMBIGUOUS_RETRIES = 5
 
+_ATTRIBUTE_OPERATIONS = {
+    "create_attribute": "CreatePredefinedAttribute",
+    "update_attribute": "UpdatePredefinedAttribute",
+    "delete_attribute": "DeletePredefinedAttribute",
+}
 _USER_OPERATIONS = {
     "associate": "AssociateUserProficiencies",
     "update": "UpdateUserProficiencies",
@@ -190,14 +195,17 @@ class Applier:
                     change = AttributeChange(
                         "update_attribute", change.name, live, change.after, change.phase
                     )
-        raise AmbiguousWrite(change.kind, RuntimeError(f"{change.name}: outcome still unknown"))
+        raise AmbiguousWrite(
+            _ATTRIBUTE_OPERATIONS[change.kind],
+            RuntimeError(f"{change.name}: outcome still unknown"),
+        )
 
     def _attribute_call(self, change: AttributeChange) -> None:
-        if change.kind == "delete_attribute":
-            self._write(change, "DeletePredefinedAttribute", change.name, Name=change.name)
-            return
+        operation = _ATTRIBUTE_OPERATIONS[change.kind]
         after = change.after
-        assert after is not None
+        if after is None:
+            self._write(change, operation, change.name, Name=change.name)
+            return
         params = {
             "Name": change.name,
             "Values": {"StringList": list(after.values)},
@@ -206,11 +214,6 @@ class Applier:
                 "EnableValueValidationOnAssociation": after.enable_value_validation_on_association
             },
         }
-        operation = (
-            "CreatePredefinedAttribute"
-            if change.kind == "create_attribute"
-            else "UpdatePredefinedAttribute"
-        )
         self._write(change, operation, f"{change.name}: {len(after.values)} values", **params)
 
     # -- users ----------------------------------------------------------------
