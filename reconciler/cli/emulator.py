@@ -1,0 +1,74 @@
+"""`emulator serve`: the local Connect emulator over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.cli.common import global_options, options
+from reconciler.emulator import (
+    ConnectEmulator,
+    FaultPlan,
+    SnapshotError,
+    load_snapshot,
+    save_snapshot,
+)
+from reconciler.emulator.snapshot import empty_backend
+
+
+@click.group()
+def emulator() -> None:
+    """The local Connect emulator (speaks the real API; for demos and CI)."""
+
+
+@emulator.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8421, show_default=True, help="Port (0 picks a free one).")
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    type=click.Path(path_type=Path),
+    help="Seed state from this snapshot.",
+)
+@click.option("--persist", is_flag=True, help="Write the state back to --snapshot on exit.")
+@click.option(
+    "--quota-scale", type=float, help="Enforce API quotas, sped up this many times (1 = real time)."
+)
+@click.option(
+    "--faults", default="", help="e.g. error=0.05,throttle=0.2,drop_before=0.01,latency=0.01,seed=7"
+)
+@global_options
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    snapshot_path: Path | None,
+    persist: bool,
+    quota_scale: float | None,
+    faults: str,
+) -> None:
+    """Serve the Connect API on HTTP until interrupted."""
+    options(ctx)
+    try:
+        fault_plan = FaultPlan.parse(faults)
+        backend = load_snapshot(snapshot_path) if snapshot_path else empty_backend()
+    except (ValueError, SnapshotError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if persist and snapshot_path is None:
+        raise click.UsageError("--persist needs --snapshot FILE")
+    server = ConnectEmulator(
+        backend, host=host, port=port, quota_scale=quota_scale, faults=fault_plan
+    )
+    click.echo(
+        f"Connect emulator at {server.url} (instance {backend.instance['Id']}); Ctrl-C stops it."
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if persist and snapshot_path is not None:
+            save_snapshot(backend, snapshot_path)
+            click.echo(f"state written to {snapshot_path}")

@@ -1,0 +1,102 @@
+"""`export`: live state as manifests, in place, or as an emulator snapshot."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from reconciler.atomic import write_json_atomically
+from reconciler.cli.common import ExitCode, connected, global_options, load_or_exit, options
+from reconciler.export import (
+    group_contributions,
+    instance_region,
+    manifest_files,
+    read_live,
+    snapshot_document,
+    update_manifests,
+)
+
+
+@click.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write new manifests here.",
+)
+@click.option(
+    "--update",
+    "update_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Change the manifests here in place to match live.",
+)
+@click.option("--snapshot", "snapshot_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write an emulator snapshot of the live instance.")  # fmt: skip
+@click.option("--users", "users", multiple=True, default=("all",), show_default=True,
+              help="all, or usernames to export (repeatable).")  # fmt: skip
+@click.option(
+    "--infer-sets",
+    type=click.IntRange(min=2),
+    help="Factor bundles held by at least N users into sets.",
+)
+@click.option(
+    "--instance-id", help="The instance to export (default: the manifests' or the snapshot's)."
+)
+@global_options
+@click.pass_context
+def export(
+    ctx: click.Context,
+    out_dir: Path | None,
+    update_dir: Path | None,
+    snapshot_file: Path | None,
+    users: tuple[str, ...],
+    infer_sets: int | None,
+    instance_id: str | None,
+) -> None:
+    """Write live state as manifests (--out), into existing ones (--update),
+    or as an emulator snapshot (--snapshot)."""
+    opts = options(ctx)
+    if sum(x is not None for x in (out_dir, update_dir, snapshot_file)) != 1:
+        raise click.UsageError("give exactly one of --out DIR, --update DIR, --snapshot FILE")
+    if update_dir is not None:
+        opts.config = update_dir
+    manifest = (
+        load_or_exit(opts)
+        if update_dir is not None or (instance_id is None and opts.config.is_dir())
+        else None
+    )
+    wanted = None if users == ("all",) else set(users)
+    with connected(opts, manifest, instance_id) as connection:
+        if snapshot_file is not None:
+            write_json_atomically(snapshot_file, snapshot_document(connection.reader))
+            click.echo(f"snapshot of {connection.instance_id} written to {snapshot_file}")
+            return
+        groups = manifest.groups if update_dir is not None and manifest else []
+        live = read_live(connection.reader, wanted, [g.match for g in groups])
+        region = opts.region or (manifest.instance.region_name if manifest else None)
+        if out_dir is not None and region is None:
+            region = instance_region(connection.reader)
+    if update_dir is not None:
+        result = update_manifests(update_dir, live, wanted, group_contributions(groups, live))
+        names = ", ".join(map(str, result.changed)) or "none"
+        click.echo(f"updated {len(result.changed)} file(s): {names}")
+        for username, missing in sorted(result.group_conflicts.items()):
+            click.echo(
+                f"warning: {username}: groups give {', '.join(missing)}, not held live; "
+                "change the group or the user's routing profile",
+                err=True,
+            )
+        return
+    assert out_dir is not None
+    files = manifest_files(live.state, connection.instance_id, region, time.time(), infer_sets)
+    existing = [name for name in files.files if (out_dir / name).exists()]
+    if existing:
+        click.echo(
+            f"error: {out_dir} already has {', '.join(existing)}; use --update {out_dir}", err=True
+        )
+        sys.exit(ExitCode.ERROR)
+    for path in files.write(out_dir):
+        click.echo(f"wrote {path}")
