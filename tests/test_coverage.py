@@ -213,7 +213,7 @@ def test_search_criteria_translation() -> None:
     criteria = search_criteria(parse_text("Language = Spanish >= 4 OR Skill = Billing IN 2..3"))
     (first, second) = criteria["OrConditions"]
     assert first["ListCondition"]["Conditions"][2]["NumberCondition"] == {
-        "FieldName": "Level",
+        "FieldName": "limit",
         "ComparisonType": "GREATER_OR_EQUAL",
         "MinValue": 4,
     }

@@ -274,26 +274,41 @@ def _username_is(username: str) -> dict[str, Any]:
 
 
 def proficiency_condition(
-    attribute: str, value: str | None = None, low: int | None = None, high: int | None = None
+    attribute: str,
+    value: str | None = None,
+    low: int | None = None,
+    high: int | None = None,
+    levels: Iterable[int] | None = None,
 ) -> dict[str, Any]:
-    """SearchUsers' ListCondition for one proficiency. API_ListCondition says
-    its conditions are ANDed on one list item but not what the fields are
-    called; these are UserProficiency's member names, and this is the one
-    place that spells them."""
-    conditions = [_string_is("AttributeName", attribute)]
+    """SearchUsers' criteria for holders of one proficiency: of `attribute`
+    (and `value`), at a level in [low, high] or in `levels`. This is the one
+    place that spells the field names, as the service model documents them:
+    StringCondition `name`/`value` (API_Condition) and NumberCondition
+    `limit` (API_NumberCondition):
+    https://docs.aws.amazon.com/connect/latest/APIReference/API_Condition.html
+    https://docs.aws.amazon.com/connect/latest/APIReference/API_NumberCondition.html
+    API_ListCondition ANDs the conditions on one list item."""
+    conditions = [_string_is("name", attribute)]
     if value is not None:
-        conditions.append(_string_is("AttributeValue", value))
-    if high is not None:
-        number = {
-            "FieldName": "Level",
-            "ComparisonType": "RANGE",
-            "MinValue": low or 1,
-            "MaxValue": high,
+        conditions.append(_string_is("value", value))
+    if levels is not None:
+        return {
+            "OrConditions": [
+                _list_condition([*conditions, _limit("EQUAL", MinValue=level)]) for level in levels
+            ]
         }
-        conditions.append({"NumberCondition": number})
+    if high is not None:
+        conditions.append(_limit("RANGE", MinValue=low or 1, MaxValue=high))
     elif low is not None:
-        number = {"FieldName": "Level", "ComparisonType": "GREATER_OR_EQUAL", "MinValue": low}
-        conditions.append({"NumberCondition": number})
+        conditions.append(_limit("GREATER_OR_EQUAL", MinValue=low))
+    return _list_condition(conditions)
+
+
+def _limit(comparison: str, **bounds: int) -> dict[str, Any]:
+    return {"NumberCondition": {"FieldName": "limit", "ComparisonType": comparison, **bounds}}
+
+
+def _list_condition(conditions: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": conditions}}
 
 

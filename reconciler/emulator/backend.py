@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import fnmatch
 import hashlib
 import hmac
 import re
@@ -207,21 +206,28 @@ class ConnectBackend:
 
     def search_users(self, params: Record) -> Record:
         self._check_instance(params)
+        if params.get("SearchFilter") is not None:
+            # Not implemented: refused, so a filter is never silently ignored.
+            raise self._bad("SearchFilter is not supported by this emulator.")
         criteria = params.get("SearchCriteria") or {}
+        problem = criteria_problem(criteria)
+        if problem:
+            raise self._bad(problem)
         matched = [u["User"] for u in self.users.values() if self._user_matches(u, criteria)]
         page, token = self._page(matched, params)
         return {"Users": page, "NextToken": token, "ApproximateTotalCount": len(matched)}
 
     def _user_matches(self, user: Record, criteria: Record) -> bool:
+        """`criteria` (already validated by criteria_problem) holds for `user`."""
         if criteria.get("OrConditions") and not any(
             self._user_matches(user, c) for c in criteria["OrConditions"]
         ):
             return False
         if not all(self._user_matches(user, c) for c in criteria.get("AndConditions") or []):
             return False
-        if "StringCondition" in criteria and not _string_matches(
-            criteria["StringCondition"],
-            _user_field(user["User"], criteria["StringCondition"].get("FieldName", "")),
+        string = criteria.get("StringCondition")
+        if string is not None and not any(
+            _string_matches(string, v) for v in _user_fields(user["User"], string["FieldName"])
         ):
             return False
         if "HierarchyGroupCondition" in criteria and not self._in_group(
@@ -229,7 +235,7 @@ class ConnectBackend:
         ):
             return False
         if "ListCondition" in criteria:
-            conditions = criteria["ListCondition"].get("Conditions") or []
+            conditions = criteria["ListCondition"]["Conditions"]
             # "A list of Condition objects which would be applied together with
             # an AND condition" (API_ListCondition): one proficiency must meet all.
             return any(
@@ -532,9 +538,8 @@ def _contact_matches(contact: Record, criteria: Record) -> bool:
     )
 
 
-def _string_matches(condition: Record, actual: str | None) -> bool:
-    if actual is None:
-        return False
+def _string_matches(condition: Record, actual: str) -> bool:
+    # Case-insensitive: undocumented; Connect's console search ignores case.
     wanted = str(condition.get("Value", "")).casefold()
     actual = actual.casefold()
     kind = condition.get("ComparisonType", "EXACT")
@@ -542,50 +547,150 @@ def _string_matches(condition: Record, actual: str | None) -> bool:
         return actual.startswith(wanted)
     if kind == "CONTAINS":
         return wanted in actual
-    return actual == wanted or ("*" in wanted and fnmatch.fnmatchcase(actual, wanted))
+    return actual == wanted
 
 
-def _user_field(user: Record, field: str) -> str | None:
-    folded = field.casefold()
-    if folded in ("username", "name"):
-        return user.get("Username")
-    if folded in ("resourceid", "id"):
-        return user.get("Id")
-    if folded == "routingprofileid":
-        return user.get("RoutingProfileId")
-    if folded in ("firstname", "lastname"):
-        return (user.get("IdentityInfo") or {}).get(
-            "FirstName" if folded == "firstname" else "LastName"
-        )
+# UserSearchCriteria.StringCondition: "The currently supported values for
+# FieldName are Username, FirstName, LastName, RoutingProfileId,
+# SecurityProfileId, resourceId."
+# https://docs.aws.amazon.com/connect/latest/APIReference/API_UserSearchCriteria.html
+USER_STRING_FIELDS = (
+    "Username",
+    "FirstName",
+    "LastName",
+    "RoutingProfileId",
+    "SecurityProfileId",
+    "resourceId",
+)
+# Condition.StringCondition: "The currently supported values for FieldName are
+# name and value."  https://docs.aws.amazon.com/connect/latest/APIReference/API_Condition.html
+PROFICIENCY_STRING_FIELDS = {"name": "AttributeName", "value": "AttributeValue"}
+# NumberCondition: "The currently supported value for FieldName is limit."
+# https://docs.aws.amazon.com/connect/latest/APIReference/API_NumberCondition.html
+PROFICIENCY_NUMBER_FIELD = "limit"
+# Which of MinValue/MaxValue each NumberComparisonType needs. The reference
+# lists the types but not their bounds; this is the strict reading: each type
+# needs the bound(s) its name implies, and EQUAL/NOT_EQUAL take one bound
+# (MinValue or MaxValue; both only when equal).
+_NUMBER_BOUNDS = {
+    "GREATER_OR_EQUAL": ("MinValue",),
+    "GREATER": ("MinValue",),
+    "LESSER_OR_EQUAL": ("MaxValue",),
+    "LESSER": ("MaxValue",),
+    "RANGE": ("MinValue", "MaxValue"),
+    "EQUAL": (),
+    "NOT_EQUAL": (),
+}
+
+
+def criteria_problem(criteria: Record, where: str = "SearchCriteria") -> str | None:
+    """Why SearchUsers' `criteria` cannot be answered exactly, or None: any
+    field name or member this emulator does not implement is refused rather
+    than ignored. Checked before any user is looked at."""
+    for key in ("OrConditions", "AndConditions"):
+        for index, child in enumerate(criteria.get(key) or []):
+            problem = criteria_problem(child, f"{where}.{key}[{index}]")
+            if problem:
+                return problem
+    string = criteria.get("StringCondition")
+    if string is not None:
+        problem = _string_condition_problem(string, USER_STRING_FIELDS, f"{where}.StringCondition")
+        if problem:
+            return problem
+    group = criteria.get("HierarchyGroupCondition")
+    if group is not None and (
+        group.get("Value") is None or group.get("HierarchyGroupMatchType") is None
+    ):
+        return f"{where}.HierarchyGroupCondition needs Value and HierarchyGroupMatchType."
+    listed = criteria.get("ListCondition")
+    if listed is not None:
+        return _list_condition_problem(listed, f"{where}.ListCondition")
     return None
 
 
+def _string_condition_problem(condition: Record, fields: Iterable[str], where: str) -> str | None:
+    known = tuple(fields)
+    if condition.get("FieldName") not in known:
+        return (
+            f"{where}.FieldName {condition.get('FieldName')!r} is not supported; "
+            f"the supported values are {', '.join(known)}."
+        )
+    if condition.get("Value") is None or condition.get("ComparisonType") is None:
+        return f"{where} needs Value and ComparisonType."
+    return None
+
+
+def _list_condition_problem(condition: Record, where: str) -> str | None:
+    if condition.get("TargetListType") != "PROFICIENCIES" or not condition.get("Conditions"):
+        return f"{where} needs TargetListType PROFICIENCIES and at least one Condition."
+    for index, item in enumerate(condition["Conditions"]):
+        at = f"{where}.Conditions[{index}]"
+        string, number = item.get("StringCondition"), item.get("NumberCondition")
+        if (string is None) == (number is None):
+            return f"{at} needs exactly one of StringCondition and NumberCondition."
+        if string is not None:
+            problem = _string_condition_problem(string, PROFICIENCY_STRING_FIELDS, at)
+            if problem:
+                return problem
+            continue
+        if number.get("FieldName") != PROFICIENCY_NUMBER_FIELD:
+            return (
+                f"{at}.NumberCondition.FieldName {number.get('FieldName')!r} is not supported; "
+                f"the supported value is {PROFICIENCY_NUMBER_FIELD}."
+            )
+        kind = number.get("ComparisonType")
+        if kind not in _NUMBER_BOUNDS:
+            return f"{at}.NumberCondition needs a ComparisonType."
+        missing = [b for b in _NUMBER_BOUNDS[kind] if number.get(b) is None]
+        low, high = number.get("MinValue"), number.get("MaxValue")
+        if kind in ("EQUAL", "NOT_EQUAL") and (
+            (low is None and high is None) or (None not in (low, high) and low != high)
+        ):
+            missing = ["MinValue or MaxValue (one value)"]
+        if missing:
+            return f"{at}.NumberCondition {kind} needs {' and '.join(missing)}."
+    return None
+
+
+def _user_fields(user: Record, field: str) -> list[str]:
+    """The values a user StringCondition on `field` compares with (a user
+    has several security profiles; the condition holds for any of them)."""
+    if field == "SecurityProfileId":
+        return list(user.get("SecurityProfileIds") or [])
+    if field in ("FirstName", "LastName"):
+        value = (user.get("IdentityInfo") or {}).get(field)
+    else:
+        value = user.get("Id" if field == "resourceId" else field)
+    return [] if value is None else [value]
+
+
 def _proficiency_matches(proficiency: Record, condition: Record) -> bool:
-    # The field names are not documented; both the member names of
-    # UserProficiency and their short forms are accepted.
+    """One proficiency meets one validated Condition."""
     if "StringCondition" in condition:
         string = condition["StringCondition"]
-        field = string.get("FieldName", "").casefold()
-        member = "AttributeValue" if field in ("attributevalue", "value") else "AttributeName"
+        member = PROFICIENCY_STRING_FIELDS[string["FieldName"]]
         return _string_matches(string, proficiency[member])
-    number = condition.get("NumberCondition") or {}
-    level = proficiency["Level"]
-    low = number.get("MinValue")
-    high = number.get("MaxValue")
+    return level_matches(proficiency["Level"], condition["NumberCondition"])
+
+
+def level_matches(level: float, number: Record) -> bool:
+    """A level meets a validated NumberCondition."""
+    low, high = number.get("MinValue"), number.get("MaxValue")
     bound = low if low is not None else high
-    compare = {
-        "GREATER_OR_EQUAL": lambda: level >= low,
-        "GREATER": lambda: level > low,
-        "LESSER_OR_EQUAL": lambda: level <= high,
-        "LESSER": lambda: level < high,
-        "EQUAL": lambda: level == bound,
-        "NOT_EQUAL": lambda: level != bound,
-        "RANGE": lambda: low <= level <= high,
-    }.get(number.get("ComparisonType", ""), lambda: True)
-    try:
-        return bool(compare())
-    except TypeError:  # a bound the comparison needs is missing
-        return False
+    kind = number["ComparisonType"]
+    if kind == "GREATER_OR_EQUAL":
+        return level >= low
+    if kind == "GREATER":
+        return level > low
+    if kind == "LESSER_OR_EQUAL":
+        return level <= high
+    if kind == "LESSER":
+        return level < high
+    if kind == "EQUAL":
+        return level == bound
+    if kind == "NOT_EQUAL":
+        return level != bound
+    return low <= level <= high  # RANGE
 
 
 def _attribute_matches(attribute: Record, criteria: Record) -> bool:

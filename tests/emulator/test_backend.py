@@ -158,31 +158,25 @@ def test_search_users_hierarchy_group_exact_and_with_children(connect) -> None:
     assert search(client, children) == ["ann", "jane", "joe"]
 
 
+def string_is(field: str, value: str, kind: str = "EXACT") -> dict:
+    return {"StringCondition": {"FieldName": field, "Value": value, "ComparisonType": kind}}
+
+
 def proficiency_condition(
-    name: str, value: str | None = None, level: tuple[str, int, int | None] | None = None
+    name: str, value: str | None = None, level: tuple[str, int | None, int | None] | None = None
 ) -> dict:
-    conditions = [
-        {
-            "StringCondition": {
-                "FieldName": "AttributeName",
-                "Value": name,
-                "ComparisonType": "EXACT",
-            }
-        }
-    ]
+    """Written out here with the documented field names (API_Condition,
+    API_NumberCondition), independently of the reader's own helper."""
+    conditions = [string_is("name", name)]
     if value is not None:
-        conditions.append(
-            {
-                "StringCondition": {
-                    "FieldName": "AttributeValue",
-                    "Value": value,
-                    "ComparisonType": "EXACT",
-                }
-            }
-        )
+        conditions.append(string_is("value", value))
     if level is not None:
         kind, low, high = level
-        number = {"FieldName": "Level", "ComparisonType": kind, "MinValue": low}
+        number = {"FieldName": "limit"}
+        if kind is not None:
+            number["ComparisonType"] = kind
+        if low is not None:
+            number["MinValue"] = low
         if high is not None:
             number["MaxValue"] = high
         conditions.append({"NumberCondition": number})
@@ -193,12 +187,109 @@ def test_search_users_by_proficiency(connect) -> None:
     _, client = connect
     assert search(client, proficiency_condition("Language")) == ["jane", "joe"]
     assert search(client, proficiency_condition("Language", "Spanish")) == ["jane"]
-    assert search(
-        client, proficiency_condition("Language", level=("GREATER_OR_EQUAL", 5, None))
-    ) == ["joe"]
-    assert search(client, proficiency_condition("Language", level=("RANGE", 3, 4))) == ["jane"]
+    assert search(client, proficiency_condition("language", "spanish")) == ["jane"]
     # one proficiency must meet every condition: jane's Skill is 3, not Language
     assert search(client, proficiency_condition("Skill", level=("GREATER", 3, None))) == []
+
+
+# jane: Language/Spanish 4, Skill/Billing 3; joe: Language/English 5.
+@pytest.mark.parametrize(
+    ("kind", "low", "high", "expected"),
+    [
+        ("GREATER_OR_EQUAL", 4, None, ["jane", "joe"]),
+        ("GREATER_OR_EQUAL", 5, None, ["joe"]),
+        ("GREATER", 4, None, ["joe"]),
+        ("LESSER_OR_EQUAL", None, 4, ["jane"]),
+        ("LESSER", None, 4, []),
+        ("LESSER", None, 5, ["jane"]),
+        ("EQUAL", 4, None, ["jane"]),
+        ("EQUAL", None, 5, ["joe"]),
+        ("EQUAL", 5, 5, ["joe"]),
+        ("NOT_EQUAL", 4, None, ["joe"]),
+        ("RANGE", 3, 4, ["jane"]),
+        ("RANGE", 4, 5, ["jane", "joe"]),
+    ],
+)
+def test_search_users_every_number_comparison(connect, kind, low, high, expected) -> None:
+    _, client = connect
+    assert search(client, proficiency_condition("Language", level=(kind, low, high))) == expected
+
+
+@pytest.mark.parametrize(
+    ("criteria", "fragment"),
+    [
+        (
+            {
+                "ListCondition": {
+                    "TargetListType": "PROFICIENCIES",
+                    "Conditions": [string_is("AttributeName", "Language")],
+                }
+            },
+            "'AttributeName' is not supported; the supported values are name, value",
+        ),
+        (
+            {
+                "ListCondition": {
+                    "TargetListType": "PROFICIENCIES",
+                    "Conditions": [
+                        {
+                            "NumberCondition": {
+                                "FieldName": "Level",
+                                "ComparisonType": "GREATER",
+                                "MinValue": 3,
+                            }
+                        }
+                    ],
+                }
+            },
+            "'Level' is not supported; the supported value is limit",
+        ),
+        (proficiency_condition("Language", level=("GREATER", None, 3)), "GREATER needs MinValue"),
+        (proficiency_condition("Language", level=("LESSER", 3, None)), "LESSER needs MaxValue"),
+        (proficiency_condition("Language", level=("RANGE", 3, None)), "RANGE needs MaxValue"),
+        (proficiency_condition("Language", level=("EQUAL", None, None)), "EQUAL needs"),
+        (proficiency_condition("Language", level=("NOT_EQUAL", 2, 3)), "NOT_EQUAL needs"),
+        (proficiency_condition("Language", level=(None, 2, 3)), "needs a ComparisonType"),
+        (
+            {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": [{}]}},
+            "exactly one of StringCondition and NumberCondition",
+        ),
+        ({"ListCondition": {"Conditions": [string_is("name", "L")]}}, "TargetListType"),
+        (string_is("Name", "jane"), "'Name' is not supported; the supported values are Username"),
+        (
+            {"OrConditions": [string_is("Username", "jane"), string_is("username", "joe")]},
+            "OrConditions[1].StringCondition.FieldName 'username' is not supported",
+        ),
+        (
+            {"StringCondition": {"FieldName": "Username", "Value": "jane"}},
+            "needs Value and ComparisonType",
+        ),
+        ({"HierarchyGroupCondition": {"Value": "hg-emea"}}, "HierarchyGroupMatchType"),
+    ],
+)
+def test_search_users_refuses_what_it_does_not_implement(connect, criteria, fragment) -> None:
+    _, client = connect
+    code, status, message = error_of(client.search_users, **IN, SearchCriteria=criteria)
+    assert (code, status) == ("InvalidParameterException", 400)
+    assert fragment in message
+
+
+def test_search_users_refuses_search_filter(connect) -> None:
+    _, client = connect
+    tag_filter = {"TagFilter": {"OrConditions": [[{"TagKey": "team", "TagValue": "a"}]]}}
+    code, _, message = error_of(client.search_users, **IN, SearchFilter=tag_filter)
+    assert (code, message) == (
+        "InvalidParameterException",
+        "SearchFilter is not supported by this emulator.",
+    )
+
+
+def test_search_users_every_documented_user_field(connect) -> None:
+    _, client = connect
+    assert search(client, string_is("FirstName", "Jane")) == ["jane"]
+    assert search(client, string_is("LastName", "exam", "STARTS_WITH")) == ["ann", "jane", "joe"]
+    assert search(client, string_is("SecurityProfileId", "sp-agent")) == ["ann", "jane", "joe"]
+    assert search(client, string_is("SecurityProfileId", "sp-admin")) == []
 
 
 def test_search_users_and_or_nesting(connect) -> None:
