@@ -1,25 +1,39 @@
-"""Emulator throughput for a simple read, quotas off.
+"""Emulator throughput, quotas off.
 
-    python -m bench.emulator [--seconds 5]
+    python -m bench.emulator [--seconds 5] [--users 50000]
 
-The emulator runs in its own process (`connect-reconciler emulator serve`),
-seeded with the demo snapshot; the load comes from keep-alive HTTP
-connections in this process, from 1 thread and from 8, sending
-ListUserProficiencies. A boto3 client is measured too, for scale: its own
-per-call CPU is what the reconciler will pay. Target (issue 3): >= 1,000
-requests/s, so later benchmarks measure the reconciler, not the emulator.
+The emulator runs in its own process (`connect-reconciler emulator serve`);
+the load comes from keep-alive HTTP connections in this process.
+
+- Demo snapshot, ListUserProficiencies from 1 thread and from 8, and through
+  a boto3 client for scale (its own per-call CPU is what the reconciler
+  pays). Target (issue 3): >= 1,000 requests/s.
+- A synthetic instance of `--users` users (20 attributes x 10 values, 8
+  proficiencies each), 1 thread: SearchUsers by username, SearchUsers the
+  way the search read asks (one value's level bit, 500 a page, walking
+  every page of every value in turn, so most pages are a new query), and
+  ListUsers pages (100 and 1,000 a page, walking every page). Target
+  (issue 12): >= 1,000 requests/s at 50,000 users.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
+import json
+import tempfile
 import threading
 import time
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from bench.served import ROOT, served_emulator
+from bench.synthetic import INSTANCE_ID, Shape, snapshot_of_state, synthetic_state
+from reconciler.atomic import write_json_atomically
 from reconciler.connect.client import connect_client
+from reconciler.connect.reader import proficiency_condition
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 INSTANCE = "11111111-2222-3333-4444-555555555555"
@@ -50,6 +64,97 @@ def http_load(url: str, path: str, threads: int, seconds: float) -> float:
     return sum(counts) / (time.perf_counter() - started)
 
 
+Request = tuple[str, str, bytes | None]  # method, path, body
+
+
+def sequence_load(url: str, requests: Callable[[dict], Iterator[Request]], seconds: float) -> float:
+    """Requests per second from one keep-alive connection, sending what
+    `requests` yields; it is sent each response's JSON to follow tokens."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    last: dict = {}
+    calls = 0
+    source = requests(last)
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    while time.perf_counter() < deadline:
+        method, path, body = next(source)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        document = response.read()
+        assert response.status == 200, (response.status, document[:200])
+        last.clear()
+        last.update(json.loads(document))
+        calls += 1
+    connection.close()
+    return calls / (time.perf_counter() - started)
+
+
+def search_pages(criteria: list[dict], page_size: int) -> Callable[[dict], Iterator[Request]]:
+    """Every page of each criteria in turn, forever."""
+
+    def requests(last: dict) -> Iterator[Request]:
+        for search in itertools.cycle(criteria):
+            token = None
+            while True:
+                body = {"InstanceId": INSTANCE_ID, "MaxResults": page_size}
+                body["SearchCriteria"] = search
+                if token:
+                    body["NextToken"] = token
+                yield "POST", "/search-users", json.dumps(body).encode()
+                token = last.get("NextToken")
+                if not token:
+                    break
+
+    return requests
+
+
+def list_pages(page_size: int) -> Callable[[dict], Iterator[Request]]:
+    """Every ListUsers page, forever."""
+
+    def requests(last: dict) -> Iterator[Request]:
+        token = None
+        while True:
+            path = f"/users-summary/{INSTANCE_ID}?maxResults={page_size}"
+            yield "GET", path + (f"&nextToken={quote(token)}" if token else ""), None
+            token = last.get("NextToken")
+
+    return requests
+
+
+def synthetic_load(users: int, seconds: float) -> None:
+    shape = Shape(users=users, attributes=20, values=10, proficiencies=8)
+    state = synthetic_state(shape)
+    with tempfile.TemporaryDirectory() as tmp:
+        snapshot = Path(tmp) / "snapshot.json"
+        write_json_atomically(snapshot, snapshot_of_state(state))
+        with served_emulator(snapshot) as url:
+            print(f"emulator with {users} users x {shape.proficiencies} proficiencies, "
+                  f"{shape.attributes} attributes x {shape.values} values, 1 thread, "
+                  f"{seconds:.0f} s each (target >= 1000 requests/s)")  # fmt: skip
+            names = sorted(state.users)
+            by_name = [
+                {"StringCondition": {"FieldName": "Username", "Value": n, "ComparisonType": kind}}
+                for n in names[:: max(1, len(names) // 1000)]
+                for kind in ("EXACT",)
+            ]
+            bits = [
+                proficiency_condition(a.name, v, levels=levels)
+                for a in state.attributes.values()
+                for v in a.values
+                for levels in ((1, 3, 5), (2, 3), (4, 5))
+            ]
+            for title, requests in (
+                ("SearchUsers, Username EXACT", search_pages(by_name, 500)),
+                ("SearchUsers, value level bit, 500/page", search_pages(bits, 500)),
+                ("ListUsers, 100/page", list_pages(100)),
+                ("ListUsers, 1000/page", list_pages(1000)),
+            ):
+                rate = sequence_load(url, requests, seconds)
+                print(f"  {title:40} {rate:7.0f} requests/s")
+
+
 def boto3_load(url: str, user_id: str, seconds: float) -> float:
     client = connect_client(endpoint_url=url, emulator=True)
     calls = 0
@@ -64,6 +169,7 @@ def boto3_load(url: str, user_id: str, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--users", type=int, default=50_000)
     args = parser.parse_args()
     with served_emulator(DEMO) as url:
         client = connect_client(endpoint_url=url, emulator=True)
@@ -77,6 +183,7 @@ def main() -> None:
             )
         rate = boto3_load(url, user_id, args.seconds)
         print(f"  boto3 client, 1 thread:        {rate:7.0f} requests/s (client CPU included)")
+    synthetic_load(args.users, args.seconds)
 
 
 if __name__ == "__main__":

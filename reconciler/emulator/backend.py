@@ -13,17 +13,19 @@ import base64
 import copy
 import hashlib
 import hmac
+import itertools
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from botocore.model import OperationModel
 
 from reconciler import limits
 from reconciler.emulator.protocol import ApiError, connect_model, invalid_parameter
+from reconciler.emulator.user_index import UserSearchIndex, criteria_problem, string_matches
 
 Record = dict[str, Any]
 
@@ -32,6 +34,7 @@ Record = dict[str, Any]
 # the default we emulate (configurable).
 DEFAULT_MAX_ATTRIBUTES = 128
 DEFAULT_PAGE_SIZE = 100
+_READS = ("Describe", "List", "Search", "Get")
 
 # SearchContacts' TimeRange.Type and Sort.FieldName -> the contact member.
 _CONTACT_FIELDS = {
@@ -63,6 +66,7 @@ class ConnectBackend:
         max_proficiencies_per_user: int = limits.DEFAULT_MAX_PROFICIENCIES_PER_USER,
         max_attributes: int = DEFAULT_MAX_ATTRIBUTES,
         clock: Callable[[], float] = time.time,
+        search_index_delay: float = 0.0,
     ) -> None:
         self.instance = instance
         self.region = instance.get("Arn", "arn:aws:connect:us-east-1:").split(":")[3] or "us-east-1"
@@ -76,6 +80,9 @@ class ConnectBackend:
         self.routing_profiles: dict[str, Record] = {}
         self.hierarchy_groups: dict[str, Record] = {}
         self.contacts: dict[str, Record] = {}
+        # SearchUsers answers from this index, which may trail writes by
+        # `search_index_delay` seconds (see user_index).
+        self.search_index = UserSearchIndex(clock, self._in_group, search_index_delay)
         self._token_key = uuid.uuid4().bytes
         model = connect_model()
         self._handlers: dict[str, Callable[[Record], Record]] = {
@@ -95,7 +102,12 @@ class ConnectBackend:
             )
         with self.lock:
             self._operation = operation
-            return handler(params)
+            result = handler(params)
+            user_id = params.get("UserId") or result.get("UserId")
+            if user_id and not operation.name.startswith(_READS):
+                # Every write that names a user reaches the search index.
+                self.search_index.put(user_id, self.users.get(user_id))
+            return result
 
     def _check_instance(self, params: Record) -> None:
         given = params.get("InstanceId")
@@ -107,7 +119,7 @@ class ConnectBackend:
         record["LastModifiedRegion"] = self.region
 
     def _page(
-        self, items: list[Any], params: Record, max_default: int = DEFAULT_PAGE_SIZE
+        self, items: Sequence[Any], params: Record, max_default: int = DEFAULT_PAGE_SIZE
     ) -> tuple[list[Any], str | None]:
         """One page and the opaque token for the next. Tokens are signed
         (offset + operation), so a token from another call is refused."""
@@ -152,6 +164,7 @@ class ConnectBackend:
         user.setdefault("Arn", f"{self.instance['Arn']}/agent/{user['Id']}")
         self.users[user["Id"]] = {"User": user, "Proficiencies": proficiencies}
         self.user_ids[user["Username"]] = user["Id"]
+        self.search_index.put(user["Id"], self.users[user["Id"]], now=True)
 
     # -- instance ---------------------------------------------------------
 
@@ -201,7 +214,7 @@ class ConnectBackend:
 
     def list_users(self, params: Record) -> Record:
         self._check_instance(params)
-        page, token = self._page([u["User"] for u in self.users.values()], params)
+        page, token = self._page(_Users(self.users), params)
         return {"UserSummaryList": page, "NextToken": token}
 
     def search_users(self, params: Record) -> Record:
@@ -213,35 +226,9 @@ class ConnectBackend:
         problem = criteria_problem(criteria)
         if problem:
             raise self._bad(problem)
-        matched = [u["User"] for u in self.users.values() if self._user_matches(u, criteria)]
+        matched = self.search_index.search(criteria)
         page, token = self._page(matched, params)
         return {"Users": page, "NextToken": token, "ApproximateTotalCount": len(matched)}
-
-    def _user_matches(self, user: Record, criteria: Record) -> bool:
-        """`criteria` (already validated by criteria_problem) holds for `user`."""
-        if criteria.get("OrConditions") and not any(
-            self._user_matches(user, c) for c in criteria["OrConditions"]
-        ):
-            return False
-        if not all(self._user_matches(user, c) for c in criteria.get("AndConditions") or []):
-            return False
-        string = criteria.get("StringCondition")
-        if string is not None and not any(
-            _string_matches(string, v) for v in _user_fields(user["User"], string["FieldName"])
-        ):
-            return False
-        if "HierarchyGroupCondition" in criteria and not self._in_group(
-            user["User"], criteria["HierarchyGroupCondition"]
-        ):
-            return False
-        if "ListCondition" in criteria:
-            conditions = criteria["ListCondition"]["Conditions"]
-            # "A list of Condition objects which would be applied together with
-            # an AND condition" (API_ListCondition): one proficiency must meet all.
-            return any(
-                all(_proficiency_matches(p, c) for c in conditions) for p in user["Proficiencies"]
-            )
-        return True
 
     def _in_group(self, user: Record, condition: Record) -> bool:
         group_id = user.get("HierarchyGroupId")
@@ -513,6 +500,21 @@ class ConnectBackend:
         return {"Contacts": page, "NextToken": token, "TotalCount": len(matched)}
 
 
+class _Users(Sequence[Record]):
+    """The users' records as a sequence, sliced without copying them all
+    (a ListUsers page at 50,000 users)."""
+
+    def __init__(self, users: dict[str, Record]) -> None:
+        self._users = users
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def __getitem__(self, index: Any) -> Any:
+        start, stop, _ = index.indices(len(self._users))
+        return [u["User"] for u in itertools.islice(self._users.values(), start, stop)]
+
+
 def _dig(record: Record, path: tuple[str, ...]) -> Any:
     for key in path:
         if not isinstance(record, dict):
@@ -538,161 +540,6 @@ def _contact_matches(contact: Record, criteria: Record) -> bool:
     )
 
 
-def _string_matches(condition: Record, actual: str) -> bool:
-    # Case-insensitive: undocumented; Connect's console search ignores case.
-    wanted = str(condition.get("Value", "")).casefold()
-    actual = actual.casefold()
-    kind = condition.get("ComparisonType", "EXACT")
-    if kind == "STARTS_WITH":
-        return actual.startswith(wanted)
-    if kind == "CONTAINS":
-        return wanted in actual
-    return actual == wanted
-
-
-# UserSearchCriteria.StringCondition: "The currently supported values for
-# FieldName are Username, FirstName, LastName, RoutingProfileId,
-# SecurityProfileId, resourceId."
-# https://docs.aws.amazon.com/connect/latest/APIReference/API_UserSearchCriteria.html
-USER_STRING_FIELDS = (
-    "Username",
-    "FirstName",
-    "LastName",
-    "RoutingProfileId",
-    "SecurityProfileId",
-    "resourceId",
-)
-# Condition.StringCondition: "The currently supported values for FieldName are
-# name and value."  https://docs.aws.amazon.com/connect/latest/APIReference/API_Condition.html
-PROFICIENCY_STRING_FIELDS = {"name": "AttributeName", "value": "AttributeValue"}
-# NumberCondition: "The currently supported value for FieldName is limit."
-# https://docs.aws.amazon.com/connect/latest/APIReference/API_NumberCondition.html
-PROFICIENCY_NUMBER_FIELD = "limit"
-# Which of MinValue/MaxValue each NumberComparisonType needs. The reference
-# lists the types but not their bounds; this is the strict reading: each type
-# needs the bound(s) its name implies, and EQUAL/NOT_EQUAL take one bound
-# (MinValue or MaxValue; both only when equal).
-_NUMBER_BOUNDS = {
-    "GREATER_OR_EQUAL": ("MinValue",),
-    "GREATER": ("MinValue",),
-    "LESSER_OR_EQUAL": ("MaxValue",),
-    "LESSER": ("MaxValue",),
-    "RANGE": ("MinValue", "MaxValue"),
-    "EQUAL": (),
-    "NOT_EQUAL": (),
-}
-
-
-def criteria_problem(criteria: Record, where: str = "SearchCriteria") -> str | None:
-    """Why SearchUsers' `criteria` cannot be answered exactly, or None: any
-    field name or member this emulator does not implement is refused rather
-    than ignored. Checked before any user is looked at."""
-    for key in ("OrConditions", "AndConditions"):
-        for index, child in enumerate(criteria.get(key) or []):
-            problem = criteria_problem(child, f"{where}.{key}[{index}]")
-            if problem:
-                return problem
-    string = criteria.get("StringCondition")
-    if string is not None:
-        problem = _string_condition_problem(string, USER_STRING_FIELDS, f"{where}.StringCondition")
-        if problem:
-            return problem
-    group = criteria.get("HierarchyGroupCondition")
-    if group is not None and (
-        group.get("Value") is None or group.get("HierarchyGroupMatchType") is None
-    ):
-        return f"{where}.HierarchyGroupCondition needs Value and HierarchyGroupMatchType."
-    listed = criteria.get("ListCondition")
-    if listed is not None:
-        return _list_condition_problem(listed, f"{where}.ListCondition")
-    return None
-
-
-def _string_condition_problem(condition: Record, fields: Iterable[str], where: str) -> str | None:
-    known = tuple(fields)
-    if condition.get("FieldName") not in known:
-        return (
-            f"{where}.FieldName {condition.get('FieldName')!r} is not supported; "
-            f"the supported values are {', '.join(known)}."
-        )
-    if condition.get("Value") is None or condition.get("ComparisonType") is None:
-        return f"{where} needs Value and ComparisonType."
-    return None
-
-
-def _list_condition_problem(condition: Record, where: str) -> str | None:
-    if condition.get("TargetListType") != "PROFICIENCIES" or not condition.get("Conditions"):
-        return f"{where} needs TargetListType PROFICIENCIES and at least one Condition."
-    for index, item in enumerate(condition["Conditions"]):
-        at = f"{where}.Conditions[{index}]"
-        string, number = item.get("StringCondition"), item.get("NumberCondition")
-        if (string is None) == (number is None):
-            return f"{at} needs exactly one of StringCondition and NumberCondition."
-        if string is not None:
-            problem = _string_condition_problem(string, PROFICIENCY_STRING_FIELDS, at)
-            if problem:
-                return problem
-            continue
-        if number.get("FieldName") != PROFICIENCY_NUMBER_FIELD:
-            return (
-                f"{at}.NumberCondition.FieldName {number.get('FieldName')!r} is not supported; "
-                f"the supported value is {PROFICIENCY_NUMBER_FIELD}."
-            )
-        kind = number.get("ComparisonType")
-        if kind not in _NUMBER_BOUNDS:
-            return f"{at}.NumberCondition needs a ComparisonType."
-        missing = [b for b in _NUMBER_BOUNDS[kind] if number.get(b) is None]
-        low, high = number.get("MinValue"), number.get("MaxValue")
-        if kind in ("EQUAL", "NOT_EQUAL") and (
-            (low is None and high is None) or (None not in (low, high) and low != high)
-        ):
-            missing = ["MinValue or MaxValue (one value)"]
-        if missing:
-            return f"{at}.NumberCondition {kind} needs {' and '.join(missing)}."
-    return None
-
-
-def _user_fields(user: Record, field: str) -> list[str]:
-    """The values a user StringCondition on `field` compares with (a user
-    has several security profiles; the condition holds for any of them)."""
-    if field == "SecurityProfileId":
-        return list(user.get("SecurityProfileIds") or [])
-    if field in ("FirstName", "LastName"):
-        value = (user.get("IdentityInfo") or {}).get(field)
-    else:
-        value = user.get("Id" if field == "resourceId" else field)
-    return [] if value is None else [value]
-
-
-def _proficiency_matches(proficiency: Record, condition: Record) -> bool:
-    """One proficiency meets one validated Condition."""
-    if "StringCondition" in condition:
-        string = condition["StringCondition"]
-        member = PROFICIENCY_STRING_FIELDS[string["FieldName"]]
-        return _string_matches(string, proficiency[member])
-    return level_matches(proficiency["Level"], condition["NumberCondition"])
-
-
-def level_matches(level: float, number: Record) -> bool:
-    """A level meets a validated NumberCondition."""
-    low, high = number.get("MinValue"), number.get("MaxValue")
-    bound = low if low is not None else high
-    kind = number["ComparisonType"]
-    if kind == "GREATER_OR_EQUAL":
-        return level >= low
-    if kind == "GREATER":
-        return level > low
-    if kind == "LESSER_OR_EQUAL":
-        return level <= high
-    if kind == "LESSER":
-        return level < high
-    if kind == "EQUAL":
-        return level == bound
-    if kind == "NOT_EQUAL":
-        return level != bound
-    return low <= level <= high  # RANGE
-
-
 def _attribute_matches(attribute: Record, criteria: Record) -> bool:
     if criteria.get("OrConditions") and not any(
         _attribute_matches(attribute, c) for c in criteria["OrConditions"]
@@ -701,4 +548,4 @@ def _attribute_matches(attribute: Record, criteria: Record) -> bool:
     if not all(_attribute_matches(attribute, c) for c in criteria.get("AndConditions") or []):
         return False
     condition = criteria.get("StringCondition")
-    return condition is None or _string_matches(condition, attribute["Name"])
+    return condition is None or string_matches(condition, attribute["Name"])

@@ -1,0 +1,328 @@
+"""SearchUsers for the emulator: criteria validation and a search index.
+
+The index keeps users by username and by (attribute, value) with each
+holder's level, so a search touches only the users it can match and stays
+fast at 50,000 users. Like the service's, it may trail writes: with a
+`delay`, a write becomes searchable `delay` seconds (of the backend's clock)
+after it is made. How quickly Connect's search reflects writes is not
+documented; the default here is immediately, and a delay is a setting for
+tests that need a lagging search.
+
+Field names are exactly the documented ones (see the links below); anything
+else is refused before any user is looked at, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Record = dict[str, Any]
+
+# UserSearchCriteria.StringCondition: "The currently supported values for
+# FieldName are Username, FirstName, LastName, RoutingProfileId,
+# SecurityProfileId, resourceId."
+# https://docs.aws.amazon.com/connect/latest/APIReference/API_UserSearchCriteria.html
+USER_STRING_FIELDS = (
+    "Username",
+    "FirstName",
+    "LastName",
+    "RoutingProfileId",
+    "SecurityProfileId",
+    "resourceId",
+)
+# Condition.StringCondition: "The currently supported values for FieldName are
+# name and value."  https://docs.aws.amazon.com/connect/latest/APIReference/API_Condition.html
+PROFICIENCY_STRING_FIELDS = ("name", "value")
+# NumberCondition: "The currently supported value for FieldName is limit."
+# https://docs.aws.amazon.com/connect/latest/APIReference/API_NumberCondition.html
+PROFICIENCY_NUMBER_FIELD = "limit"
+# Which of MinValue/MaxValue each NumberComparisonType needs. The reference
+# lists the types but not their bounds; this is the strict reading: each type
+# needs the bound(s) its name implies, and EQUAL/NOT_EQUAL take one bound
+# (MinValue or MaxValue; both only when equal).
+_NUMBER_BOUNDS = {
+    "GREATER_OR_EQUAL": ("MinValue",),
+    "GREATER": ("MinValue",),
+    "LESSER_OR_EQUAL": ("MaxValue",),
+    "LESSER": ("MaxValue",),
+    "RANGE": ("MinValue", "MaxValue"),
+    "EQUAL": (),
+    "NOT_EQUAL": (),
+}
+# Results of recent searches, so that paging through one costs a slice.
+_CACHED_SEARCHES = 64
+
+
+def string_matches(condition: Record, actual: str) -> bool:
+    """A StringCondition's comparison. Case-insensitive: not documented; the
+    console's search ignores case, and attribute names are case-insensitive."""
+    wanted = str(condition.get("Value", "")).casefold()
+    actual = actual.casefold()
+    kind = condition.get("ComparisonType", "EXACT")
+    if kind == "STARTS_WITH":
+        return actual.startswith(wanted)
+    if kind == "CONTAINS":
+        return wanted in actual
+    return actual == wanted
+
+
+def criteria_problem(criteria: Record, where: str = "SearchCriteria") -> str | None:
+    """Why SearchUsers' `criteria` cannot be answered exactly, or None: any
+    field name or member this emulator does not implement is refused."""
+    for key in ("OrConditions", "AndConditions"):
+        for index, child in enumerate(criteria.get(key) or []):
+            problem = criteria_problem(child, f"{where}.{key}[{index}]")
+            if problem:
+                return problem
+    string = criteria.get("StringCondition")
+    if string is not None:
+        problem = _string_condition_problem(string, USER_STRING_FIELDS, f"{where}.StringCondition")
+        if problem:
+            return problem
+    group = criteria.get("HierarchyGroupCondition")
+    if group is not None and (
+        group.get("Value") is None or group.get("HierarchyGroupMatchType") is None
+    ):
+        return f"{where}.HierarchyGroupCondition needs Value and HierarchyGroupMatchType."
+    listed = criteria.get("ListCondition")
+    if listed is not None:
+        return _list_condition_problem(listed, f"{where}.ListCondition")
+    return None
+
+
+def _string_condition_problem(condition: Record, known: tuple[str, ...], where: str) -> str | None:
+    if condition.get("FieldName") not in known:
+        return (
+            f"{where}.FieldName {condition.get('FieldName')!r} is not supported; "
+            f"the supported values are {', '.join(known)}."
+        )
+    if condition.get("Value") is None or condition.get("ComparisonType") is None:
+        return f"{where} needs Value and ComparisonType."
+    return None
+
+
+def _list_condition_problem(condition: Record, where: str) -> str | None:
+    if condition.get("TargetListType") != "PROFICIENCIES" or not condition.get("Conditions"):
+        return f"{where} needs TargetListType PROFICIENCIES and at least one Condition."
+    for index, item in enumerate(condition["Conditions"]):
+        at = f"{where}.Conditions[{index}]"
+        string, number = item.get("StringCondition"), item.get("NumberCondition")
+        if (string is None) == (number is None):
+            return f"{at} needs exactly one of StringCondition and NumberCondition."
+        if string is not None:
+            problem = _string_condition_problem(string, PROFICIENCY_STRING_FIELDS, at)
+            if problem:
+                return problem
+            continue
+        if number.get("FieldName") != PROFICIENCY_NUMBER_FIELD:
+            return (
+                f"{at}.NumberCondition.FieldName {number.get('FieldName')!r} is not supported; "
+                f"the supported value is {PROFICIENCY_NUMBER_FIELD}."
+            )
+        kind = number.get("ComparisonType")
+        if kind not in _NUMBER_BOUNDS:
+            return f"{at}.NumberCondition needs a ComparisonType."
+        missing = [bound for bound in _NUMBER_BOUNDS[kind] if number.get(bound) is None]
+        low, high = number.get("MinValue"), number.get("MaxValue")
+        if kind in ("EQUAL", "NOT_EQUAL") and (
+            (low is None and high is None) or (None not in (low, high) and low != high)
+        ):
+            missing = ["MinValue or MaxValue (one value)"]
+        if missing:
+            return f"{at}.NumberCondition {kind} needs {' and '.join(missing)}."
+    return None
+
+
+def level_matches(level: float, number: Record) -> bool:
+    """A level meets a validated NumberCondition."""
+    low, high = number.get("MinValue"), number.get("MaxValue")
+    bound = low if low is not None else high
+    kind = number["ComparisonType"]
+    if kind == "GREATER_OR_EQUAL":
+        return level >= low
+    if kind == "GREATER":
+        return level > low
+    if kind == "LESSER_OR_EQUAL":
+        return level <= high
+    if kind == "LESSER":
+        return level < high
+    if kind == "EQUAL":
+        return level == bound
+    if kind == "NOT_EQUAL":
+        return level != bound
+    return low <= level <= high  # RANGE
+
+
+def user_fields(user: Record, field: str) -> list[str]:
+    """The values a user StringCondition on `field` compares with (a user
+    has several security profiles; the condition holds for any of them)."""
+    if field == "SecurityProfileId":
+        return list(user.get("SecurityProfileIds") or [])
+    if field in ("FirstName", "LastName"):
+        value = (user.get("IdentityInfo") or {}).get(field)
+    else:
+        value = user.get("Id" if field == "resourceId" else field)
+    return [] if value is None else [value]
+
+
+@dataclass
+class _Entry:
+    """A user as the index saw it: the record SearchUsers returns, and the
+    proficiency levels at indexing time."""
+
+    order: int
+    user: Record
+    levels: dict[tuple[str, str], float]  # (casefolded attribute, value) -> level
+
+
+class UserSearchIndex:
+    """Users by username and by (attribute, value), for SearchUsers."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        in_group: Callable[[Record, Record], bool],
+        delay: float = 0.0,
+    ) -> None:
+        self.clock = clock
+        self.delay = delay
+        self._in_group = in_group
+        self._order = itertools.count()
+        self._entries: dict[str, _Entry] = {}  # user id -> entry
+        self._by_username: dict[str, set[str]] = {}  # casefolded username -> ids
+        # (casefolded attribute, value) -> level -> holder ids
+        self._holders: dict[tuple[str, str], dict[float, set[str]]] = {}
+        self._values: dict[str, set[str]] = {}  # casefolded attribute -> values held
+        self._pending: deque[tuple[float, str, Record | None]] = deque()
+        self._results: dict[str, list[str]] = {}
+
+    def put(self, user_id: str, record: Record | None, *, now: bool = False) -> None:
+        """Index `record` ({"User", "Proficiencies"}, None once deleted) as it
+        is at this moment; searchable after the delay unless `now`."""
+        seen = None
+        if record is not None:
+            levels = {
+                (p["AttributeName"].casefold(), p["AttributeValue"]): float(p["Level"])
+                for p in record["Proficiencies"]
+            }
+            seen = {"User": record["User"], "levels": levels}
+        if now or self.delay <= 0:
+            self._apply(user_id, seen)
+        else:
+            self._pending.append((self.clock() + self.delay, user_id, seen))
+
+    def _apply(self, user_id: str, seen: Record | None) -> None:
+        self._results.clear()
+        old = self._entries.pop(user_id, None)
+        if old is not None:
+            self._by_username[old.user["Username"].casefold()].discard(user_id)
+            for key, level in old.levels.items():
+                by_level = self._holders[key]
+                by_level[level].discard(user_id)
+                if not by_level[level]:
+                    del by_level[level]
+                if not by_level:
+                    del self._holders[key]
+                    self._values[key[0]].discard(key[1])
+        if seen is None:
+            return
+        entry = _Entry(old.order if old else next(self._order), seen["User"], seen["levels"])
+        self._entries[user_id] = entry
+        self._by_username.setdefault(entry.user["Username"].casefold(), set()).add(user_id)
+        for key, level in entry.levels.items():
+            self._holders.setdefault(key, {}).setdefault(level, set()).add(user_id)
+            self._values.setdefault(key[0], set()).add(key[1])
+
+    def search(self, criteria: Record) -> Sequence[Record]:
+        """The users matching validated `criteria`, in a stable order (a
+        sequence whose slices are pages, without building every record)."""
+        while self._pending and self._pending[0][0] <= self.clock():
+            _, user_id, seen = self._pending.popleft()
+            self._apply(user_id, seen)
+        key = json.dumps(criteria, sort_keys=True)
+        ids = self._results.get(key)
+        if ids is None:
+            found = self._ids(criteria)
+            if found is None:
+                ids = list(self._entries)
+            else:
+                entries = self._entries
+                ids = sorted(found, key=lambda i: entries[i].order)
+            if len(self._results) >= _CACHED_SEARCHES:
+                self._results.clear()
+            self._results[key] = ids
+        return _Hits(ids, self._entries)
+
+    def _ids(self, criteria: Record) -> set[str] | None:
+        """Ids matching `criteria`; None for every user (no condition)."""
+        parts: list[set[str]] = []
+        if criteria.get("OrConditions"):
+            alternatives = [self._ids(c) for c in criteria["OrConditions"]]
+            if all(a is not None for a in alternatives):
+                parts.append(set().union(*alternatives))  # type: ignore[arg-type]
+        for condition in criteria.get("AndConditions") or []:
+            found = self._ids(condition)
+            if found is not None:
+                parts.append(found)
+        if "StringCondition" in criteria:
+            parts.append(self._string_ids(criteria["StringCondition"]))
+        if "HierarchyGroupCondition" in criteria:
+            condition = criteria["HierarchyGroupCondition"]
+            parts.append({i for i, e in self._entries.items() if self._in_group(e.user, condition)})
+        if "ListCondition" in criteria:
+            parts.append(self._proficiency_ids(criteria["ListCondition"]["Conditions"]))
+        if not parts:
+            return None
+        return set.intersection(*parts)
+
+    def _string_ids(self, condition: Record) -> set[str]:
+        field = condition["FieldName"]
+        if field == "Username" and condition["ComparisonType"] == "EXACT":
+            return set(self._by_username.get(str(condition["Value"]).casefold(), ()))
+        return {
+            user_id
+            for user_id, entry in self._entries.items()
+            if any(string_matches(condition, v) for v in user_fields(entry.user, field))
+        }
+
+    def _proficiency_ids(self, conditions: list[Record]) -> set[str]:
+        """Users with one proficiency meeting every condition ("applied
+        together with an AND condition", API_ListCondition)."""
+        strings = [c["StringCondition"] for c in conditions if "StringCondition" in c]
+        numbers = [c["NumberCondition"] for c in conditions if "NumberCondition" in c]
+        names = [s for s in strings if s["FieldName"] == "name"]
+        values = [s for s in strings if s["FieldName"] == "value"]
+        exact = [s for s in names if s["ComparisonType"] == "EXACT"]
+        attributes: Iterable[str] = (
+            [str(exact[0]["Value"]).casefold()] if exact else list(self._values)
+        )
+        found: set[str] = set()
+        for attribute in attributes:
+            if not all(string_matches(s, attribute) for s in names):
+                continue
+            for value in self._values.get(attribute, ()):
+                if not all(string_matches(s, value) for s in values):
+                    continue
+                for level, ids in self._holders[(attribute, value)].items():
+                    if all(level_matches(level, n) for n in numbers):
+                        found |= ids
+        return found
+
+
+class _Hits(Sequence[Record]):
+    """Search results: user ids in order, read as records a page at a time."""
+
+    def __init__(self, ids: list[str], entries: dict[str, _Entry]) -> None:
+        self._ids = ids
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, index: Any) -> Any:
+        return [self._entries[i].user for i in self._ids[index]]
