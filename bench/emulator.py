@@ -134,10 +134,10 @@ def synthetic_load(users: int, seconds: float) -> None:
                   f"{shape.attributes} attributes x {shape.values} values, 1 thread, "
                   f"{seconds:.0f} s each (target >= 1000 requests/s)")  # fmt: skip
             names = sorted(state.users)
+            exact = {"FieldName": "Username", "ComparisonType": "EXACT"}
             by_name = [
-                {"StringCondition": {"FieldName": "Username", "Value": n, "ComparisonType": kind}}
+                {"StringCondition": {**exact, "Value": n}}
                 for n in names[:: max(1, len(names) // 1000)]
-                for kind in ("EXACT",)
             ]
             bits = [
                 proficiency_condition(a.name, v, levels=levels)
