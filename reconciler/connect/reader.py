@@ -6,7 +6,14 @@
   users, SearchUsers by username instead;
 - groups: ListRoutingProfiles / ListUserHierarchyGroups only when a selector
   names one, then one SearchUsers per selector (the service filters);
-- proficiencies: ListUserProficiencies once per managed user.
+- proficiencies, one of two ways (DESIGN §3, "read strategies"):
+  - list: ListUserProficiencies once per managed user;
+  - search: for each attribute value, three SearchUsers (500 users a page)
+    for the holders whose level has bit 0, 1 or 2 set, which together give
+    every holder and their exact level, at about 3 x values x pages calls.
+  `auto` estimates both in seconds at the quotas in force and takes the
+  cheaper. The search index may trail writes, so what a search read plans
+  is re-read with ListUserProficiencies before it is applied (plan.saved).
 
 Calls to different APIs overlap; each API is paced by the shared QuotaPacer.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +38,50 @@ log = logging.getLogger(__name__)
 # Usernames per SearchUsers call when narrowing (--user); one OrConditions each.
 USERNAMES_PER_SEARCH = 20
 Progress = Callable[[str, int, int], None]  # (what, done, total), for progress bars
+READS = ("auto", "search", "list")
+# Levels 1-5 are 001..101 in binary: the holders found at the levels with
+# bit 0, bit 1 and bit 2 set give every holder of a value and its level.
+LEVEL_BITS = ((1, 3, 5), (2, 3), (4, 5))
+SEARCH_PAGE = 500
+
+
+@dataclass(frozen=True)
+class ReadChoice:
+    """How proficiencies were read, and why: the strategy asked for and the
+    estimated seconds of each (None when not estimated)."""
+
+    strategy: str  # "list" or "search"
+    requested: str = "list"  # "auto", "search" or "list"
+    list_seconds: float | None = None
+    search_seconds: float | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The plan's `read` member (docs/plan-format.md)."""
+        return {
+            "strategy": self.strategy,
+            "requested": self.requested,
+            "estimated_seconds": {"list": self.list_seconds, "search": self.search_seconds},
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ReadChoice:
+        estimate = data.get("estimated_seconds") or {}
+        return cls(
+            data["strategy"], data["requested"], estimate.get("list"), estimate.get("search")
+        )
+
+    def describe(self) -> str:
+        """One line for renderers, e.g. "by search (auto: ~750 s vs ~5000 s by list)"."""
+        how = "SearchUsers" if self.strategy == "search" else "ListUserProficiencies"
+        if self.requested != "auto":
+            return f"proficiencies read by {how} (--read {self.requested})"
+        if self.search_seconds is None:
+            return f"proficiencies read by {how} (auto: search cannot be cheaper)"
+        return (
+            f"proficiencies read by {how} (auto: ~{self.list_seconds:.0f} s by list, "
+            f"~{self.search_seconds:.0f} s by search)"
+        )
 
 
 @dataclass
@@ -52,6 +104,7 @@ class LiveState:
     group_members: list[set[str]]
     missing_users: list[str]
     errors: list[str] = field(default_factory=list)
+    read: ReadChoice = field(default_factory=lambda: ReadChoice("list"))
 
 
 class LiveStateReader:
@@ -63,11 +116,15 @@ class LiveStateReader:
         instance_id: str,
         workers: int = 16,
         progress: Progress | None = None,
+        strategy: str = "auto",
     ) -> None:
         self.pacer = pacer
         self.instance_id = instance_id
         self.workers = workers
         self.progress = progress or (lambda what, done, total: None)
+        if strategy not in READS:
+            raise ValueError(f"read strategy {strategy!r} is not one of {', '.join(READS)}")
+        self.strategy = strategy  # how read() reads proficiencies
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """One paced call on this instance."""
@@ -106,7 +163,13 @@ class LiveStateReader:
             missing = sorted(u for u in wanted if u not in user_ids)
             managed = wanted - set(missing)
             ordered = sorted(managed)
-            held = self.proficiencies_of([user_ids[u] for u in ordered])
+            ids = [user_ids[u] for u in ordered]
+            choice = self.choose_read(scope, attributes.result(), len(ids))
+            if choice.strategy == "search":
+                found = self.proficiencies_by_search(attributes.result(), set(ids))
+                held = [found.get(i, {}) for i in ids]
+            else:
+                held = self.proficiencies_of(ids)
             users_state = {
                 username: UserState(username, proficiencies, user_id=user_ids[username])
                 for username, proficiencies in zip(ordered, held, strict=True)
@@ -117,7 +180,83 @@ class LiveStateReader:
                 [set(m) for m in members],
                 missing,
                 errors,
+                choice,
             )
+
+    def choose_read(
+        self, scope: ReadScope, attributes: dict[str, Attribute], users: int
+    ) -> ReadChoice:
+        """How to read `users` users' proficiencies in `attributes`: as asked,
+        or (auto) whichever is estimated to take less time at the quotas in
+        force. Search needs at least one page per query, so it is only
+        estimated (one SearchUsers per attribute: its holder count) when that
+        floor is below the list read."""
+        if self.strategy != "auto":
+            return ReadChoice(self.strategy, self.strategy)
+        list_rate = self.pacer.quota("ListUserProficiencies").rate
+        search_rate = self.pacer.quota("SearchUsers").rate
+        list_seconds = users / list_rate
+        queries = 3 * sum(len(a.values) for a in attributes.values())
+        if scope.only_users is not None or queries / search_rate >= list_seconds:
+            return ReadChoice("list", "auto", list_seconds)
+        calls = len(attributes) + queries
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="estimate") as pool:
+            counts = pool.map(self._holder_count, sorted(attributes))
+            for name, count in zip(sorted(attributes), counts, strict=True):
+                values = len(attributes[name].values)
+                if values and count is None:
+                    return ReadChoice("list", "auto", list_seconds)
+                if values:
+                    # a value's holders, if spread evenly, bound each query's pages
+                    calls += 3 * values * (max(1, math.ceil(count / values / SEARCH_PAGE)) - 1)
+        search_seconds = calls / search_rate
+        strategy = "search" if search_seconds < list_seconds else "list"
+        log.info(
+            "read: %s (estimated %.0f s by list, %.0f s by search)",
+            strategy,
+            list_seconds,
+            search_seconds,
+        )
+        return ReadChoice(strategy, "auto", list_seconds, search_seconds)
+
+    def _holder_count(self, attribute: str) -> int | None:
+        """How many users hold any value of `attribute`, as the service counts."""
+        page = self.call(
+            "SearchUsers", MaxResults=1, SearchCriteria=proficiency_condition(attribute)
+        )
+        return page.get("ApproximateTotalCount")
+
+    def proficiencies_by_search(
+        self, attributes: dict[str, Attribute], user_ids: set[str] | None = None
+    ) -> dict[str, Proficiencies]:
+        """Proficiencies in `attributes` by user id (of `user_ids` only, when
+        given), from three SearchUsers per value run concurrently."""
+        queries = [
+            (attribute.name, value, bit)
+            for attribute in attributes.values()
+            for value in attribute.values
+            for bit in range(len(LEVEL_BITS))
+        ]
+        held: dict[str, Proficiencies] = {}
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="search") as pool:
+            futures = [
+                pool.submit(self._holder_ids, name, value, LEVEL_BITS[bit])
+                for name, value, bit in queries
+            ]
+            for done, ((name, value, bit), future) in enumerate(
+                zip(queries, futures, strict=True), start=1
+            ):
+                for user_id in future.result():
+                    if user_ids is None or user_id in user_ids:
+                        levels = held.setdefault(user_id, {})
+                        levels[(name, value)] = levels.get((name, value), 0.0) + 2**bit
+                self.progress("Searching proficiencies", done, len(futures))
+        return held
+
+    def _holder_ids(self, attribute: str, value: str, levels: tuple[int, ...]) -> list[str]:
+        criteria = proficiency_condition(attribute, value, levels=levels)
+        found = self.pages("SearchUsers", "Users", MaxResults=SEARCH_PAGE, SearchCriteria=criteria)
+        return [u["Id"] for u in found]
 
     def attributes(self, names: set[str] | None = None) -> dict[str, Attribute]:
         """Predefined attributes with their values (all, or just `names`)."""

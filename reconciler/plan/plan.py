@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.connect.reader import ReadChoice
 from reconciler.coverage import CoverageRow
 from reconciler.plan.changes import AttributeChange, Change, UserProficiencyChange, change_from_data
 from reconciler.plan.guards import GuardFinding
@@ -27,6 +28,8 @@ class Plan:
     coverage: list[CoverageRow] = field(default_factory=list)
     # live fingerprints of every object the plan touches (saved plans)
     fingerprints: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    # how live proficiencies were read (None: a plan saved before this was recorded)
+    read: ReadChoice | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -69,6 +72,8 @@ class Plan:
             "unmanaged_attributes": list(self.unmanaged_attributes),
             "coverage": [row.data for row in self.coverage],
         }
+        if self.read is not None:
+            data["read"] = self.read.data
         if with_fingerprints:
             data["fingerprints"] = self.fingerprints
         return data
@@ -89,4 +94,5 @@ class Plan:
             unmanaged_attributes=list(data["unmanaged_attributes"]),
             coverage=[CoverageRow(**row) for row in data.get("coverage", [])],
             fingerprints=data.get("fingerprints", {}),
+            read=ReadChoice.from_data(data["read"]) if data.get("read") else None,
         )

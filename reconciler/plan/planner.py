@@ -188,6 +188,7 @@ def make_plan(
         unmanaged_attributes=unmanaged,
         fingerprints=fingerprints(changes, live.state),
         coverage=coverage,
+        read=live.read,
     )
 
 

@@ -156,6 +156,8 @@ class TextRenderer:
             lines.append("  No changes. Connect matches the manifests.")
         if plan.unmanaged_attributes:
             lines += ["", f"Not managed here, left alone: {', '.join(plan.unmanaged_attributes)}"]
+        if plan.read is not None:
+            lines += ["", f"Live state: {plan.read.describe()}."]
         if plan.coverage:
             lines += ["", "Routing requirements (eligible agents now → after, minimum):"]
             for row in plan.coverage:
@@ -206,6 +208,8 @@ class MarkdownRenderer:
             head.append("")
         if not plan.changes:
             head.append("No changes. Connect matches the manifests.")
+        if plan.read is not None:
+            head += [f"Live state: {_escape(plan.read.describe())}.", ""]
         if plan.coverage:
             head += [
                 "| routing requirement | now | after | min | status |",
