@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from reconciler.apply import Applier, Journal
 from reconciler.cli import cli
+from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
@@ -367,3 +368,50 @@ def test_apply_killed_at_random_moments_converges_on_rerun(tmp_path: Path) -> No
         replan = subprocess.run([*command[:3], "plan", "--detailed-exitcode", *command[5:]], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=300)  # fmt: skip
         assert replan.returncode == 0, replan.stdout + replan.stderr
+
+
+# -- a search index that trails writes --------------------------------------------
+
+
+def test_apply_refuses_a_plan_read_from_a_lagging_search(tmp_path: Path, monkeypatch) -> None:
+    """The console lowers jane's Spanish to 2; the search index still says 4.
+    A plan read by search would update 4 -> 5 on a stale view: apply re-reads
+    jane with ListUserProficiencies first and refuses (exit 4) writing nothing."""
+    monkeypatch.chdir(tmp_path)
+    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                       "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    fast = "".join(
+        f"    {op}: {{rate: 1000, burst: 50}}\n"
+        for op in (
+            "SearchUsers",
+            "ListUsers",
+            "ListUserProficiencies",
+            "SearchPredefinedAttributes",
+        )
+    )
+    write_config(tmp_path / "config", {
+        "instance.yaml": INSTANCE, "attributes.yaml": ATTRIBUTES,
+        "settings.yaml": "settings:\n  max_change_percent: 100\n  quotas:\n" + fast,
+        "users.yaml": "users:\n  jane: {proficiencies: {Language: {Spanish: 5}, Skill: {Billing: 3}}}\n",
+    }, base=False)  # fmt: skip
+    now = [1000.0]
+    backend = backend_from_snapshot(small_snapshot(), clock=lambda: now[0], search_index_delay=60.0)
+    with ConnectEmulator(backend) as emulator:
+        console = connect_client(endpoint_url=emulator.url, emulator=True)
+        lowered = [{"AttributeName": "Language", "AttributeValue": "Spanish", "Level": 2}]
+        console.update_user_proficiencies(
+            InstanceId=INSTANCE_ID, UserId="id-jane", UserProficiencies=lowered
+        )
+        args = ["--endpoint-url", emulator.url, "--read", "search"]
+        result = CliRunner().invoke(cli, ["apply", "--auto-approve", *args])
+        assert result.exit_code == 4, result.output
+        assert "user jane: proficiencies changed since the plan was made" in result.output
+        assert emulator.stats.calls("UpdateUserProficiencies") == 1  # the console's alone
+        # once the index has caught up, the same apply goes through
+        now[0] += 60.0
+        result = CliRunner().invoke(cli, ["apply", "--auto-approve", *args])
+        assert result.exit_code == 0, result.output
+        held = console.list_user_proficiencies(InstanceId=INSTANCE_ID, UserId="id-jane")
+        levels = {p["AttributeValue"]: p["Level"] for p in held["UserProficiencyList"]}
+        assert levels == {"Spanish": 5.0, "Billing": 3.0}

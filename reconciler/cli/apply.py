@@ -16,6 +16,7 @@ from reconciler.cli.common import (
     load_or_exit,
     options,
 )
+from reconciler.cli.plan import read_option
 from reconciler.connect.target import Connection
 from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
@@ -41,12 +42,27 @@ def saved_plan_or_exit(path: Path, manifest: Manifest, connection: Connection) -
         problems.append("the manifests changed since the plan was saved")
     else:
         problems = stale_objects(saved, connection.reader)
+    refuse_if_stale(str(path), problems)
+    return saved
+
+
+def refuse_if_stale(what: str, problems: list[str]) -> None:
+    """Exit 4 naming every stale object, if there are any."""
     if problems:
-        click.echo(f"refusing to apply {path}: it is stale (run plan again):", err=True)
+        click.echo(f"refusing to apply {what}: it is stale (run plan again):", err=True)
         for problem in problems:
             click.echo(f"  {problem}", err=True)
         sys.exit(ExitCode.STALE_PLAN)
-    return saved
+
+
+def checked_plan(manifest: Manifest, connection: Connection) -> Plan:
+    """A fresh plan. One read by search may rest on a search index that
+    trails writes (DESIGN §3), so every user it touches is re-read with
+    ListUserProficiencies first, as for a saved plan: fail closed (exit 4)."""
+    plan = make_plan(manifest, connection.reader)
+    if plan.read is not None and plan.read.strategy == "search" and not plan.errors:
+        refuse_if_stale("the plan", stale_objects(plan, connection.reader))
+    return plan
 
 
 def confirm_or_exit(rendered: str) -> None:
@@ -88,6 +104,7 @@ def default_journal() -> Path:
 @click.option(
     "--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (JSON lines)."
 )
+@read_option
 @global_options
 @click.pass_context
 def apply(
@@ -97,16 +114,18 @@ def apply(
     force: bool,
     parallelism: int,
     journal: Path | None,
+    read: str,
 ) -> None:
     """Plan and apply, or apply exactly a saved PLANFILE."""
     opts = options(ctx)
     manifest = load_or_exit(opts)
     renderer = TextRenderer(color=sys.stdout.isatty())
     with connected(opts, manifest) as connection:
+        connection.reader.strategy = read
         if planfile is not None:
             todo = saved_plan_or_exit(planfile, manifest, connection)
         else:
-            todo = make_plan(manifest, connection.reader)
+            todo = checked_plan(manifest, connection)
         if todo.errors:
             click.echo(renderer.render(todo))
             sys.exit(ExitCode.ERROR)

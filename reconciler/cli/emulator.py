@@ -36,6 +36,13 @@ def emulator() -> None:
     "--quota-scale", type=float, help="Enforce API quotas, sped up this many times (1 = real time)."
 )
 @click.option(
+    "--search-delay",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds SearchUsers trails writes by (the service's search index may lag).",
+)
+@click.option(
     "--faults", default="", help="e.g. error=0.05,throttle=0.2,drop_before=0.01,latency=0.01,seed=7"
 )
 @global_options
@@ -47,13 +54,17 @@ def serve(
     snapshot_path: Path | None,
     persist: bool,
     quota_scale: float | None,
+    search_delay: float,
     faults: str,
 ) -> None:
     """Serve the Connect API on HTTP until interrupted."""
     options(ctx)
     try:
         fault_plan = FaultPlan.parse(faults)
-        backend = load_snapshot(snapshot_path) if snapshot_path else empty_backend()
+        settings = {"search_index_delay": search_delay}
+        backend = (
+            load_snapshot(snapshot_path, **settings) if snapshot_path else empty_backend(**settings)
+        )
     except (ValueError, SnapshotError) as exc:
         raise click.UsageError(str(exc)) from None
     if persist and snapshot_path is None:

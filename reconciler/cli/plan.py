@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.common import ExitCode, connected, global_options, load_or_exit, options
+from reconciler.connect.reader import READS
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
 from reconciler.plan.render import RENDERERS, TextRenderer
@@ -30,6 +31,16 @@ def narrowing(users: tuple[str, ...], attributes: tuple[str, ...]) -> Narrowing:
     )
 
 
+read_option = click.option(
+    "--read",
+    type=click.Choice(READS),
+    default="auto",
+    show_default=True,
+    help="How to read proficiencies: list (one call per user), search (SearchUsers by "
+    "value and level), or auto (the cheaper by estimate).",
+)
+
+
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan for `apply FILE`.")
 @click.option(
@@ -40,6 +51,7 @@ def narrowing(users: tuple[str, ...], attributes: tuple[str, ...]) -> Narrowing:
 @click.option(
     "--attribute", "attributes", multiple=True, help="Plan only this attribute (repeatable)."
 )
+@read_option
 @global_options
 @click.pass_context
 def plan(
@@ -49,11 +61,13 @@ def plan(
     detailed_exitcode: bool,
     users: tuple[str, ...],
     attributes: tuple[str, ...],
+    read: str,
 ) -> None:
     """Read Connect and show what apply would change."""
     opts = options(ctx)
     manifest = load_or_exit(opts)
     with connected(opts, manifest) as connection:
+        connection.reader.strategy = read
         result = make_plan(manifest, connection.reader, narrowing(users, attributes))
     renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
     click.echo(renderer.render(result))

@@ -191,8 +191,14 @@ class LiveStateReader:
         force. Search needs at least one page per query, so it is only
         estimated (one SearchUsers per attribute: its holder count) when that
         floor is below the list read."""
-        if self.strategy != "auto":
-            return ReadChoice(self.strategy, self.strategy)
+        if self.strategy == "list" or any(
+            len({v.casefold() for v in a.values}) < len(a.values) for a in attributes.values()
+        ):
+            # Search matches values case-insensitively: values equal but for
+            # case would be confused, so such an instance is always listed.
+            return ReadChoice("list", self.strategy)
+        if self.strategy == "search":
+            return ReadChoice("search", "search")
         list_rate = self.pacer.quota("ListUserProficiencies").rate
         search_rate = self.pacer.quota("SearchUsers").rate
         list_seconds = users / list_rate
