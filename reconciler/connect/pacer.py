@@ -1,8 +1,8 @@
 """Every API call goes through one QuotaPacer: paced per operation, retried.
 
 Quotas are per API, so calls to different operations run concurrently and
-each operation waits on its own token bucket, kept just inside the service's
-(see `pacing_quota`). Throttles, 5xx and dropped connections that still
+each operation waits on its own token bucket, at the service's rate with a
+burst token in reserve (see `pacing_quota`). Throttles, 5xx and dropped connections that still
 happen are retried with jittered exponential backoff. A write whose
 connection dropped may or may not have been applied; that is not retried
 here but raised as AmbiguousWrite, so the caller re-reads before deciding.
