@@ -28,10 +28,6 @@ from reconciler.emulator.protocol import ApiError, connect_model, invalid_parame
 
 Record = dict[str, Any]
 
-# https://docs.aws.amazon.com/connect/latest/adminguide/amazon-connect-service-limits.html
-# lists "Predefined attributes per instance" as an adjustable quota; 128 is
-# the default we emulate (configurable).
-DEFAULT_MAX_ATTRIBUTES = 128
 DEFAULT_PAGE_SIZE = 100
 # SearchPredefinedAttributes' StringCondition FieldName (see _check_attribute_fields).
 ATTRIBUTE_SEARCH_FIELD = "name"
@@ -136,7 +132,7 @@ class ConnectBackend:
         instance: Record,
         *,
         max_proficiencies_per_user: int = limits.DEFAULT_MAX_PROFICIENCIES_PER_USER,
-        max_attributes: int = DEFAULT_MAX_ATTRIBUTES,
+        max_attributes: int = limits.DEFAULT_MAX_ATTRIBUTES_PER_INSTANCE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.instance = instance
@@ -151,6 +147,8 @@ class ConnectBackend:
         self.routing_profiles: dict[str, Record] = {}
         self.hierarchy_groups: dict[str, Record] = {}
         self.contacts: dict[str, Record] = {}
+        # Snapshot sections the API never changes, written back as read.
+        self.kept_snapshot_sections: Record = {}
         self._token_key = uuid.uuid4().bytes
         model = connect_model()
         self._handlers: dict[str, Callable[[Record], Record]] = {
