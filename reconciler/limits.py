@@ -19,8 +19,11 @@ MAX_VALUES_PER_ATTRIBUTE = 500
 MAX_PURPOSES = 10
 MIN_LEVEL = 1
 MAX_LEVEL = 5
-# The service's default cap on proficiencies a user can hold (DESIGN §1).
+# Account quotas, both adjustable: "Proficiencies per agent: 10" and
+# "Predefined attributes per instance: 150" in
+# https://docs.aws.amazon.com/connect/latest/adminguide/amazon-connect-service-limits.html#connect-quotas
 DEFAULT_MAX_PROFICIENCIES_PER_USER = 10
+DEFAULT_MAX_ATTRIBUTES_PER_INSTANCE = 150
 RESERVED_PREFIXES = ("connect:", "aws:")
 _PUNCTUATION = set("_.:/=+-@'")
 

@@ -415,3 +415,42 @@ def test_apply_refuses_a_plan_read_from_a_lagging_search(tmp_path: Path, monkeyp
         held = console.list_user_proficiencies(InstanceId=INSTANCE_ID, UserId="id-jane")
         levels = {p["AttributeValue"]: p["Level"] for p in held["UserProficiencyList"]}
         assert levels == {"Spanish": 5.0, "Billing": 3.0}
+
+
+SKILLS = [f"S{n}" for n in range(12)]
+TWELVE_SKILLS = f"predefined_attributes:\n  Skill: {{values: [{', '.join(SKILLS)}]}}\n"
+TWELVE_FOR_JANE = (
+    "users:\n  jane: {proficiencies: {Skill: {" + ", ".join(f"{s}: 1" for s in SKILLS) + "}}}\n"
+)
+
+
+def twelve_proficiencies(workdir: Path, settings: str) -> None:
+    (workdir / "config" / "attributes.yaml").write_text(TWELVE_SKILLS)
+    (workdir / "config" / "users.yaml").write_text(TWELVE_FOR_JANE)
+    (workdir / "config" / "settings.yaml").write_text(settings)
+
+
+def test_a_raised_proficiency_cap_is_the_emulated_accounts(workdir: Path) -> None:
+    # The cap raised to 12 in settings: the plan and the emulated account agree,
+    # so apply succeeds (it used to plan green, then exit 5 on the emulator's 10).
+    twelve_proficiencies(
+        workdir, "settings:\n  max_proficiencies_per_user: 12\n  max_change_percent: 100\n"
+    )
+    result = cli_run("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    written = json.loads((workdir / "snapshot.json").read_text())
+    (jane,) = [u for u in written["Users"] if u["User"]["Username"] == "jane"]
+    assert len(jane["Proficiencies"]) == 12
+    assert written["Quotas"]["ProficienciesPerUser"] == 12
+
+
+def test_without_the_setting_the_snapshots_cap_holds(workdir: Path) -> None:
+    snapshot = json.loads((workdir / "snapshot.json").read_text())
+    snapshot["Quotas"] = {"ProficienciesPerUser": 12}
+    (workdir / "snapshot.json").write_text(json.dumps(snapshot))
+    twelve_proficiencies(workdir, "settings:\n  max_change_percent: 100\n")
+    # The manifests' default cap (10) refuses the plan; the account's stays 12.
+    result = cli_run("plan")
+    assert result.exit_code == 1
+    assert "max_proficiencies_per_user" in result.output
+    assert json.loads((workdir / "snapshot.json").read_text())["Quotas"] == snapshot["Quotas"]

@@ -109,6 +109,15 @@ def load_or_exit(opts: GlobalOptions) -> Manifest:
         raise  # pragma: no cover - fail_on_invalid exits
 
 
+def account_cap(manifest: Manifest | None) -> int | None:
+    """The per-user proficiency cap the manifests set explicitly, if any: the
+    emulator then enforces it (DESIGN §4), else the snapshot's or the default."""
+    settings = manifest.settings if manifest else None
+    if settings is None or "max_proficiencies_per_user" not in settings.model_fields_set:
+        return None
+    return settings.max_proficiencies_per_user
+
+
 @contextmanager
 def connected(
     opts: GlobalOptions, manifest: Manifest | None, instance_id: str | None = None
@@ -148,6 +157,7 @@ def connected(
             profile=opts.profile,
             endpoint_url=opts.endpoint_url,
             progress=show,
+            max_proficiencies_per_user=account_cap(manifest),
         ) as connection:
             yield connection
     except (TargetError, SnapshotError, BotoCoreError, ClientError) as exc:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from reconciler import limits
 from reconciler.cli.common import global_options, options
 from reconciler.emulator import (
     ConnectEmulator,
@@ -14,7 +15,7 @@ from reconciler.emulator import (
     load_snapshot,
     save_snapshot,
 )
-from reconciler.emulator.snapshot import empty_backend
+from reconciler.emulator.snapshot import MAX_QUOTA, empty_backend
 
 
 @click.group()
@@ -45,6 +46,18 @@ def emulator() -> None:
 @click.option(
     "--faults", default="", help="e.g. error=0.05,throttle=0.2,drop_before=0.01,latency=0.01,seed=7"
 )
+@click.option(
+    "--max-proficiencies-per-user",
+    type=click.IntRange(1, MAX_QUOTA),
+    help="The account's proficiencies-per-agent quota "
+    f"[default: the snapshot's Quotas, else {limits.DEFAULT_MAX_PROFICIENCIES_PER_USER}].",
+)
+@click.option(
+    "--max-attributes",
+    type=click.IntRange(1, MAX_QUOTA),
+    help="The account's predefined-attributes-per-instance quota "
+    f"[default: the snapshot's Quotas, else {limits.DEFAULT_MAX_ATTRIBUTES_PER_INSTANCE}].",
+)
 @global_options
 @click.pass_context
 def serve(
@@ -56,12 +69,18 @@ def serve(
     quota_scale: float | None,
     search_delay: float,
     faults: str,
+    max_proficiencies_per_user: int | None,
+    max_attributes: int | None,
 ) -> None:
     """Serve the Connect API on HTTP until interrupted."""
     options(ctx)
     try:
         fault_plan = FaultPlan.parse(faults)
-        settings = {"search_index_delay": search_delay}
+        settings = {
+            "search_index_delay": search_delay,
+            "max_proficiencies_per_user": max_proficiencies_per_user,
+            "max_attributes": max_attributes,
+        }
         backend = (
             load_snapshot(snapshot_path, **settings) if snapshot_path else empty_backend(**settings)
         )
@@ -72,10 +91,12 @@ def serve(
     server = ConnectEmulator(
         backend, host=host, port=port, quota_scale=quota_scale, faults=fault_plan
     )
-    click.echo(
-        f"Connect emulator at {server.url} (instance {backend.instance['Id']}); Ctrl-C stops it."
-    )
     try:
+        # Inside the try: a Ctrl-C as soon as this line shows still persists.
+        click.echo(
+            f"Connect emulator at {server.url} (instance {backend.instance['Id']}); "
+            "Ctrl-C stops it."
+        )
         server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -53,9 +53,12 @@ def open_target(
     profile: str | None = None,
     endpoint_url: str | None = None,
     progress: Progress | None = None,
+    max_proficiencies_per_user: int | None = None,
 ) -> Iterator[Connection]:
     """Connect to `target` ("aws" or "emulator:SNAPSHOT.json"). The instance
-    is `instance_id`, or for an emulator target the snapshot's when None."""
+    is `instance_id`, or for an emulator target the snapshot's when None.
+    `max_proficiencies_per_user` (the manifest's setting, when it sets one)
+    is the emulated account's cap, over the snapshot's `Quotas`."""
     overrides = quotas or {}
     if target == "aws":
         if instance_id is None:
@@ -69,7 +72,7 @@ def open_target(
     if not target.startswith(EMULATOR_PREFIX):
         raise TargetError(f"unknown target {target!r}: use aws or emulator:SNAPSHOT.json")
     snapshot = Path(target.removeprefix(EMULATOR_PREFIX))
-    backend = load_snapshot(snapshot)
+    backend = load_snapshot(snapshot, max_proficiencies_per_user=max_proficiencies_per_user)
     instance_id = instance_id or backend.instance["Id"]
     if instance_id not in (backend.instance["Id"], backend.instance.get("Arn")):
         raise TargetError(

@@ -29,12 +29,10 @@ from reconciler.emulator.user_index import UserSearchIndex, criteria_problem, st
 
 Record = dict[str, Any]
 
-# https://docs.aws.amazon.com/connect/latest/adminguide/amazon-connect-service-limits.html
-# lists "Predefined attributes per instance" as an adjustable quota; 128 is
-# the default we emulate (configurable).
-DEFAULT_MAX_ATTRIBUTES = 128
 DEFAULT_PAGE_SIZE = 100
 _READS = ("Describe", "List", "Search", "Get")
+# SearchPredefinedAttributes' StringCondition FieldName (see _check_attribute_fields).
+ATTRIBUTE_SEARCH_FIELD = "name"
 
 # SearchContacts' TimeRange.Type and Sort.FieldName -> the contact member.
 _CONTACT_FIELDS = {
@@ -46,6 +44,78 @@ _CONTACT_FIELDS = {
     "INITIATION_METHOD": ("InitiationMethod",),
     "CHANNEL": ("Channel",),
 }
+
+
+# What each operation implements, member by member: a dict lists the members
+# (nested dicts for structures; a list's items are checked against the same
+# spec), ANY takes the member whole. A request naming anything else is refused
+# with InvalidParameterException naming it: the emulator never ignores a
+# filter it does not understand (DESIGN §4). Operations absent here are refused.
+ANY: Any = True
+_STRING_CONDITION = {"FieldName": ANY, "Value": ANY, "ComparisonType": ANY}
+_ATTRIBUTE_CRITERIA: dict[str, Any] = {"StringCondition": _STRING_CONDITION}
+_ATTRIBUTE_CRITERIA["AndConditions"] = _ATTRIBUTE_CRITERIA
+_ATTRIBUTE_CRITERIA["OrConditions"] = _ATTRIBUTE_CRITERIA
+# SearchContacts' SearchCriteria members and the contact member each matches.
+_CONTACT_CRITERIA = {
+    "Channels": ("Channel",),
+    "InitiationMethods": ("InitiationMethod",),
+    "AgentIds": ("AgentInfo", "Id"),
+    "QueueIds": ("QueueInfo", "Id"),
+}
+_PAGED = {"InstanceId": ANY, "NextToken": ANY, "MaxResults": ANY}
+IMPLEMENTED_MEMBERS: dict[str, Any] = {
+    "DescribeInstance": ANY,
+    "ListInstances": ANY,
+    "CreateUser": ANY,  # stored as given and returned by DescribeUser
+    "DescribeUser": ANY,
+    "DeleteUser": ANY,
+    "ListUsers": ANY,
+    # SearchCriteria's conditions are checked field by field by the matcher;
+    # SearchFilter (tag and attribute filters) is not implemented.
+    "SearchUsers": {**_PAGED, "SearchCriteria": ANY},
+    "ListRoutingProfiles": ANY,
+    "ListUserHierarchyGroups": ANY,
+    "CreatePredefinedAttribute": ANY,
+    "UpdatePredefinedAttribute": ANY,
+    "DescribePredefinedAttribute": ANY,
+    "ListPredefinedAttributes": ANY,
+    "DeletePredefinedAttribute": ANY,
+    "SearchPredefinedAttributes": {**_PAGED, "SearchCriteria": _ATTRIBUTE_CRITERIA},
+    "AssociateUserProficiencies": ANY,
+    "UpdateUserProficiencies": ANY,
+    "DisassociateUserProficiencies": ANY,
+    "ListUserProficiencies": ANY,
+    "DescribeContact": ANY,
+    "SearchContacts": {
+        **_PAGED,
+        "TimeRange": ANY,
+        "SearchCriteria": dict.fromkeys(_CONTACT_CRITERIA, ANY),
+        "Sort": ANY,
+    },
+}
+
+
+def unimplemented_members(value: Any, spec: Any, path: str) -> list[str]:
+    """The paths of members in `value` that `spec` does not implement."""
+    if spec is ANY:
+        return []
+    if isinstance(value, list):
+        return [
+            found
+            for index, item in enumerate(value)
+            for found in unimplemented_members(item, spec, f"{path}[{index}]")
+        ]
+    if not isinstance(value, dict):
+        return []
+    found = []
+    for key, item in value.items():
+        where = f"{path}.{key}" if path else key
+        if key not in spec:
+            found.append(where)
+        else:
+            found += unimplemented_members(item, spec[key], where)
+    return found
 
 
 def _snake(name: str) -> str:
@@ -64,7 +134,7 @@ class ConnectBackend:
         instance: Record,
         *,
         max_proficiencies_per_user: int = limits.DEFAULT_MAX_PROFICIENCIES_PER_USER,
-        max_attributes: int = DEFAULT_MAX_ATTRIBUTES,
+        max_attributes: int = limits.DEFAULT_MAX_ATTRIBUTES_PER_INSTANCE,
         clock: Callable[[], float] = time.time,
         search_index_delay: float = 0.0,
     ) -> None:
@@ -83,6 +153,8 @@ class ConnectBackend:
         # SearchUsers answers from this index, which may trail writes by
         # `search_index_delay` seconds (see user_index).
         self.search_index = UserSearchIndex(clock, self._in_group, search_index_delay)
+        # Snapshot sections the API never changes, written back as read.
+        self.kept_snapshot_sections: Record = {}
         self._token_key = uuid.uuid4().bytes
         model = connect_model()
         self._handlers: dict[str, Callable[[Record], Record]] = {
@@ -102,6 +174,12 @@ class ConnectBackend:
             )
         with self.lock:
             self._operation = operation
+            unknown = unimplemented_members(params, IMPLEMENTED_MEMBERS.get(operation.name, {}), "")
+            if unknown:
+                raise self._bad(
+                    f"This emulator does not implement {', '.join(unknown)} "
+                    f"of {operation.name}; it refuses rather than ignore it."
+                )
             result = handler(params)
             user_id = params.get("UserId") or result.get("UserId")
             if user_id and not operation.name.startswith(_READS):
@@ -355,6 +433,7 @@ class ConnectBackend:
     def search_predefined_attributes(self, params: Record) -> Record:
         self._check_instance(params)
         criteria = params.get("SearchCriteria") or {}
+        self._check_attribute_fields(criteria)
         matched = [a for a in self.attributes.values() if _attribute_matches(a, criteria)]
         page, token = self._page(matched, params)
         return {
@@ -362,6 +441,21 @@ class ConnectBackend:
             "NextToken": token,
             "ApproximateTotalCount": len(matched),
         }
+
+    def _check_attribute_fields(self, criteria: Record) -> None:
+        # "The currently supported values for FieldName are name and description"
+        # (https://docs.rs/aws-sdk-connect/1.21.0/aws_sdk_connect/types/struct.PredefinedAttributeSearchCriteria.html).
+        # Attributes carry no description in the model, so only `name` is implemented.
+        for condition in criteria.get("AndConditions") or []:
+            self._check_attribute_fields(condition)
+        for condition in criteria.get("OrConditions") or []:
+            self._check_attribute_fields(condition)
+        field = (criteria.get("StringCondition") or {}).get("FieldName")
+        if "StringCondition" in criteria and field != ATTRIBUTE_SEARCH_FIELD:
+            raise self._bad(
+                f"StringCondition FieldName {field!r} is not implemented by this emulator "
+                f"for SearchPredefinedAttributes (it implements {ATTRIBUTE_SEARCH_FIELD!r})."
+            )
 
     def delete_predefined_attribute(self, params: Record) -> Record:
         attribute = self._attribute(params)
@@ -489,9 +583,11 @@ class ConnectBackend:
             and _contact_matches(contact, criteria)
         ]
         sort = params.get("Sort") or {}
-        key = _CONTACT_FIELDS.get(
-            sort.get("FieldName", ""), _CONTACT_FIELDS["INITIATION_TIMESTAMP"]
-        )
+        field = sort.get("FieldName", "INITIATION_TIMESTAMP")
+        if field not in _CONTACT_FIELDS:
+            # EXPIRY_TIMESTAMP: the Contact shape has no member to sort by.
+            raise self._bad(f"Sort FieldName {field} is not implemented by this emulator.")
+        key = _CONTACT_FIELDS[field]
         # Newest first unless asked otherwise; contacts missing the field last.
         matched.sort(
             key=lambda c: _present_first(_dig(c, key)), reverse=sort.get("Order") != "ASCENDING"
@@ -529,14 +625,9 @@ def _present_first(value: Any) -> tuple[bool, Any]:
 
 
 def _contact_matches(contact: Record, criteria: Record) -> bool:
-    checks = (
-        ("Channels", ("Channel",)),
-        ("InitiationMethods", ("InitiationMethod",)),
-        ("AgentIds", ("AgentInfo", "Id")),
-        ("QueueIds", ("QueueInfo", "Id")),
-    )
     return all(
-        not criteria.get(key) or _dig(contact, path) in criteria[key] for key, path in checks
+        not criteria.get(key) or _dig(contact, path) in criteria[key]
+        for key, path in _CONTACT_CRITERIA.items()
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,8 @@ def shape_problems(shape: Shape, value: Any, path: str = "") -> list[str]:
     if kind in ("float", "double"):
         if not isinstance(value, int | float) or isinstance(value, bool):
             return [f"{where}: expected a number"]
+        if isinstance(value, float) and not math.isfinite(value):
+            return [f"{where}: expected a finite number"]
         return _range(meta, value, where)
     if kind == "boolean":
         return [] if isinstance(value, bool) else [f"{where}: expected a boolean"]
@@ -162,23 +165,36 @@ def _range(meta: dict[str, Any], value: float, where: str) -> list[str]:
     return []
 
 
-def convert_timestamps(shape: Shape, value: Any, convert: Any) -> Any:
-    """A copy of `value` with every timestamp member passed through `convert`."""
+def convert_timestamps(shape: Shape, value: Any, convert: Any, path: str = "") -> Any:
+    """A copy of `value` with every timestamp member passed through `convert`;
+    a ValueError from `convert` names the member's path."""
     kind = shape.type_name
     if value is None:
         return None
     if kind == "timestamp":
-        return convert(value)
+        try:
+            return convert(value)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}" if path else str(exc)) from None
     if kind == "structure" and isinstance(value, dict):
         members = shape.members  # type: ignore[attr-defined]
         return {
-            key: convert_timestamps(members[key], item, convert) if key in members else item
+            key: convert_timestamps(members[key], item, convert, f"{path}.{key}")
+            if key in members
+            else item
             for key, item in value.items()
         }
     if kind == "list" and isinstance(value, list):
-        return [convert_timestamps(shape.member, item, convert) for item in value]  # type: ignore[attr-defined]
+        member = shape.member  # type: ignore[attr-defined]
+        return [
+            convert_timestamps(member, item, convert, f"{path}[{index}]")
+            for index, item in enumerate(value)
+        ]
     if kind == "map" and isinstance(value, dict):
-        return {k: convert_timestamps(shape.value, v, convert) for k, v in value.items()}  # type: ignore[attr-defined]
+        return {
+            k: convert_timestamps(shape.value, v, convert, f"{path}.{k}")  # type: ignore[attr-defined]
+            for k, v in value.items()
+        }
     return value
 
 

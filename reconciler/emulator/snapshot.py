@@ -1,20 +1,27 @@
 """Emulator snapshots: an instance's whole state as JSON in the API's own shapes.
 
     {"Instance": <DescribeInstance Instance>,
+     "Quotas": {"ProficienciesPerUser": 10, "PredefinedAttributesPerInstance": 150},
      "PredefinedAttributes": [<DescribePredefinedAttribute PredefinedAttribute>],
      "Users": [{"User": <DescribeUser User>, "Proficiencies": [<UserProficiency>]}],
-     "RoutingProfiles": [<RoutingProfileSummary>],
-     "UserHierarchyGroups": [<HierarchyGroupSummary>],
+     "RoutingProfiles": [<RoutingProfileSummary> or <DescribeRoutingProfile RoutingProfile>],
+     "UserHierarchyGroups": [<HierarchyGroupSummary> or <DescribeUserHierarchyGroup
+                             HierarchyGroup>],
      "Contacts": [<DescribeContact Contact>]}
 
+Every section but `Instance` is optional; describe records may be bare or
+wrapped as the describe call returns them ({"RoutingProfile": {...}}).
 Timestamps are ISO 8601 text, as the AWS CLI prints them (epoch numbers are
 accepted too), so a snapshot exported from a real instance and one written by
-hand load the same way.
+hand load the same way. Anything malformed is one SnapshotError naming the
+JSON path; top-level keys the emulator does not use are written back as read.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,22 @@ from reconciler.emulator.protocol import (
     to_epoch,
     to_iso,
 )
+
+Record = dict[str, Any]
+
+# Snapshot `Quotas` member -> ConnectBackend option (account quotas the service
+# lets you raise; see reconciler.limits for the defaults and their source).
+QUOTAS = {
+    "ProficienciesPerUser": "max_proficiencies_per_user",
+    "PredefinedAttributesPerInstance": "max_attributes",
+}
+# Larger quotas than this are typing mistakes, not accounts.
+MAX_QUOTA = 1_000_000
+# Sections the emulator may change and writes back from its state. Every
+# other top-level key (RoutingProfiles and UserHierarchyGroups, which the API
+# never changes, and keys the emulator does not know) is written back as read.
+_STATE_SECTIONS = ("Instance", "Quotas", "PredefinedAttributes", "Users", "Contacts")
+_ARN = re.compile(r"arn:[^:]+:[^:]+:[^:]*:[^:]*:.+")
 
 
 class SnapshotError(Exception):
@@ -46,60 +69,260 @@ def _shapes() -> dict[str, Shape]:
         "PredefinedAttribute": output("DescribePredefinedAttribute", "PredefinedAttribute"),
         "User": output("DescribeUser", "User"),
         "UserProficiency": output("ListUserProficiencies", "UserProficiencyList").member,  # type: ignore[attr-defined]
-        "RoutingProfile": output("ListRoutingProfiles", "RoutingProfileSummaryList").member,  # type: ignore[attr-defined]
-        "UserHierarchyGroup": output(
+        "RoutingProfileSummary": output("ListRoutingProfiles", "RoutingProfileSummaryList").member,  # type: ignore[attr-defined]
+        "RoutingProfile": output("DescribeRoutingProfile", "RoutingProfile"),
+        "HierarchyGroupSummary": output(
             "ListUserHierarchyGroups", "UserHierarchyGroupSummaryList"
         ).member,  # type: ignore[attr-defined]
+        "HierarchyGroup": output("DescribeUserHierarchyGroup", "HierarchyGroup"),
         "Contact": output("DescribeContact", "Contact"),
     }
 
 
-def _record(shapes: dict[str, Shape], kind: str, value: Any, where: str) -> dict[str, Any]:
-    shape = shapes[kind]
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number"
+    )
+
+
+def _epoch(value: Any) -> float:
+    """A timestamp as epoch seconds that can also be written back."""
     try:
-        record = convert_timestamps(shape, value, to_epoch)
-    except (ValueError, TypeError) as exc:
-        raise SnapshotError(f"{where}: {exc}") from None
+        epoch = to_epoch(value)
+        to_iso(epoch)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"timestamp {value!r} is out of range") from exc
+    except ValueError as exc:
+        raise ValueError(f"not a timestamp: {value!r}") from exc
+    return epoch
+
+
+def _without_nulls(value: Any) -> Any:
+    """`value` with null object members left out: the API omits a member it
+    has no value for, so null and absent mean the same."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def _record(shapes: dict[str, Shape], kind: str, value: Any, where: str) -> Record:
+    """`value` checked against the API shape `kind`, timestamps as epoch seconds."""
+    shape = shapes[kind]
+    if not isinstance(value, dict):
+        raise SnapshotError(f"{where}: expected an object, got {_json_type(value)}")
+    try:
+        record = convert_timestamps(shape, _without_nulls(value), _epoch, where)
+    except ValueError as exc:
+        raise SnapshotError(str(exc)) from None
     problems = shape_problems(shape, record, where)
     if problems:
         raise SnapshotError("; ".join(problems[:5]))
     return record
 
 
-def backend_from_snapshot(data: dict[str, Any], **options: Any) -> ConnectBackend:
-    """A backend holding the snapshot's state."""
+def _required(record: Record, member: str, where: str) -> str:
+    if not record.get(member):
+        raise SnapshotError(f"{where}.{member}: required")
+    return record[member]
+
+
+def _check_arn(record: Record, member: str, where: str) -> None:
+    arn = record.get(member)
+    if arn is not None and not _ARN.fullmatch(arn):
+        raise SnapshotError(f"{where}.{member}: {arn!r} is not an ARN (arn:aws:connect:REGION:…)")
+
+
+def _section(data: Record, key: str, where: str = "") -> list[Any]:
+    items = data.get(key, [])
+    if not isinstance(items, list):
+        raise SnapshotError(f"{where}{key}: expected a list, got {_json_type(items)}")
+    return items
+
+
+def _unique(seen: dict[str, str], key: str, where: str, what: str) -> None:
+    if key in seen:
+        raise SnapshotError(f"{where}: {what} {key!r} is also at {seen[key]}")
+    seen[key] = where
+
+
+def _quotas(value: Any, overrides: dict[str, int | None]) -> dict[str, int]:
+    """Backend options from the snapshot's `Quotas`; given overrides win."""
+    if not isinstance(value, dict):
+        raise SnapshotError(f"Quotas: expected an object, got {_json_type(value)}")
+    options: dict[str, int] = {}
+    for key, number in value.items():
+        if key not in QUOTAS:
+            raise SnapshotError(f"Quotas.{key}: unknown quota (known: {', '.join(QUOTAS)})")
+        if type(number) is not int or not 1 <= number <= MAX_QUOTA:
+            raise SnapshotError(f"Quotas.{key}: expected a whole number from 1 to {MAX_QUOTA}")
+        options[QUOTAS[key]] = number
+    options.update({name: number for name, number in overrides.items() if number is not None})
+    return options
+
+
+def _unwrap(item: Any, wrapper: str, where: str) -> tuple[Any, str]:
+    """A describe record and its path, also when wrapped as the describe call
+    returns it ({"RoutingProfile": {...}})."""
+    if isinstance(item, dict) and set(item) == {wrapper}:
+        return item[wrapper], f"{where}.{wrapper}"
+    return item, where
+
+
+def _routing_profile(shapes: dict[str, Shape], item: Any, where: str) -> Record:
+    """A RoutingProfileSummary from a summary or a DescribeRoutingProfile record."""
+    item, where = _unwrap(item, "RoutingProfile", where)
+    if isinstance(item, dict) and "RoutingProfileId" in item:
+        profile = _record(shapes, "RoutingProfile", item, where)
+        summary = {
+            "Id": profile["RoutingProfileId"],
+            "Arn": profile.get("RoutingProfileArn"),
+            "Name": profile.get("Name"),
+            "LastModifiedTime": profile.get("LastModifiedTime"),
+            "LastModifiedRegion": profile.get("LastModifiedRegion"),
+        }
+        _check_arn(profile, "RoutingProfileArn", where)
+    else:
+        summary = _record(shapes, "RoutingProfileSummary", item, where)
+        _required(summary, "Id", where)
+        _check_arn(summary, "Arn", where)
+    _required(summary, "Name", where)
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def _hierarchy_group(shapes: dict[str, Shape], item: Any, where: str) -> Record:
+    """A HierarchyGroup record (a summary carries a subset of its members)."""
+    item, where = _unwrap(item, "HierarchyGroup", where)
+    group = _record(shapes, "HierarchyGroup", item, where)
+    _required(group, "Id", where)
+    _required(group, "Name", where)
+    _check_arn(group, "Arn", where)
+    return group
+
+
+def backend_from_snapshot(
+    data: Any,
+    *,
+    max_proficiencies_per_user: int | None = None,
+    max_attributes: int | None = None,
+    **options: Any,
+) -> ConnectBackend:
+    """A backend holding the snapshot's state. Quotas given here win over the
+    snapshot's `Quotas`, which win over the service's defaults."""
     shapes = _shapes()
     if not isinstance(data, dict) or "Instance" not in data:
         raise SnapshotError("a snapshot is a JSON object with at least an `Instance`")
+    quotas = _quotas(
+        data.get("Quotas", {}),
+        {
+            "max_proficiencies_per_user": max_proficiencies_per_user,
+            "max_attributes": max_attributes,
+        },
+    )
     instance = _record(shapes, "Instance", data["Instance"], "Instance")
-    if "Id" not in instance:
-        raise SnapshotError("Instance.Id: required")
+    _required(instance, "Id", "Instance")
+    _check_arn(instance, "Arn", "Instance")
     instance.setdefault("Arn", f"arn:aws:connect:us-east-1:123456789012:instance/{instance['Id']}")
-    backend = ConnectBackend(instance, **options)
-    for index, item in enumerate(data.get("PredefinedAttributes", [])):
-        attribute = _record(shapes, "PredefinedAttribute", item, f"PredefinedAttributes[{index}]")
-        attribute.setdefault("Values", {"StringList": []})
-        backend.add_attribute(attribute)
-    for index, item in enumerate(data.get("RoutingProfiles", [])):
-        profile = _record(shapes, "RoutingProfile", item, f"RoutingProfiles[{index}]")
+    backend = ConnectBackend(instance, **quotas, **options)
+    backend.kept_snapshot_sections = {
+        key: copy.deepcopy(value) for key, value in data.items() if key not in _STATE_SECTIONS
+    }
+    _load_attributes(backend, shapes, _section(data, "PredefinedAttributes"))
+    seen: dict[str, str] = {}
+    for index, item in enumerate(_section(data, "RoutingProfiles")):
+        where = f"RoutingProfiles[{index}]"
+        profile = _routing_profile(shapes, item, where)
+        _unique(seen, profile["Id"], where, "routing profile Id")
         backend.routing_profiles[profile["Id"]] = profile
-    for index, item in enumerate(data.get("UserHierarchyGroups", [])):
-        group = _record(shapes, "UserHierarchyGroup", item, f"UserHierarchyGroups[{index}]")
+    seen = {}
+    for index, item in enumerate(_section(data, "UserHierarchyGroups")):
+        where = f"UserHierarchyGroups[{index}]"
+        group = _hierarchy_group(shapes, item, where)
+        _unique(seen, group["Id"], where, "hierarchy group Id")
         backend.hierarchy_groups[group["Id"]] = group
-    for index, item in enumerate(data.get("Users", [])):
-        where = f"Users[{index}]"
-        user = _record(shapes, "User", item.get("User"), f"{where}.User")
-        if "Username" not in user:
-            raise SnapshotError(f"{where}.User.Username: required")
-        proficiencies = [
-            _record(shapes, "UserProficiency", p, f"{where}.Proficiencies[{n}]")
-            for n, p in enumerate(item.get("Proficiencies", []))
-        ]
-        backend.add_user(user, proficiencies)
-    for index, item in enumerate(data.get("Contacts", [])):
-        contact = _record(shapes, "Contact", item, f"Contacts[{index}]")
+    _load_users(backend, shapes, _section(data, "Users"))
+    seen = {}
+    for index, item in enumerate(_section(data, "Contacts")):
+        where = f"Contacts[{index}]"
+        contact = _record(shapes, "Contact", item, where)
+        _unique(seen, _required(contact, "Id", where), where, "contact Id")
+        _check_arn(contact, "Arn", where)
         backend.contacts[contact["Id"]] = contact
     return backend
+
+
+def _load_attributes(backend: ConnectBackend, shapes: dict[str, Shape], items: list[Any]) -> None:
+    names: dict[str, str] = {}
+    for index, item in enumerate(items):
+        where = f"PredefinedAttributes[{index}]"
+        attribute = _record(shapes, "PredefinedAttribute", item, where)
+        name = _required(attribute, "Name", where)
+        # Names are case-insensitive (predefined-attributes.html).
+        _unique(names, name.casefold(), f"{where}.Name", "attribute name (ignoring case)")
+        attribute.setdefault("Values", {"StringList": []})
+        values: dict[str, str] = {}
+        for number, value in enumerate(attribute["Values"].get("StringList", [])):
+            _unique(values, value, f"{where}.Values.StringList[{number}]", "value")
+        attribute["Values"].setdefault("StringList", [])
+        backend.add_attribute(attribute)
+    if len(backend.attributes) > backend.max_attributes:
+        raise SnapshotError(
+            f"PredefinedAttributes: {len(backend.attributes)} attributes, more than the "
+            f"instance's quota of {backend.max_attributes} (Quotas.PredefinedAttributesPerInstance)"
+        )
+
+
+def _load_users(backend: ConnectBackend, shapes: dict[str, Shape], items: list[Any]) -> None:
+    ids: dict[str, str] = {}
+    usernames: dict[str, str] = {}
+    for index, item in enumerate(items):
+        where = f"Users[{index}]"
+        if not isinstance(item, dict):
+            raise SnapshotError(
+                f'{where}: expected an object {{"User": …, "Proficiencies": […]}}, '
+                f"got {_json_type(item)}"
+            )
+        user = _record(shapes, "User", item.get("User"), f"{where}.User")
+        _unique(usernames, _required(user, "Username", f"{where}.User"), where, "username")
+        if "Id" in user:
+            _unique(ids, user["Id"], where, "user Id")
+        _check_arn(user, "Arn", f"{where}.User")
+        proficiencies = [
+            _proficiency(backend, shapes, p, f"{where}.Proficiencies[{n}]")
+            for n, p in enumerate(_section(item, "Proficiencies", f"{where}."))
+        ]
+        keys: dict[str, str] = {}
+        for n, p in enumerate(proficiencies):
+            key = f"{p['AttributeName']}/{p['AttributeValue']}"
+            _unique(keys, key, f"{where}.Proficiencies[{n}]", "proficiency")
+        if len(proficiencies) > backend.max_proficiencies_per_user:
+            raise SnapshotError(
+                f"{where}.Proficiencies: {len(proficiencies)} proficiencies, more than the "
+                f"cap of {backend.max_proficiencies_per_user} (Quotas.ProficienciesPerUser)"
+            )
+        backend.add_user(user, proficiencies)
+
+
+def _proficiency(
+    backend: ConnectBackend, shapes: dict[str, Shape], item: Any, where: str
+) -> Record:
+    proficiency = _record(shapes, "UserProficiency", item, where)
+    attribute = backend.attributes.get(proficiency["AttributeName"].casefold())
+    if attribute is None:
+        raise SnapshotError(
+            f"{where}.AttributeName: no predefined attribute {proficiency['AttributeName']!r}"
+        )
+    if proficiency["AttributeValue"] not in attribute["Values"]["StringList"]:
+        raise SnapshotError(
+            f"{where}.AttributeValue: {proficiency['AttributeValue']!r} is not a value of "
+            f"{attribute['Name']}"
+        )
+    if not float(proficiency["Level"]).is_integer():
+        raise SnapshotError(f"{where}.Level: the valid values are 1, 2, 3, 4 and 5")
+    return {**proficiency, "AttributeName": attribute["Name"], "Level": float(proficiency["Level"])}
 
 
 EMPTY_INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
@@ -124,16 +347,17 @@ def load_snapshot(path: Path, **options: Any) -> ConnectBackend:
         raise SnapshotError(f"{path}: {exc}") from None
 
 
-def snapshot_of(backend: ConnectBackend) -> dict[str, Any]:
+def snapshot_of(backend: ConnectBackend) -> Record:
     """The backend's whole state in snapshot form."""
     shapes = _shapes()
 
-    def iso(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    def iso(kind: str, record: Record) -> Record:
         return convert_timestamps(shapes[kind], record, to_iso)
 
     with backend.lock:
         return {
             "Instance": iso("Instance", backend.instance),
+            "Quotas": {key: getattr(backend, option) for key, option in QUOTAS.items()},
             "PredefinedAttributes": [
                 iso("PredefinedAttribute", a) for a in backend.attributes.values()
             ],
@@ -145,12 +369,13 @@ def snapshot_of(backend: ConnectBackend) -> dict[str, Any]:
                 for u in backend.users.values()
             ],
             "RoutingProfiles": [
-                iso("RoutingProfile", r) for r in backend.routing_profiles.values()
+                iso("RoutingProfileSummary", r) for r in backend.routing_profiles.values()
             ],
             "UserHierarchyGroups": [
-                iso("UserHierarchyGroup", g) for g in backend.hierarchy_groups.values()
+                iso("HierarchyGroup", g) for g in backend.hierarchy_groups.values()
             ],
             "Contacts": [iso("Contact", c) for c in backend.contacts.values()],
+            **copy.deepcopy(backend.kept_snapshot_sections),
         }
 
 

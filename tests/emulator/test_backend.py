@@ -641,3 +641,95 @@ def test_search_contacts_rejects_an_inverted_range(contacts) -> None:
         error_of(contacts.search_contacts, **IN, TimeRange=inverted)[0]
         == "InvalidParameterException"
     )
+
+
+# -- members the emulator does not implement ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("criteria", "named"),
+    [
+        ({"Name": {"SearchText": ["x"], "MatchType": "MATCH_ANY"}}, "SearchCriteria.Name"),
+        ({"AgentHierarchyGroups": {"L1Ids": ["hg-emea"]}}, "SearchCriteria.AgentHierarchyGroups"),
+        (
+            {"RoutingCriteria": {"Steps": [{"AgentCriteria": {"AgentIds": ["id-jane"]}}]}},
+            "SearchCriteria.RoutingCriteria",
+        ),
+        (
+            {"SearchableContactAttributes": {"Criteria": [{"Key": "k", "Values": ["v"]}]}},
+            "SearchCriteria.SearchableContactAttributes",
+        ),
+        (
+            {"SearchableSegmentAttributes": {"Criteria": [{"Key": "k", "Values": ["v"]}]}},
+            "SearchCriteria.SearchableSegmentAttributes",
+        ),
+    ],
+)
+def test_search_contacts_refuses_criteria_it_does_not_implement(contacts, criteria, named) -> None:
+    code, status, message = error_of(
+        contacts.search_contacts, **IN, TimeRange=WINDOW, SearchCriteria=criteria
+    )
+    assert (code, status) == ("InvalidParameterException", 400)
+    assert named in message
+
+
+def test_search_contacts_refuses_a_sort_field_contacts_lack(contacts) -> None:
+    code, _, message = error_of(
+        contacts.search_contacts,
+        **IN,
+        TimeRange=WINDOW,
+        Sort={"FieldName": "EXPIRY_TIMESTAMP", "Order": "ASCENDING"},
+    )
+    assert code == "InvalidParameterException"
+    assert "EXPIRY_TIMESTAMP" in message
+
+
+@pytest.mark.parametrize("field", ["CHANNEL", "INITIATION_METHOD"])
+def test_search_contacts_sorts_by_text_fields(contacts, field) -> None:
+    found = contacts.search_contacts(
+        **IN, TimeRange=WINDOW, Sort={"FieldName": field, "Order": "ASCENDING"}
+    )
+    # c-2 is CHAT/API, c-1 VOICE/INBOUND: ascending puts c-2 first either way.
+    assert [c["Id"] for c in found["Contacts"]] == ["c-2", "c-1"]
+
+
+def test_search_users_refuses_a_search_filter(connect) -> None:
+    _, client = connect
+    code, _, message = error_of(
+        client.search_users,
+        **IN,
+        SearchFilter={"TagFilter": {"TagCondition": {"TagKey": "team", "TagValue": "a"}}},
+    )
+    assert code == "InvalidParameterException"
+    assert "SearchFilter" in message
+
+
+@pytest.mark.parametrize("field", ["description", "Name", "AttributeName"])
+def test_search_predefined_attributes_refuses_other_field_names(connect, field) -> None:
+    _, client = connect
+    condition = {
+        "StringCondition": {"FieldName": field, "Value": "Skill", "ComparisonType": "EXACT"}
+    }
+    code, _, message = error_of(
+        client.search_predefined_attributes, **IN, SearchCriteria={"OrConditions": [condition]}
+    )
+    assert code == "InvalidParameterException"
+    assert repr(field) in message
+
+
+def test_search_predefined_attributes_by_name(connect) -> None:
+    _, client = connect
+    condition = {
+        "StringCondition": {"FieldName": "name", "Value": "skill", "ComparisonType": "EXACT"}
+    }
+    found = client.search_predefined_attributes(**IN, SearchCriteria={"AndConditions": [condition]})
+    assert [a["Name"] for a in found["PredefinedAttributes"]] == ["Skill"]
+
+
+def test_every_emulated_operation_declares_what_it_implements() -> None:
+    from reconciler.emulator import ConnectBackend
+    from reconciler.emulator.backend import IMPLEMENTED_MEMBERS
+    from tests.conftest import small_snapshot
+
+    backend = ConnectBackend(small_snapshot()["Instance"])
+    assert set(backend._handlers) <= set(IMPLEMENTED_MEMBERS)

@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from reconciler.emulator import backend_from_snapshot
-from tests.conftest import INSTANCE_ID, small_snapshot
+from tests.conftest import INSTANCE_ARN, INSTANCE_ID, small_snapshot
 
 IN = {"InstanceId": INSTANCE_ID}
 N = 23  # items of each kind; pages of 5 make five pages, the last one short
@@ -16,6 +16,7 @@ N = 23  # items of each kind; pages of 5 make five pages, the last one short
 
 def big_snapshot() -> dict:
     snapshot = small_snapshot()
+    snapshot["Quotas"] = {"ProficienciesPerUser": N}  # "many" holds N
     snapshot["PredefinedAttributes"] += [
         {"Name": f"Attr{i:02d}", "Values": {"StringList": [f"v{i}"]}} for i in range(N)
     ]
@@ -33,7 +34,7 @@ def big_snapshot() -> dict:
     ]
     start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
     snapshot["Contacts"] = [
-        {"Id": f"c-{i:02d}", "Arn": f"arn:c-{i:02d}", "Channel": "VOICE", "InitiationMethod": "INBOUND",
+        {"Id": f"c-{i:02d}", "Arn": f"{INSTANCE_ARN}/contact/c-{i:02d}", "Channel": "VOICE", "InitiationMethod": "INBOUND",
          "InitiationTimestamp": (start + dt.timedelta(minutes=i)).isoformat()}
         for i in range(N)
     ]  # fmt: skip

@@ -1,0 +1,41 @@
+"""`emulator serve` as a user runs it: a subprocess, stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import small_snapshot
+
+
+def test_serve_takes_the_account_quotas_and_writes_them_back(tmp_path: Path) -> None:
+    snapshot = tmp_path / "s.json"
+    snapshot.write_text(json.dumps(small_snapshot()))
+    command = [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
+               "--snapshot", str(snapshot), "--persist",
+               "--max-proficiencies-per-user", "3", "--max-attributes", "40"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("Connect emulator at http://")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+    assert json.loads(snapshot.read_text())["Quotas"] == {
+        "ProficienciesPerUser": 3,
+        "PredefinedAttributesPerInstance": 40,
+    }
+
+
+def test_serve_refuses_a_quota_below_one(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "emulator", "serve", "--max-attributes", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--max-attributes" in result.stderr
