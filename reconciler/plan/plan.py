@@ -27,6 +27,8 @@ class Plan:
     coverage: list[CoverageRow] = field(default_factory=list)
     # live fingerprints of every object the plan touches (saved plans)
     fingerprints: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    # what a narrowed plan (--user/--attribute/--changed-since) covers and defers
+    narrowing: dict[str, Any] | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -68,6 +70,7 @@ class Plan:
             "errors": list(self.errors),
             "unmanaged_attributes": list(self.unmanaged_attributes),
             "coverage": [row.data for row in self.coverage],
+            "narrowing": self.narrowing,
         }
         if with_fingerprints:
             data["fingerprints"] = self.fingerprints
@@ -89,4 +92,5 @@ class Plan:
             unmanaged_attributes=list(data["unmanaged_attributes"]),
             coverage=[CoverageRow(**row) for row in data.get("coverage", [])],
             fingerprints=data.get("fingerprints", {}),
+            narrowing=data.get("narrowing"),
         )
