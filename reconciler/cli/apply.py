@@ -16,6 +16,7 @@ from reconciler.cli.common import (
     load_or_exit,
     options,
 )
+from reconciler.cli.plan import narrowing_options, narrowing_or_exit
 from reconciler.connect.target import Connection
 from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
@@ -88,6 +89,7 @@ def default_journal() -> Path:
 @click.option(
     "--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (JSON lines)."
 )
+@narrowing_options
 @global_options
 @click.pass_context
 def apply(
@@ -97,6 +99,9 @@ def apply(
     force: bool,
     parallelism: int,
     journal: Path | None,
+    users: tuple[str, ...],
+    attributes: tuple[str, ...],
+    changed_since: str | None,
 ) -> None:
     """Plan and apply, or apply exactly a saved PLANFILE."""
     opts = options(ctx)
@@ -104,9 +109,15 @@ def apply(
     renderer = TextRenderer(color=sys.stdout.isatty())
     with connected(opts, manifest) as connection:
         if planfile is not None:
+            if users or attributes or changed_since:
+                click.echo("error: a saved plan keeps its own narrowing; drop --user/"
+                           "--attribute/--changed-since", err=True)  # fmt: skip
+                sys.exit(ExitCode.ERROR)
             todo = saved_plan_or_exit(planfile, manifest, connection)
         else:
-            todo = make_plan(manifest, connection.reader)
+            narrowing = narrowing_or_exit(opts, manifest, connection.reader, users, attributes,
+                                          changed_since)  # fmt: skip
+            todo = make_plan(manifest, connection.reader, narrowing)
         if todo.errors:
             click.echo(renderer.render(todo))
             sys.exit(ExitCode.ERROR)
