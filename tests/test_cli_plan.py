@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
+from reconciler.plan.render import TextRenderer
 from reconciler.plan.saved import load_plan
 from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, write_config
 
@@ -129,3 +131,181 @@ def test_snapshot_of_another_instance_is_refused(small: Path) -> None:
     (small / "snapshot.json").write_text(json.dumps(snapshot))
     result = run("plan")
     assert result.exit_code == 1 and "snapshot of instance other" in result.output
+
+
+# -- narrowing (DESIGN §3, "Narrowing") ---------------------------------------------
+
+RESHUFFLE = ROOT / "examples" / "tier-reshuffle" / "support.yaml"
+DANIEL = "daniel.white@example.com"
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+@pytest.fixture
+def demo_repo(demo: Path) -> Path:
+    """The demo in a fresh `git init` repository, config/ committed as is."""
+    git(demo, "init", "-q")
+    (demo / ".gitignore").write_text("snapshot.json\n")
+    git(demo, "add", "-A")
+    git(demo, "commit", "-qm", "base")
+    return demo
+
+
+def reshuffle(repo: Path) -> None:
+    shutil.copy(RESHUFFLE, repo / "config" / "teams" / "support.yaml")
+
+
+@pytest.mark.parametrize(
+    "narrowing", [["--user", DANIEL], ["--attribute", "Tier"], ["--changed-since", "HEAD~1"]]
+)
+def test_tier_reshuffle_is_refused_under_every_narrowing(
+    demo_repo: Path, narrowing: list[str]
+) -> None:
+    reshuffle(demo_repo)
+    git(demo_repo, "commit", "-qam", "move daniel to tier 2")
+    planned = run("plan", *narrowing, "--format", "json")
+    assert planned.exit_code == 3, planned.output
+    document = json.loads(planned.stdout)
+    jsonschema.validate(document, SCHEMA)
+    (guard,) = document["guards"]
+    assert (
+        guard["guard"] == "routing_requirement" and "tier3-escalations: 2 → 1" in guard["message"]
+    )
+    assert [c["username"] for c in document["changes"]] == [DANIEL]
+    before = (demo_repo / "snapshot.json").read_text()
+    applied = run("apply", *narrowing, "--auto-approve")
+    assert applied.exit_code == 3, applied.output
+    assert (demo_repo / "snapshot.json").read_text() == before
+
+
+def test_changed_since_leaves_the_working_tree_alone(demo_repo: Path) -> None:
+    reshuffle(demo_repo)  # not committed: compared with HEAD
+    status = git(demo_repo, "status", "--porcelain")
+    result = run("plan", "--changed-since", "HEAD")
+    assert result.exit_code == 3
+    assert f"narrowed because declared users whose own entries or sets changed: {DANIEL}" in (
+        result.output
+    )
+    assert git(demo_repo, "status", "--porcelain") == status
+
+
+def test_changed_since_a_missing_ref_is_an_error(demo_repo: Path) -> None:
+    result = run("plan", "--changed-since", "no-such-branch")
+    assert result.exit_code == 1
+    assert "git ref 'no-such-branch' not found" in result.output and "fetch-depth" in result.output
+
+
+def test_changed_since_with_nothing_changed_plans_nothing_and_checks_requirements(
+    demo_repo: Path,
+) -> None:
+    result = run("plan", "--changed-since", "HEAD", "--format", "json")
+    assert result.exit_code == 0
+    document = json.loads(result.stdout)
+    assert document["changes"] == []
+    assert document["narrowing"]["reasons"] == ["nothing in the manifests changed since HEAD"]
+    assert [row["counted"] for row in document["coverage"]] == ["all users"] * 3
+
+
+def test_user_narrowing_defers_removals_instead_of_inventing_unmanaged_holders(
+    demo: Path,
+) -> None:
+    # config/ removes Skill/Collections, which emily (managed) still holds
+    result = run("plan", "--user", DANIEL, "--detailed-exitcode")
+    assert result.exit_code in (0, 2), result.output
+    assert "Errors:" not in result.output and "do not manage" not in result.output
+    assert "! NARROWED PLAN: only 1 user(s): daniel.white@example.com." in result.output
+    assert "deferred to a full plan: remove value(s) Collections from Skill" in result.output
+    markdown = run("plan", "--user", DANIEL, "--format", "markdown").stdout
+    assert "> **NARROWED PLAN: only 1 user(s): daniel.white@example.com." in markdown
+    assert "> - deferred to a full plan: remove value(s) Collections from Skill" in markdown
+
+
+def test_user_narrowing_keeps_the_additions_its_users_need(demo: Path) -> None:
+    result = run("plan", "--user", "laura.jackson@example.com", "--format", "json")
+    document = json.loads(result.stdout)
+    kinds = [(c["kind"], c.get("attribute") or c.get("username")) for c in document["changes"]]
+    assert kinds == [
+        ("create_attribute", "Certification"),  # laura is given Certification/HIPAA
+        ("update_attribute", "Product"),  # and Product/Business Fiber
+        ("user_proficiencies", "laura.jackson@example.com"),
+    ]
+    assert document["narrowing"] == {
+        "users": ["laura.jackson@example.com"],
+        "attributes": None,
+        "changed_since": None,
+        "reasons": [],
+        "deferred": ["remove value(s) Collections from Skill"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "closest"),
+    [
+        ("--user", "daniel.whte@example.com", DANIEL),
+        ("--attribute", "Langauge", "Language"),
+    ],
+)
+def test_unknown_names_exit_1_with_the_closest(
+    demo: Path, option: str, name: str, closest: str
+) -> None:
+    result = run("plan", option, name)
+    assert result.exit_code == 1
+    assert f"{option} {name!r}:" in result.output and closest in result.output
+
+
+def test_saved_narrowed_plan_records_and_applies_exactly_itself(demo: Path) -> None:
+    saved = run("plan", "--user", "laura.jackson@example.com", "--out", "plan.json")
+    assert saved.exit_code == 0
+    plan = load_plan(demo / "plan.json")
+    assert plan.narrowing is not None and plan.narrowing["users"] == ["laura.jackson@example.com"]
+    assert "NARROWED PLAN" in TextRenderer().render(plan)
+    applied = run("apply", "plan.json", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    snapshot = json.loads((demo / "snapshot.json").read_text())
+    attributes = {a["Name"] for a in snapshot["PredefinedAttributes"]}
+    assert "Certification" in attributes
+    skill = next(a for a in snapshot["PredefinedAttributes"] if a["Name"] == "Skill")
+    assert "Collections" in skill["Values"]["StringList"]  # the deferred removal waits
+    emily = next(u for u in snapshot["Users"] if u["User"]["Username"] == "emily.chen@example.com")
+    assert any(p["AttributeValue"] == "Collections" for p in emily["Proficiencies"])
+
+
+def test_saved_plan_refuses_new_narrowing_options(demo: Path) -> None:
+    run("plan", "--user", "laura.jackson@example.com", "--out", "plan.json")
+    result = run("apply", "plan.json", "--user", DANIEL)
+    assert result.exit_code == 1 and "keeps its own narrowing" in result.output
+
+
+def test_unsearchable_requirement_is_not_checked_and_refuses_apply(demo: Path) -> None:
+    routing = demo / "config" / "routing.yaml"
+    routing.write_text(
+        routing.read_text()
+        + "  - name: half-levels\n    expression: 'Tier = Tier 3 >= 3.5'\n    min_agents: 1\n"
+    )
+    result = run("plan", "--user", "laura.jackson@example.com")
+    assert result.exit_code == 3
+    assert "coverage_not_checked: half-levels: coverage not checked" in result.output
+    refused = run("apply", "--user", "laura.jackson@example.com", "--auto-approve")
+    assert refused.exit_code == 3
+    forced = run("apply", "--user", "laura.jackson@example.com", "--auto-approve", "--force")
+    assert forced.exit_code == 0, forced.output
+
+
+def test_a_set_edited_in_a_commit_narrows_to_exactly_its_holders(demo_repo: Path) -> None:
+    sets = demo_repo / "config" / "sets.yaml"
+    sets.write_text(sets.read_text().replace("Skill: {Retention: 4}", "Skill: {Retention: 5}"))
+    git(demo_repo, "commit", "-qam", "retention desk to level 5")
+    result = run("plan", "--changed-since", "HEAD~1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    holders = ["grace.lewis", "henry.walker", "isabel.moreno", "jack.hall", "michael.brown",
+               "rosa.alvarez", "zoe.wright"]  # fmt: skip
+    assert document["narrowing"]["users"] == [f"{h}@example.com" for h in holders]
+    assert document["narrowing"]["changed_since"] == "HEAD~1"
+    assert {c["username"] for c in document["changes"]} <= set(document["narrowing"]["users"])

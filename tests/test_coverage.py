@@ -311,7 +311,8 @@ def test_unmanaged_agents_are_counted_by_the_service(connect, tmp_path: Path) ->
         "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, Spanish, French]}\n  Skill: {values: [Billing, Payments]}\n",
         "users.yaml": "users:\n  joe: {proficiencies: {Language: {English: 5, Spanish: 4}}}\n",
         "routing.yaml": "routing_requirements:\n  - {name: es, expression: 'Language = Spanish >= 4', min_agents: 1}\n"
-                        "  - {name: not-fr, expression: 'NOT Language = French', min_agents: 1}\n",
+                        "  - {name: not-fr, expression: 'NOT Language = French', min_agents: 1}\n"
+                        "  - {name: half, expression: 'Language = Spanish >= 3.5', min_agents: 1}\n",
     }, base=False)  # fmt: skip
     plan = make_plan(
         load_manifest(config), LiveStateReader(QuotaPacer(client, time_scale=1000), INSTANCE_ID)
@@ -319,11 +320,14 @@ def test_unmanaged_agents_are_counted_by_the_service(connect, tmp_path: Path) ->
     rows = {row.name: row for row in plan.coverage}
     # jane (unmanaged) holds Spanish 4 and keeps it; joe gains it
     assert (rows["es"].now, rows["es"].after, rows["es"].counted) == (1, 2, "all users")
+    # NOT is set algebra over the instance's users: nobody holds French
     assert (rows["not-fr"].now, rows["not-fr"].after, rows["not-fr"].counted) == (
-        1,
-        1,
-        "managed users",
+        3,
+        3,
+        "all users",
     )
+    # a fractional level cannot be searched: only the managed agents are counted
+    assert (rows["half"].now, rows["half"].after, rows["half"].counted) == (0, 1, "managed users")
 
 
 # -- the contact audit --------------------------------------------------------------------

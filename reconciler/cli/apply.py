@@ -16,11 +16,11 @@ from reconciler.cli.common import (
     load_or_exit,
     options,
 )
-from reconciler.cli.plan import read_option
+from reconciler.cli.plan import narrowing_options, narrowing_or_exit, read_option
 from reconciler.connect.target import Connection
 from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
-from reconciler.plan.planner import make_plan
+from reconciler.plan.planner import Narrowing, make_plan
 from reconciler.plan.render import TextRenderer
 from reconciler.plan.saved import SavedPlanError, load_plan, stale_objects
 
@@ -55,11 +55,11 @@ def refuse_if_stale(what: str, problems: list[str]) -> None:
         sys.exit(ExitCode.STALE_PLAN)
 
 
-def checked_plan(manifest: Manifest, connection: Connection) -> Plan:
+def checked_plan(manifest: Manifest, connection: Connection, narrowing: Narrowing) -> Plan:
     """A fresh plan. One read by search may rest on a search index that
     trails writes (DESIGN §3), so every user it touches is re-read with
     ListUserProficiencies first, as for a saved plan: fail closed (exit 4)."""
-    plan = make_plan(manifest, connection.reader)
+    plan = make_plan(manifest, connection.reader, narrowing)
     if plan.read is not None and plan.read.strategy == "search" and not plan.errors:
         refuse_if_stale("the plan", stale_objects(plan, connection.reader))
     return plan
@@ -104,6 +104,7 @@ def default_journal() -> Path:
 @click.option(
     "--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (JSON lines)."
 )
+@narrowing_options
 @read_option
 @global_options
 @click.pass_context
@@ -114,6 +115,9 @@ def apply(
     force: bool,
     parallelism: int,
     journal: Path | None,
+    users: tuple[str, ...],
+    attributes: tuple[str, ...],
+    changed_since: str | None,
     read: str,
 ) -> None:
     """Plan and apply, or apply exactly a saved PLANFILE."""
@@ -123,9 +127,15 @@ def apply(
     with connected(opts, manifest) as connection:
         connection.reader.strategy = read
         if planfile is not None:
+            if users or attributes or changed_since:
+                click.echo("error: a saved plan keeps its own narrowing; drop --user/"
+                           "--attribute/--changed-since", err=True)  # fmt: skip
+                sys.exit(ExitCode.ERROR)
             todo = saved_plan_or_exit(planfile, manifest, connection)
         else:
-            todo = checked_plan(manifest, connection)
+            narrowing = narrowing_or_exit(opts, manifest, connection.reader, users, attributes,
+                                          changed_since)  # fmt: skip
+            todo = checked_plan(manifest, connection, narrowing)
         if todo.errors:
             click.echo(renderer.render(todo))
             sys.exit(ExitCode.ERROR)

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from reconciler.cli.common import ExitCode, connected, global_options, load_or_exit, options
-from reconciler.connect.reader import READS
+from reconciler.cli.common import (
+    ExitCode,
+    GlobalOptions,
+    connected,
+    fail_on_invalid,
+    global_options,
+    load_or_exit,
+    options,
+)
+from reconciler.connect.reader import READS, LiveStateReader
+from reconciler.manifest import Manifest, ManifestInvalid
+from reconciler.manifest.gitref import GitRefError, manifest_at
+from reconciler.plan.changed import NotNarrowable, changed_narrowing
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
 from reconciler.plan.render import RENDERERS, TextRenderer
@@ -24,11 +37,56 @@ def plan_exit_code(plan: Plan, detailed: bool) -> int:
     return ExitCode.CHANGES if detailed and plan.has_changes else ExitCode.OK
 
 
-def narrowing(users: tuple[str, ...], attributes: tuple[str, ...]) -> Narrowing:
-    """The narrowing `--user` / `--attribute` ask for (none when not given)."""
-    return Narrowing(
-        frozenset(users) if users else None, frozenset(attributes) if attributes else None
-    )
+_NARROWING_OPTIONS = [
+    click.option("--user", "users", multiple=True, help="Plan only this user (repeatable)."),
+    click.option(
+        "--attribute", "attributes", multiple=True, help="Plan only this attribute (repeatable)."
+    ),
+    click.option(
+        "--changed-since",
+        metavar="GITREF",
+        help="Plan only what the manifests changed since this git ref.",
+    ),
+]
+
+
+def narrowing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--user / --attribute / --changed-since, shared by plan and apply."""
+    for option in reversed(_NARROWING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def narrowing_or_exit(
+    opts: GlobalOptions,
+    manifest: Manifest,
+    reader: LiveStateReader,
+    users: tuple[str, ...],
+    attributes: tuple[str, ...],
+    changed_since: str | None,
+) -> Narrowing:
+    """The narrowing asked for (none when not given); for --changed-since the
+    manifests at GITREF are compiled from git objects and compared."""
+    if changed_since is None:
+        return Narrowing(
+            frozenset(users) if users else None, frozenset(attributes) if attributes else None
+        )
+    if users or attributes:
+        click.echo("error: --changed-since cannot be combined with --user/--attribute", err=True)
+        sys.exit(ExitCode.ERROR)
+    try:
+        before = manifest_at(opts.config, changed_since)
+    except GitRefError as exc:
+        click.echo(f"error: --changed-since: {exc}", err=True)
+        sys.exit(ExitCode.ERROR)
+    except ManifestInvalid as invalid:
+        click.echo(f"error: the manifests at {changed_since} do not load:", err=True)
+        fail_on_invalid(invalid)
+    try:
+        return changed_narrowing(before, manifest, changed_since, reader)
+    except NotNarrowable as exc:
+        click.echo(f"planning in full: {exc}", err=True)
+        return Narrowing()
 
 
 read_option = click.option(
@@ -47,10 +105,7 @@ read_option = click.option(
     "--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
-@click.option("--user", "users", multiple=True, help="Plan only this user (repeatable).")
-@click.option(
-    "--attribute", "attributes", multiple=True, help="Plan only this attribute (repeatable)."
-)
+@narrowing_options
 @read_option
 @global_options
 @click.pass_context
@@ -62,13 +117,17 @@ def plan(
     users: tuple[str, ...],
     attributes: tuple[str, ...],
     read: str,
+    changed_since: str | None,
 ) -> None:
     """Read Connect and show what apply would change."""
     opts = options(ctx)
     manifest = load_or_exit(opts)
     with connected(opts, manifest) as connection:
         connection.reader.strategy = read
-        result = make_plan(manifest, connection.reader, narrowing(users, attributes))
+        narrowing = narrowing_or_exit(
+            opts, manifest, connection.reader, users, attributes, changed_since
+        )
+        result = make_plan(manifest, connection.reader, narrowing)
     renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
     click.echo(renderer.render(result))
     if out is not None:

@@ -105,6 +105,7 @@ class LiveState:
     missing_users: list[str]
     errors: list[str] = field(default_factory=list)
     read: ReadChoice = field(default_factory=lambda: ReadChoice("list"))
+    whole: bool = True  # False when narrowed to some users: `managed` is not every managed user
 
 
 class LiveStateReader:
@@ -138,30 +139,7 @@ class LiveStateReader:
         """Read everything `scope` needs."""
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="read") as pool:
             attributes = pool.submit(self.attributes, scope.only_attributes)
-            users = pool.submit(self._users, scope)
-            names = pool.submit(self._selector_names, scope.groups)
-            errors: list[str] = []
-            profile_ids, group_ids = names.result()
-            member_futures = [
-                pool.submit(
-                    self._group_members, selector, profile_ids, group_ids, scope.only_users, errors
-                )
-                for selector in scope.groups
-            ]
-            user_ids = users.result()
-            members = [
-                _members(selector, future.result(), user_ids)
-                for selector, future in zip(scope.groups, member_futures, strict=True)
-            ]
-            for matched in members:
-                user_ids.update(matched)
-            wanted = set(user_ids) if scope.all_users else set(scope.declared_users)
-            for matched in members:
-                wanted |= set(matched)
-            if scope.only_users is not None:
-                wanted &= scope.only_users
-            missing = sorted(u for u in wanted if u not in user_ids)
-            managed = wanted - set(missing)
+            user_ids, members, managed, missing, errors = self._managed(scope, pool)
             ordered = sorted(managed)
             ids = [user_ids[u] for u in ordered]
             choice = self.choose_read(scope, attributes.result(), len(ids))
@@ -181,6 +159,7 @@ class LiveStateReader:
                 missing,
                 errors,
                 choice,
+                whole=scope.only_users is None,
             )
 
     def choose_read(
@@ -264,6 +243,43 @@ class LiveStateReader:
         found = self.pages("SearchUsers", "Users", MaxResults=SEARCH_PAGE, SearchCriteria=criteria)
         return [u["Id"] for u in found]
 
+    def managed_users(self, scope: ReadScope) -> tuple[set[str], list[set[str]]]:
+        """(every username `scope` manages, each group's members), without
+        reading proficiencies; a selector naming nothing matches nobody (the
+        plan's own read reports it)."""
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="read") as pool:
+            _, members, managed, _, _ = self._managed(scope, pool)
+        return managed, [set(m) for m in members]
+
+    def _managed(
+        self, scope: ReadScope, pool: ThreadPoolExecutor
+    ) -> tuple[dict[str, str], list[dict[str, str]], set[str], list[str], list[str]]:
+        """(username -> id, each group's members, managed, missing, errors)."""
+        users = pool.submit(self._users, scope)
+        names = pool.submit(self._selector_names, scope.groups)
+        errors: list[str] = []
+        profile_ids, group_ids = names.result()
+        member_futures = [
+            pool.submit(
+                self._group_members, selector, profile_ids, group_ids, scope.only_users, errors
+            )
+            for selector in scope.groups
+        ]
+        user_ids = users.result()
+        members = [
+            _members(selector, future.result(), user_ids)
+            for selector, future in zip(scope.groups, member_futures, strict=True)
+        ]
+        for matched in members:
+            user_ids.update(matched)
+        wanted = set(user_ids) if scope.all_users else set(scope.declared_users)
+        for matched in members:
+            wanted |= set(matched)
+        if scope.only_users is not None:
+            wanted &= scope.only_users
+        missing = sorted(u for u in wanted if u not in user_ids)
+        return user_ids, members, wanted - set(missing), missing, errors
+
     def attributes(self, names: set[str] | None = None) -> dict[str, Attribute]:
         """Predefined attributes with their values (all, or just `names`)."""
         criteria = {}
@@ -333,17 +349,19 @@ class LiveStateReader:
         if scope.only_users is None:
             listed = self.pages("ListUsers", "UserSummaryList", MaxResults=1000)
             return {u["Username"]: u["Id"] for u in listed}
-        found: dict[str, str] = {}
         names = sorted(scope.only_users)
-        for start in range(0, len(names), USERNAMES_PER_SEARCH):
-            criteria = {
-                "OrConditions": [
-                    _username_is(n) for n in names[start : start + USERNAMES_PER_SEARCH]
-                ]
-            }
-            for user in self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria):
-                found[user["Username"]] = user["Id"]
-        return found
+        chunks = [
+            {"OrConditions": [_username_is(n) for n in names[i : i + USERNAMES_PER_SEARCH]]}
+            for i in range(0, len(names), USERNAMES_PER_SEARCH)
+        ]
+        # The chunks are independent: search them concurrently (the pacer
+        # still holds SearchUsers to its quota).
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="usernames") as pool:
+            pages = pool.map(
+                lambda c: self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=c),
+                chunks,
+            )
+            return {user["Username"]: user["Id"] for page in pages for user in page}
 
     def _selector_names(self, groups: list[GroupMatch]) -> tuple[dict[str, str], dict[str, str]]:
         profiles: dict[str, str] = {}
@@ -389,7 +407,7 @@ class LiveStateReader:
                 "HierarchyGroupMatchType": "WITH_CHILD_GROUPS",
             }
             conditions.append({"HierarchyGroupCondition": group})
-        if not conditions:
+        if not conditions or (only_users is not None and not only_users):
             return {}
         if only_users is not None:
             conditions.append({"OrConditions": [_username_is(n) for n in sorted(only_users)]})

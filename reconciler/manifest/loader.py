@@ -26,7 +26,7 @@ from reconciler.manifest.models import (
     SettingsSpec,
     known_keys,
 )
-from reconciler.manifest.source import DocPath, SourceFile, read_source
+from reconciler.manifest.source import DocPath, SourceFile, parse_source, read_source
 from reconciler.state import Attribute, Proficiencies, RoutingState, UserState
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,29 @@ def _load(config_dir: Path) -> Manifest:
             sources.append(read_source(path, display))
         except ManifestInvalid as invalid:
             errors.extend(invalid.errors)
+    return _compile_sources(sources, errors, digest.hexdigest())
+
+
+def load_manifest_files(files: list[tuple[str, str, bytes]]) -> Manifest:
+    """Compile manifests from (path relative to the config directory, path to
+    show in errors, bytes) triples, e.g. read from git objects; the digest is
+    the one `load_manifest` gives the same files on disk."""
+    sources: list[SourceFile] = []
+    errors: list[ManifestError] = []
+    digest = hashlib.sha256()
+    for relative, display, raw in files:
+        digest.update(relative.encode() + b"\0" + raw + b"\0")
+        try:
+            sources.append(parse_source(raw, display))
+        except ManifestInvalid as invalid:
+            errors.extend(invalid.errors)
+    with _collector_paused():
+        return _compile_sources(sources, errors, digest.hexdigest())
+
+
+def _compile_sources(
+    sources: list[SourceFile], errors: list[ManifestError], digest: str
+) -> Manifest:
     if errors:
         raise ManifestInvalid(errors)
     merged = MergedDocument(sources)
@@ -210,7 +233,7 @@ def _load(config_dir: Path) -> Manifest:
     errors = list(_reference_errors(document, merged))
     if errors:
         raise ManifestInvalid(errors)
-    manifest = _compile(document, digest.hexdigest(), [s.path for s in sources])
+    manifest = _compile(document, digest, [s.path for s in sources])
     log.info(
         "loaded %d file(s): %d attributes, %d users, %d groups",
         len(sources),

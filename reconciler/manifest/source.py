@@ -194,7 +194,11 @@ def _line(text: str, index: int) -> str:
 
 def read_source(path: Path, display: str) -> SourceFile:
     """Parse one manifest file; raise ManifestInvalid with positioned errors."""
-    raw = path.read_bytes()
+    return parse_source(path.read_bytes(), display)
+
+
+def parse_source(raw: bytes, display: str) -> SourceFile:
+    """Parse one manifest file's bytes (from disk or from git objects)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

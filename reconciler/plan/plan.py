@@ -30,6 +30,8 @@ class Plan:
     fingerprints: dict[str, dict[str, str | None]] = field(default_factory=dict)
     # how live proficiencies were read (None: a plan saved before this was recorded)
     read: ReadChoice | None = None
+    # what a narrowed plan (--user/--attribute/--changed-since) covers and defers
+    narrowing: dict[str, Any] | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -71,6 +73,7 @@ class Plan:
             "errors": list(self.errors),
             "unmanaged_attributes": list(self.unmanaged_attributes),
             "coverage": [row.data for row in self.coverage],
+            "narrowing": self.narrowing,
         }
         if self.read is not None:
             data["read"] = self.read.data
@@ -95,4 +98,5 @@ class Plan:
             coverage=[CoverageRow(**row) for row in data.get("coverage", [])],
             fingerprints=data.get("fingerprints", {}),
             read=ReadChoice.from_data(data["read"]) if data.get("read") else None,
+            narrowing=data.get("narrowing"),
         )

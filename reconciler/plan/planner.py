@@ -7,14 +7,23 @@ answer alone: does an unmanaged user still hold a value we would remove?
 
 from __future__ import annotations
 
+import difflib
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from reconciler import limits
 from reconciler.connect.reader import LiveState, LiveStateReader, ReadScope, search_criteria
-from reconciler.coverage import CoverageRow, Requirement, coverage_rows
+from reconciler.coverage import (
+    AllOf,
+    AnyOf,
+    CoverageRow,
+    Expression,
+    Requirement,
+    coverage_rows,
+)
 from reconciler.manifest import Manifest
-from reconciler.plan.changes import REMOVE_PHASE, AttributeChange
+from reconciler.plan.changes import REMOVE_PHASE, AttributeChange, Change
 from reconciler.plan.diff import DiffPolicy, apply_changes, diff
 from reconciler.plan.fingerprint import fingerprints
 from reconciler.plan.guards import GuardFinding, change_share_guard, coverage_guard
@@ -29,13 +38,49 @@ LISTED_NAMES = 10
 
 @dataclass(frozen=True)
 class Narrowing:
-    """`--user` / `--attribute`: plan (and read) only these."""
+    """`--user` / `--attribute` / `--changed-since`: plan (and read) only these.
+
+    `users` are read and planned in full; `attributes` narrows both the
+    attribute changes and the users' proficiencies to those attributes;
+    `declarations` are attributes whose declaration changed (`--changed-since`),
+    planned without narrowing anyone's proficiencies. `reasons` say why.
+    """
 
     users: frozenset[str] | None = None
     attributes: frozenset[str] | None = None
+    declarations: frozenset[str] = frozenset()
+    changed_since: str | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.users is not None or self.attributes is not None or bool(self.declarations)
 
     def keeps(self, attribute: str) -> bool:
-        return self.attributes is None or attribute in self.attributes
+        return self.attributes is None or attribute.casefold() in _folded(self.attributes)
+
+    def plans_attribute(self, attribute: str) -> bool:
+        """Whether changes to this attribute's declaration are in scope."""
+        folded = attribute.casefold()
+        return folded in _folded(self.declarations) or (
+            self.attributes is not None and folded in _folded(self.attributes)
+        )
+
+    def data(self, deferred: list[str]) -> dict[str, object]:
+        """The plan's `narrowing` member (docs/plan-format.md)."""
+        return {
+            "users": None if self.users is None else sorted(self.users),
+            "attributes": sorted({*(self.attributes or ()), *self.declarations})
+            if self.attributes is not None or self.declarations
+            else None,
+            "changed_since": self.changed_since,
+            "reasons": list(self.reasons),
+            "deferred": list(deferred),
+        }
+
+
+def _folded(names: frozenset[str]) -> set[str]:
+    return {name.casefold() for name in names}
 
 
 def names(items: list[str] | set[str]) -> str:
@@ -48,16 +93,13 @@ def names(items: list[str] | set[str]) -> str:
 
 
 def read_scope(manifest: Manifest, narrowing: Narrowing) -> ReadScope:
-    """What the reader must fetch for these manifests."""
-    only_attributes = None
-    if narrowing.attributes is not None:
-        only_attributes = set(narrowing.attributes)
+    """What the reader must fetch for these manifests (every attribute: a
+    page or two, and guards and errors need them all)."""
     return ReadScope(
         declared_users=set(manifest.desired.users),
         all_users=manifest.settings.users == "all",
         groups=[group.match for group in manifest.groups],
         only_users=set(narrowing.users) if narrowing.users is not None else None,
-        only_attributes=only_attributes,
     )
 
 
@@ -70,13 +112,7 @@ def desired_state(
     cap = manifest.settings.max_proficiencies_per_user
     users = {}
     for username in sorted(live.managed):
-        proficiencies: Proficiencies = {}
-        for group, members in zip(manifest.groups, live.group_members, strict=True):
-            if username in members:
-                proficiencies.update(group.proficiencies)
-        declared = manifest.desired.users.get(username)
-        if declared is not None:
-            proficiencies.update(declared.proficiencies)
+        proficiencies = merged_proficiencies(manifest, username, live.group_members)
         if len(proficiencies) > cap:
             errors.append(
                 f"user {username} would hold {len(proficiencies)} proficiencies with groups "
@@ -84,8 +120,22 @@ def desired_state(
             )
         kept = {key: level for key, level in proficiencies.items() if narrowing.keeps(key[0])}
         users[username] = UserState(username, kept, user_id=live.state.users[username].user_id)
-    attributes = {n: a for n, a in manifest.desired.attributes.items() if narrowing.keeps(n)}
-    return RoutingState(attributes, users), errors
+    return RoutingState(dict(manifest.desired.attributes), users), errors
+
+
+def merged_proficiencies(
+    manifest: Manifest, username: str, group_members: list[set[str]]
+) -> Proficiencies:
+    """One user's desired proficiencies: the groups they are in, in order,
+    then their own sets and entries."""
+    proficiencies: Proficiencies = {}
+    for group, members in zip(manifest.groups, group_members, strict=True):
+        if username in members:
+            proficiencies.update(group.proficiencies)
+    declared = manifest.desired.users.get(username)
+    if declared is not None:
+        proficiencies.update(declared.proficiencies)
+    return proficiencies
 
 
 def _narrowed_live(live: RoutingState, narrowing: Narrowing) -> RoutingState:
@@ -97,7 +147,27 @@ def _narrowed_live(live: RoutingState, narrowing: Narrowing) -> RoutingState:
         )
         for name, u in live.users.items()
     }
-    return RoutingState({n: a for n, a in live.attributes.items() if narrowing.keeps(n)}, users)
+    return RoutingState(dict(live.attributes), users)
+
+
+def unknown_attribute_errors(
+    manifest: Manifest, live: RoutingState, narrowing: Narrowing
+) -> list[str]:
+    """`--attribute` names that are neither declared, external nor live."""
+    known = [*manifest.desired.attributes, *manifest.settings.external_attributes, *live.attributes]
+    folded = {name.casefold() for name in known}
+    return [
+        f"--attribute {name!r}: no such attribute{closest(name, known)}"
+        for name in sorted(narrowing.attributes or ())
+        if name.casefold() not in folded
+    ]
+
+
+def closest(name: str, candidates: Iterable[str]) -> str:
+    """ "; did you mean …?" with the closest candidates, or nothing."""
+    by_folded = {c.casefold(): c for c in candidates}
+    matches = difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.0)
+    return f"; closest: {', '.join(by_folded[m] for m in matches)}" if matches else ""
 
 
 def reference_errors(desired: RoutingState, live: RoutingState) -> list[str]:
@@ -133,7 +203,10 @@ def make_plan(
     extra_requirements: list[Requirement] | None = None,
 ) -> Plan:
     """Read live state and plan the changes the manifests ask for; also count
-    agents for `extra_requirements` (routing steps seen on contacts)."""
+    agents for `extra_requirements` (routing steps seen on contacts).
+
+    A narrowed plan reads and changes a subset, but every guard still looks
+    at the whole instance (DESIGN §3, "Narrowing")."""
     narrowing = narrowing or Narrowing()
     live = reader.read(read_scope(manifest, narrowing))
     errors = list(live.errors)
@@ -143,33 +216,45 @@ def make_plan(
             f"(this tool does not create users): "
             f"{names(live.missing_users)}"
         )
-    if narrowing.users is not None:
-        unmanaged = set(narrowing.users) - live.managed - set(live.missing_users)
-        if unmanaged:
-            errors.append(f"--user names users these manifests do not manage: {names(unmanaged)}")
     desired, desired_errors = desired_state(manifest, live, narrowing)
     current = _narrowed_live(live.state, narrowing)
     errors += desired_errors + reference_errors(desired, current)
     settings = manifest.settings
     policy = DiffPolicy(
-        prune_attributes=settings.prune_attributes and narrowing.attributes is None,
+        prune_attributes=settings.prune_attributes,
         keep_attributes=frozenset(settings.external_attributes),
         max_proficiencies_per_user=settings.max_proficiencies_per_user,
     )
     changes = diff(desired, current, policy)
-    errors += unmanaged_holder_errors(changes, reader, live.managed)
-    existing = len(live.managed) + sum(1 for n in desired.attributes if n in current.attributes)
-    if policy.prune_attributes:
-        existing += sum(
-            1 for c in changes if isinstance(c, AttributeChange) and c.kind == "delete_attribute"
+    deletes = sum(
+        1 for c in changes if isinstance(c, AttributeChange) and c.kind == "delete_attribute"
+    )
+    existing_attributes = sum(1 for n in desired.attributes if n in current.attributes) + deletes
+    deferred: list[str] = []
+    requirements = manifest.requirements + (extra_requirements or [])
+    if narrowing.active:
+        errors += unknown_attribute_errors(manifest, live.state, narrowing)
+        managed = instance_managed(manifest, reader, live)
+        errors += unknown_user_errors(manifest, live, managed, narrowing)
+        changes, deferred, holder_errors = narrowed_changes(
+            changes, narrowing, desired, reader, set(live.state.users), managed
         )
-    coverage: list[CoverageRow] = []
-    if narrowing == Narrowing():  # counts of a narrowed read would mislead
-        requirements = manifest.requirements + (extra_requirements or [])
-        after = apply_changes(current, changes)
-        coverage = requirement_coverage(manifest, reader, current, after, requirements)
-    share = change_share_guard(changes, existing, settings)
+        errors += holder_errors
+    else:
+        managed = live.managed
+        errors += unmanaged_holder_errors(changes, reader, managed)
+    after = apply_changes(live.state, changes)
+    coverage = requirement_coverage(
+        reader,
+        live.state,
+        after,
+        requirements,
+        every_user_read=every_user_read(manifest, narrowing),
+    )
+    share = change_share_guard(changes, len(managed) + existing_attributes, settings)
     guards: list[GuardFinding] = ([share] if share else []) + coverage_guard(coverage)
+    if narrowing.active:
+        guards += unchecked_coverage_guard(coverage)
     ignored = {*desired.attributes, *settings.external_attributes}
     unmanaged = (
         []
@@ -189,26 +274,182 @@ def make_plan(
         fingerprints=fingerprints(changes, live.state),
         coverage=coverage,
         read=live.read,
+        narrowing=narrowing.data(deferred) if narrowing.active else None,
     )
 
 
+def every_user_read(manifest: Manifest, narrowing: Narrowing) -> bool:
+    """Whether the read holds every user of the instance (`users: all`,
+    not narrowed to some users): then nobody is left to count by search."""
+    return manifest.settings.users == "all" and narrowing.users is None
+
+
+def instance_managed(manifest: Manifest, reader: LiveStateReader, live: LiveState) -> set[str]:
+    """Every username the manifests manage in the whole instance, also when
+    the read was narrowed to a few (the guards count against all of them)."""
+    if live.whole:
+        return set(live.managed)
+    if manifest.settings.users != "all" and not manifest.groups:
+        return set(manifest.desired.users) - set(live.missing_users)
+    return reader.managed_users(read_scope(manifest, Narrowing()))[0]
+
+
+def unknown_user_errors(
+    manifest: Manifest, live: LiveState, managed: set[str], narrowing: Narrowing
+) -> list[str]:
+    """`--user` names these manifests do not manage, with the closest names
+    (`--changed-since` also names users the change stopped managing: left
+    alone, as a full plan leaves them)."""
+    if narrowing.changed_since is not None:
+        return []
+    unknown = sorted(set(narrowing.users or ()) - live.managed - set(live.missing_users))
+    return [
+        f"--user {name!r}: these manifests manage no such user{closest(name, managed)}"
+        for name in unknown
+    ]
+
+
+def narrowed_changes(
+    changes: list[Change],
+    narrowing: Narrowing,
+    desired: RoutingState,
+    reader: LiveStateReader,
+    read_users: set[str],
+    managed: set[str],
+) -> tuple[list[Change], list[str], list[str]]:
+    """(kept changes, deferred, errors). User changes are all kept (they are
+    the narrowed users'). Attribute additions are kept when in scope or
+    needed by a narrowed user; a removal is kept when in scope and every
+    holder is a user this plan reads (it disassociates them first); other
+    attribute changes wait for a full plan. A holder no manifest manages is
+    an error, as in a full plan."""
+    needed = {(a.casefold(), v) for u in desired.users.values() for a, v in u.proficiencies}
+    kept: list[Change] = []
+    deferred: list[str] = []
+    errors: list[str] = []
+    for change in changes:
+        if not isinstance(change, AttributeChange):
+            kept.append(change)
+            continue
+        in_scope = narrowing.plans_attribute(change.name)
+        if change.phase != REMOVE_PHASE:
+            adds = change.added_values
+            if in_scope or any((change.name.casefold(), v) in needed for v in adds):
+                kept.append(change)
+            else:
+                deferred.append(describe(change))
+            continue
+        if not in_scope:
+            deferred.append(describe(change))
+            continue
+        values = None if change.kind == "delete_attribute" else change.removed_values
+        holders = reader.holders(change.name, values)
+        if holders - managed:
+            errors.append(holder_error(change, values, holders - managed))
+        elif holders - read_users:
+            deferred.append(
+                f"{describe(change)} (still held by managed users outside the narrowing: "
+                f"{names(holders - read_users)})"
+            )
+        else:
+            kept.append(change)
+    return kept, deferred, errors
+
+
+def describe(change: AttributeChange) -> str:
+    """One attribute change in words, for the deferred list."""
+    if change.kind == "create_attribute":
+        return f"create attribute {change.name}"
+    if change.kind == "delete_attribute":
+        return f"delete attribute {change.name}"
+    if change.phase == REMOVE_PHASE:
+        return f"remove value(s) {', '.join(change.removed_values)} from {change.name}"
+    if change.added_values:
+        return f"add value(s) {', '.join(change.added_values)} to {change.name}"
+    return f"update settings of attribute {change.name}"
+
+
+class InstanceEligibility:
+    """Which users of the whole instance satisfy an expression, asked of the
+    service: one SearchUsers for an expression it can search; otherwise
+    set algebra over searches of each condition (NOT and agent lists
+    against the instance's user list, read once). None when a condition
+    cannot be searched at all (a fractional level)."""
+
+    def __init__(self, reader: LiveStateReader) -> None:
+        self.reader = reader
+        self._everyone: dict[str, str] | None = None
+
+    def everyone(self) -> dict[str, str]:
+        """Every user of the instance, id -> username."""
+        if self._everyone is None:
+            listed = self.reader.pages("ListUsers", "UserSummaryList", MaxResults=1000)
+            self._everyone = {u["Id"]: u["Username"] for u in listed}
+        return self._everyone
+
+    def eligible(self, expression: Expression) -> set[str] | None:
+        criteria = search_criteria(expression)
+        if criteria is not None:
+            return self.reader.search_users(criteria)
+        if isinstance(expression, AllOf | AnyOf):
+            parts = [self.eligible(e) for e in expression.items]
+            if any(p is None for p in parts):
+                return None
+            sets = [p for p in parts if p is not None]
+            if isinstance(expression, AllOf):
+                return set.intersection(*sets)
+            return set.union(*sets)
+        if expression.agent_ids is not None:
+            listed = set(expression.agent_ids)
+            matched = {u for i, u in self.everyone().items() if i in listed}
+        else:
+            positive = search_criteria(replace(expression, negated=False))
+            if positive is None:
+                return None
+            matched = self.reader.search_users(positive)
+        if expression.negated:
+            return set(self.everyone().values()) - matched
+        return matched
+
+
 def requirement_coverage(
-    manifest: Manifest,
     reader: LiveStateReader,
     before: RoutingState,
     after: RoutingState,
     requirements: list[Requirement],
+    every_user_read: bool = False,
 ) -> list[CoverageRow]:
-    """Eligible agents per requirement, now and after: managed users from
-    state, the others counted by the service with one SearchUsers each."""
+    """Eligible agents per requirement, now and after: users read from
+    state, the others counted by the service (InstanceEligibility)."""
     others: dict[str, set[str] | None] = {}
+    instance = InstanceEligibility(reader)
     for requirement in requirements:
-        if manifest.settings.users == "all":
+        if every_user_read:
             others[requirement.name] = set()  # every user is managed and read
-            continue
-        criteria = search_criteria(requirement.expression)
-        others[requirement.name] = reader.search_users(criteria) if criteria is not None else None
+        else:
+            others[requirement.name] = instance.eligible(requirement.expression)
     return coverage_rows(requirements, before, after, others)
+
+
+def unchecked_coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:
+    """A narrowed plan reads a few users: a requirement it could not count
+    for the whole instance is unchecked, and that refuses the apply."""
+    return [
+        GuardFinding(
+            "coverage_not_checked",
+            f"{row.name}: coverage not checked: the service cannot count "
+            f"{row.expression!r} for the whole instance; run a full plan",
+        )
+        for row in rows
+        if row.counted != "all users"
+    ]
+
+
+def holder_error(change: AttributeChange, values: list[str] | None, holders: set[str]) -> str:
+    what = change.name if values is None else ", ".join(f"{change.name}/{v}" for v in values)
+    return (
+        f"cannot remove {what}: still held by users these manifests do not manage: {names(holders)}"
+    )
 
 
 def unmanaged_holder_errors(changes: list, reader: LiveStateReader, managed: set[str]) -> list[str]:
@@ -221,11 +462,5 @@ def unmanaged_holder_errors(changes: list, reader: LiveStateReader, managed: set
         values = None if change.kind == "delete_attribute" else change.removed_values
         holders = reader.holders(change.name, values) - managed
         if holders:
-            what = (
-                change.name if values is None else ", ".join(f"{change.name}/{v}" for v in values)
-            )
-            errors.append(
-                f"cannot remove {what}: still held by users these manifests do not manage: "
-                f"{names(holders)}"
-            )
+            errors.append(holder_error(change, values, holders))
     return errors

@@ -65,6 +65,33 @@ def coverage_report(rows: list[CoverageRow], declared: int, steps: ContactSteps 
     return "\n".join(lines)
 
 
+def narrowing_lines(plan: Plan) -> list[str]:
+    """What a narrowed plan covers and what waits for a full plan (as
+    Terraform warns for -target), or nothing for a full plan."""
+    narrowing = plan.narrowing
+    if narrowing is None:
+        return []
+    scope = []
+    if narrowing["changed_since"] is not None:
+        scope.append(f"changes since {narrowing['changed_since']}")
+    if narrowing["users"] is not None:
+        scope.append(f"{len(narrowing['users'])} user(s): {_names(narrowing['users'])}")
+    if narrowing["attributes"] is not None:
+        scope.append(f"attribute(s): {_names(narrowing['attributes'])}")
+    lines = [
+        f"NARROWED PLAN: only {'; '.join(scope)}. Guards still count the whole instance; "
+        "run a full plan to converge everything."
+    ]
+    lines += [f"narrowed because {reason}" for reason in narrowing["reasons"]]
+    lines += [f"deferred to a full plan: {item}" for item in narrowing["deferred"]]
+    return lines
+
+
+def _names(items: list[str], shown: int = 10) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
 def summary_line(plan: Plan) -> str:
     """`1 attribute to create, ...; 12 users to change (...), 30 unchanged`."""
     s = plan.summary
@@ -126,6 +153,10 @@ class TextRenderer:
 
     def render(self, plan: Plan) -> str:
         lines = [f"Instance {plan.instance_id} ({plan.region or 'region from profile'})", ""]
+        narrowed = narrowing_lines(plan)
+        if narrowed:
+            lines += [self._paint("!", f"! {narrowed[0]}")]
+            lines += [f"    {line}" for line in narrowed[1:]] + [""]
         for change in plan.changes:
             if isinstance(change, AttributeChange):
                 sign = _SIGNS[change.kind]
@@ -169,7 +200,8 @@ class TextRenderer:
         if plan.errors:
             lines += ["", "Errors:"]
             lines += [self._paint("!", f"  ✗ {error}") for error in plan.errors]
-        lines += ["", f"Plan: {summary_line(plan)}."]
+        narrowed_note = " (narrowed)" if plan.narrowing is not None else ""
+        lines += ["", f"Plan{narrowed_note}: {summary_line(plan)}."]
         return "\n".join(lines)
 
 
@@ -198,6 +230,11 @@ class MarkdownRenderer:
             f"**{summary_line(plan)}**",
             "",
         ]
+        narrowed = narrowing_lines(plan)
+        if narrowed:
+            head += ["> [!IMPORTANT]", f"> **{_escape(narrowed[0])}**"]
+            head += [f"> - {_escape(line)}" for line in narrowed[1:]]
+            head.append("")
         if plan.errors:
             head += ["> [!CAUTION]", "> **Errors: this plan cannot be applied.**"]
             head += [f"> - {_escape(e)}" for e in plan.errors]

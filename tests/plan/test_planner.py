@@ -208,7 +208,7 @@ def test_narrowing_to_an_unmanaged_user_is_an_error(planner) -> None:
         {"attributes.yaml": ATTRIBUTES, "users.yaml": "users:\n  joe: {}\n"},
         Narrowing(users=frozenset({"jane"})),
     )
-    assert plan.errors == ["--user names users these manifests do not manage: jane"]
+    assert plan.errors == ["--user 'jane': these manifests manage no such user; closest: joe"]
 
 
 def test_narrowing_to_attributes(planner) -> None:
@@ -268,3 +268,80 @@ def test_fingerprints_cover_touched_objects_only(planner) -> None:
     )
     assert set(plan.fingerprints["attributes"]) == {"Skill", "Language"}
     assert set(plan.fingerprints["users"]) == {"jane"}
+
+
+# -- narrowing keeps every guard (DESIGN §3, "Narrowing") -------------------------------
+
+NO_SPANISH = "predefined_attributes:\n  Language: {values: [English, French]}\n  Skill: {values: [Billing, Payments]}\n"  # fmt: skip
+FRENCH_JANE = (
+    "users:\n"
+    "  jane: {proficiencies: {Language: {French: 2}, Skill: {Billing: 3}}}\n"
+    "  joe: {proficiencies: {Language: {English: 5}}}\n"
+)
+
+
+def test_user_narrowing_defers_a_removal_another_managed_user_needs(planner) -> None:
+    files = {"attributes.yaml": NO_SPANISH, "users.yaml": FRENCH_JANE + "  ann:\n"}
+    plan = planner(files, Narrowing(users=frozenset({"joe"})))
+    assert plan.errors == [] and plan.changes == []
+    assert plan.narrowing["deferred"] == ["remove value(s) Spanish from Language"]
+    in_scope = planner(files, Narrowing(users=frozenset({"joe"}), declarations=frozenset({"Language"})))  # fmt: skip
+    assert in_scope.changes == [] and in_scope.narrowing["deferred"] == [
+        "remove value(s) Spanish from Language (still held by managed users outside the "
+        "narrowing: jane)"
+    ]
+
+
+def test_removal_is_kept_when_every_holder_is_narrowed(planner) -> None:
+    files = {"attributes.yaml": NO_SPANISH, "users.yaml": FRENCH_JANE}
+    for narrowing in (
+        Narrowing(users=frozenset({"jane"}), declarations=frozenset({"Language"})),
+        Narrowing(attributes=frozenset({"Language"})),
+    ):
+        plan = planner(files, narrowing)
+        assert summary(plan) == [
+            ("jane", ["French"], [], ["Spanish"]),
+            ("update_attribute", "Language", 3),
+        ], narrowing
+        assert plan.narrowing["deferred"] == []
+
+
+def test_narrowed_removal_held_by_an_unmanaged_user_is_an_error(planner) -> None:
+    files = {"attributes.yaml": NO_SPANISH, "users.yaml": "users:\n  joe: {}\n"}
+    plan = planner(files, Narrowing(users=frozenset({"joe"}), declarations=frozenset({"Language"})))
+    assert plan.errors == [
+        "cannot remove Language/Spanish: still held by users these manifests do not manage: jane"
+    ]
+
+
+def test_change_share_counts_the_whole_instance(planner) -> None:
+    settings = "settings:\n  max_change_percent: 30\n  min_existing_objects: 2\n"
+    users = IN_SYNC_USERS.replace("Spanish: 4", "Spanish: 5").replace("English: 5", "English: 4")
+    files = {"attributes.yaml": ATTRIBUTES, "users.yaml": users, "settings.yaml": settings}
+    full = planner(files)
+    narrowed = planner(files, Narrowing(users=frozenset({"jane", "joe"})))
+    assert [g.message for g in narrowed.guards] == [g.message for g in full.guards]
+    assert "2 of 5 managed objects (40%)" in narrowed.guards[0].message
+    assert planner(files, Narrowing(users=frozenset({"jane"}))).guards == []  # 1 of 5
+
+
+def test_not_and_agent_lists_are_counted_for_the_whole_instance_when_narrowed(planner) -> None:
+    routing = (
+        "routing_requirements:\n"
+        "  - {name: spanish-not-payments, expression: 'Language = Spanish AND NOT Skill = Payments', min_agents: 1}\n"
+        "  - {name: not-spanish, expression: 'NOT Language = Spanish', min_agents: 1}\n"
+        "  - name: preferred\n"
+        "    expression: {AttributeCondition: {MatchCriteria: {AgentsCriteria: {AgentIds: [id-jane, id-ann]}}}}\n"
+        "    min_agents: 1\n"
+    )  # fmt: skip
+    users = "users:\n  jane: {proficiencies: {Language: {Spanish: 4}, Skill: {Billing: 3, Payments: 2}}}\n  joe: {}\n"  # fmt: skip
+    files = {"attributes.yaml": ATTRIBUTES, "users.yaml": users, "routing.yaml": routing}
+    full = planner(files)
+    narrowed = planner(files, Narrowing(users=frozenset({"jane"})))
+    rows = [(r.name, r.now, r.after, r.counted) for r in narrowed.coverage]
+    assert rows == [(r.name, r.now, r.after, r.counted) for r in full.coverage]
+    assert rows[:2] == [
+        ("spanish-not-payments", 1, 0, "all users"),
+        ("not-spanish", 2, 2, "all users"),  # joe loses English but never held Spanish
+    ]
+    assert [g.guard for g in narrowed.guards] == ["routing_requirement"]

@@ -1,0 +1,92 @@
+"""The manifests as they were at a git ref, read from git objects.
+
+`plan --changed-since REF` compares them with the manifests on disk. Nothing
+is checked out and the working tree is never touched: `git ls-tree` lists
+the config directory's files at REF and `git cat-file --batch` reads them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path, PurePosixPath
+
+from reconciler.manifest.loader import Manifest, load_manifest_files
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+class GitRefError(Exception):
+    """The ref, the repository or the config directory cannot be read."""
+
+
+def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args], input=stdin, capture_output=True, check=False
+        )
+    except FileNotFoundError:
+        raise GitRefError("git is not installed; --changed-since needs it") from None
+    if done.returncode != 0:
+        raise GitRefError(done.stderr.decode(errors="replace").strip() or f"git {args[0]} failed")
+    return done.stdout
+
+
+def config_in_repository(config_dir: Path) -> tuple[Path, str]:
+    """(repository root, the config directory's path inside it)."""
+    if not config_dir.is_dir():
+        raise GitRefError(f"config directory {config_dir} not found")
+    try:
+        root = Path(_git(config_dir, "rev-parse", "--show-toplevel").decode().strip())
+    except GitRefError as exc:
+        raise GitRefError(f"{config_dir} is not inside a git repository ({exc})") from None
+    inside = config_dir.resolve().relative_to(root.resolve()).as_posix()
+    return root, "" if inside == "." else inside
+
+
+def manifest_files_at(config_dir: Path, ref: str) -> list[tuple[str, str, bytes]]:
+    """(path relative to the config directory, `REF:path` for errors, bytes)
+    for every manifest file under the config directory at `ref`; sorted and
+    filtered as `find_manifest_files` does on disk."""
+    root, inside = config_in_repository(config_dir)
+    try:
+        commit = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except GitRefError:
+        raise GitRefError(
+            f"git ref {ref!r} not found in {root}; in a shallow CI clone fetch it first "
+            f"(actions/checkout with fetch-depth: 0, or `git fetch --depth=1 origin {ref}`)"
+        ) from None
+    sha = commit.decode().strip()
+    listing = _git(root, "ls-tree", "-r", "-z", "--full-tree", sha, "--", inside or ".")
+    entries: list[tuple[PurePosixPath, str]] = []
+    for record in listing.split(b"\0"):
+        if not record:
+            continue
+        meta, path_bytes = record.split(b"\t", 1)
+        _, kind, blob = meta.decode().split()
+        path = PurePosixPath(path_bytes.decode())
+        relative = path.relative_to(inside) if inside else path
+        hidden = any(part.startswith(".") for part in relative.parts)
+        if kind == "blob" and path.suffix in MANIFEST_SUFFIXES and not hidden:
+            entries.append((relative, blob))
+    entries.sort()
+    if not entries:
+        return []
+    batch = _git(root, "cat-file", "--batch", stdin="".join(f"{b}\n" for _, b in entries).encode())
+    files = []
+    offset = 0
+    for relative, _ in entries:
+        header_end = batch.index(b"\n", offset)
+        size = int(batch[offset:header_end].split()[2])
+        content = batch[header_end + 1 : header_end + 1 + size]
+        offset = header_end + 1 + size + 1  # the object, then a newline
+        shown = f"{ref}:{(PurePosixPath(inside) / relative) if inside else relative}"
+        files.append((str(relative), shown, content))
+    return files
+
+
+def manifest_at(config_dir: Path, ref: str) -> Manifest | None:
+    """The manifests under `config_dir` as they were at `ref`, or None when
+    the directory held no manifest files then. Raises GitRefError, or
+    ManifestInvalid when they did not load at that ref."""
+    files = manifest_files_at(config_dir, ref)
+    return load_manifest_files(files) if files else None
