@@ -21,29 +21,26 @@ from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import make_plan
 from reconciler.plan.render import TextRenderer
-from reconciler.plan.saved import SavedPlanError, load_plan, stale_objects
+from reconciler.plan.saved import RefusedPlan, SavedPlanError, check_saved_plan, load_plan
 
 
-def saved_plan_or_exit(path: Path, manifest: Manifest, connection: Connection) -> Plan:
-    """The saved plan if it still holds; else the reason and exit 4 (stale)."""
+def saved_plan_or_exit(
+    path: Path, manifest: Manifest, region: str | None, connection: Connection
+) -> Plan:
+    """The saved plan if it is exactly what would be applied now; else the
+    reasons and exit 4 (exit 1 if the file cannot be read)."""
     try:
         saved = load_plan(path)
-    except SavedPlanError as exc:
-        click.echo(f"error: {exc}", err=True)
+        check_saved_plan(saved, manifest, region, connection.reader)
+    except OSError as exc:
+        click.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
         sys.exit(ExitCode.ERROR)
-    problems = []
-    if saved.instance_id != manifest.instance.instance_id:
-        problems.append(
-            f"the plan is for instance {saved.instance_id}, "
-            f"the manifests manage {manifest.instance.instance_id}"
-        )
-    elif saved.manifest_digest != manifest.digest:
-        problems.append("the manifests changed since the plan was saved")
-    else:
-        problems = stale_objects(saved, connection.reader)
-    if problems:
-        click.echo(f"refusing to apply {path}: it is stale (run plan again):", err=True)
-        for problem in problems:
+    except SavedPlanError as exc:
+        click.echo(f"refusing to apply: {exc}", err=True)
+        sys.exit(ExitCode.STALE_PLAN)
+    except RefusedPlan as refused:
+        click.echo(f"refusing to apply {path}: {refused.reason} (run plan again):", err=True)
+        for problem in refused.problems:
             click.echo(f"  {problem}", err=True)
         sys.exit(ExitCode.STALE_PLAN)
     return saved
@@ -76,7 +73,9 @@ def default_journal() -> Path:
 
 @click.command()
 @click.argument("planfile", required=False, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--auto-approve", is_flag=True, help="Do not ask for confirmation (apply FILE never asks)."
+)
 @click.option("--force", is_flag=True, help="Apply even though a guard refuses.")
 @click.option(
     "--parallelism",
@@ -104,7 +103,8 @@ def apply(
     renderer = TextRenderer(color=sys.stdout.isatty())
     with connected(opts, manifest) as connection:
         if planfile is not None:
-            todo = saved_plan_or_exit(planfile, manifest, connection)
+            region = opts.region or manifest.instance.region_name
+            todo = saved_plan_or_exit(planfile, manifest, region, connection)
         else:
             todo = make_plan(manifest, connection.reader)
         if todo.errors:
@@ -117,7 +117,7 @@ def apply(
             click.echo(renderer.render(todo))
             click.echo("refused by a guard; review the plan and pass --force to override", err=True)
             sys.exit(ExitCode.GUARD)
-        if not auto_approve:
+        if planfile is None and not auto_approve:  # a saved plan was reviewed: never ask
             confirm_or_exit(renderer.render(todo))
         started = time.perf_counter()
         journal_file = Journal(journal or default_journal())

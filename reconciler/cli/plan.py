@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
 import click
 
-from reconciler.cli.common import ExitCode, connected, global_options, load_or_exit, options
+from reconciler.cli.common import (
+    ExitCode,
+    GlobalOptions,
+    connected,
+    global_options,
+    load_or_exit,
+    options,
+)
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
 from reconciler.plan.render import RENDERERS, TextRenderer
@@ -28,6 +36,17 @@ def narrowing(users: tuple[str, ...], attributes: tuple[str, ...]) -> Narrowing:
     return Narrowing(
         frozenset(users) if users else None, frozenset(attributes) if attributes else None
     )
+
+
+def apply_command(out: Path, opts: GlobalOptions) -> str:
+    """The command that applies the plan saved to `out` against what was read."""
+    words = ["connect-reconciler", "apply", str(out), "--config", str(opts.config)]
+    if opts.target != GlobalOptions.target:
+        words += ["--target", opts.target]
+    for option, value in (("--region", opts.region), ("--endpoint-url", opts.endpoint_url)):
+        if value is not None:
+            words += [option, value]
+    return shlex.join(words)
 
 
 @click.command()
@@ -55,6 +74,7 @@ def plan(
     manifest = load_or_exit(opts)
     with connected(opts, manifest) as connection:
         result = make_plan(manifest, connection.reader, narrowing(users, attributes))
+    result.region = opts.region or result.region  # the region read is the one a saved plan is for
     renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
     click.echo(renderer.render(result))
     if out is not None:
@@ -62,5 +82,5 @@ def plan(
             click.echo(f"not saved to {out}: the plan has errors", err=True)
         else:
             save_plan(result, out)
-            click.echo(f"saved to {out}; apply it with: connect-reconciler apply {out}", err=True)
+            click.echo(f"saved to {out}; apply it with: {apply_command(out, opts)}", err=True)
     sys.exit(plan_exit_code(result, detailed_exitcode))

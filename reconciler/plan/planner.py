@@ -100,6 +100,16 @@ def _narrowed_live(live: RoutingState, narrowing: Narrowing) -> RoutingState:
     return RoutingState({n: a for n, a in live.attributes.items() if narrowing.keeps(n)}, users)
 
 
+def diff_policy(manifest: Manifest, narrowing: Narrowing) -> DiffPolicy:
+    """The manifests' settings as diff policy (no pruning when narrowed to attributes)."""
+    settings = manifest.settings
+    return DiffPolicy(
+        prune_attributes=settings.prune_attributes and narrowing.attributes is None,
+        keep_attributes=frozenset(settings.external_attributes),
+        max_proficiencies_per_user=settings.max_proficiencies_per_user,
+    )
+
+
 def reference_errors(desired: RoutingState, live: RoutingState) -> list[str]:
     """Problems only live state reveals: spelling of existing attributes,
     and external attributes/values that do not exist."""
@@ -151,11 +161,7 @@ def make_plan(
     current = _narrowed_live(live.state, narrowing)
     errors += desired_errors + reference_errors(desired, current)
     settings = manifest.settings
-    policy = DiffPolicy(
-        prune_attributes=settings.prune_attributes and narrowing.attributes is None,
-        keep_attributes=frozenset(settings.external_attributes),
-        max_proficiencies_per_user=settings.max_proficiencies_per_user,
-    )
+    policy = diff_policy(manifest, narrowing)
     changes = diff(desired, current, policy)
     errors += unmanaged_holder_errors(changes, reader, live.managed)
     existing = len(live.managed) + sum(1 for n in desired.attributes if n in current.attributes)
