@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -16,7 +18,8 @@ from reconciler.cli.common import (
     load_or_exit,
     options,
 )
-from reconciler.connect.target import Connection
+from reconciler.connect.lock import LockError, SnapshotLock
+from reconciler.connect.target import Connection, emulator_snapshot
 from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import make_plan
@@ -44,6 +47,25 @@ def saved_plan_or_exit(
             click.echo(f"  {problem}", err=True)
         sys.exit(ExitCode.STALE_PLAN)
     return saved
+
+
+@contextmanager
+def snapshot_locked_or_exit(snapshot: Path | None, timeout: float) -> Iterator[SnapshotLock | None]:
+    """An emulator:FILE target locked from its read to its write-back; exit 1
+    if another apply holds it past `timeout` or FILE cannot be written."""
+    if snapshot is None:
+        yield None
+        return
+    lock = SnapshotLock(snapshot, timeout)
+    try:
+        lock.acquire()
+    except LockError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.ERROR)
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def confirm_or_exit(rendered: str) -> None:
@@ -85,6 +107,13 @@ def default_journal() -> Path:
     help="Users changed at once.",
 )
 @click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another apply to an emulator:FILE target to finish.",
+)
+@click.option(
     "--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (JSON lines)."
 )
 @global_options
@@ -95,13 +124,19 @@ def apply(
     auto_approve: bool,
     force: bool,
     parallelism: int,
+    lock_timeout: float,
     journal: Path | None,
 ) -> None:
     """Plan and apply, or apply exactly a saved PLANFILE."""
     opts = options(ctx)
     manifest = load_or_exit(opts)
     renderer = TextRenderer(color=sys.stdout.isatty())
-    with connected(opts, manifest) as connection:
+    snapshot = emulator_snapshot(opts.target)
+    with (
+        snapshot_locked_or_exit(snapshot, lock_timeout) as lock,
+        connected(opts, manifest) as connection,
+    ):
+        connection.lock = lock
         if planfile is not None:
             region = opts.region or manifest.instance.region_name
             todo = saved_plan_or_exit(planfile, manifest, region, connection)

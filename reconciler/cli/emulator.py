@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -64,6 +66,8 @@ def serve(
     click.echo(
         f"Connect emulator at {server.url} (instance {backend.instance['Id']}); Ctrl-C stops it."
     )
+    # SIGTERM (docker stop, systemd, kill) ends it as Ctrl-C does: state is saved.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -72,3 +76,7 @@ def serve(
         if persist and snapshot_path is not None:
             save_snapshot(backend, snapshot_path)
             click.echo(f"state written to {snapshot_path}")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,41 @@
+"""`emulator serve --persist` saves its state however it is stopped."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.connect.client import connect_client
+from tests.conftest import INSTANCE_ID, small_snapshot
+from tests.test_apply import subprocess_env
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_persist_saves_on_sigterm_as_on_sigint(tmp_path: Path, stop: signal.Signals) -> None:
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(small_snapshot()))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
+         "--snapshot", str(snapshot), "--persist"],
+        env={**subprocess_env(), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        banner = server.stdout.readline()  # printed once it listens
+        url = banner.split(" at ", 1)[1].split(" ", 1)[0]
+        connect_client(endpoint_url=url, emulator=True).create_predefined_attribute(
+            InstanceId=INSTANCE_ID, Name="Tier", Values={"StringList": ["Gold"]}
+        )
+        server.send_signal(stop)
+        out, err = server.communicate(timeout=30)
+    finally:
+        server.kill()
+        server.wait()
+    assert "state written to" in out, err
+    saved = json.loads(snapshot.read_text())
+    assert "Tier" in {a["Name"] for a in saved["PredefinedAttributes"]}
