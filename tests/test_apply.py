@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from click.testing import CliRunner
 from reconciler.apply import Applier, Journal
 from reconciler.cli import cli
 from reconciler.connect.client import connect_client
+from reconciler.connect.lock import SnapshotLock
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
@@ -454,3 +457,107 @@ def test_without_the_setting_the_snapshots_cap_holds(workdir: Path) -> None:
     assert result.exit_code == 1
     assert "max_proficiencies_per_user" in result.output
     assert json.loads((workdir / "snapshot.json").read_text())["Quotas"] == snapshot["Quotas"]
+
+
+# -- one snapshot, several applies ----------------------------------------------
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}  # fmt: skip
+
+
+def test_an_apply_while_another_holds_the_snapshot_exits_1_naming_it(workdir: Path) -> None:
+    before = (workdir / "snapshot.json").read_bytes()
+    with SnapshotLock(workdir / "snapshot.json") as held:
+        result = cli_run("apply", "--auto-approve")
+        assert result.exit_code == 1
+        assert (
+            f"snapshot.json is locked by another apply (pid {os.getpid()}, since" in result.output
+        )
+        assert held.holder() in result.output
+    assert (workdir / "snapshot.json").read_bytes() == before
+
+
+def test_concurrent_applies_to_one_snapshot_lose_no_write(tmp_path: Path) -> None:
+    (tmp_path / "snapshot.json").write_text(json.dumps(many_users_snapshot(60)))
+    halves = {}
+    for name, users in (("first", range(0, 30)), ("second", range(30, 60))):
+        lines = ["users:"] + [
+            f"  a{i:03d}: {{proficiencies: {{Skill: {{Payments: {1 + i % 5}}}}}}}" for i in users
+        ]
+        halves[name] = write_config(tmp_path / name, {
+            "instance.yaml": INSTANCE,
+            "settings.yaml": "settings:\n  max_change_percent: 100\n  external_attributes: [Language]\n",
+            "attributes.yaml": "predefined_attributes:\n  Skill: {values: [Billing, Payments]}\n",
+            "users.yaml": "\n".join(lines) + "\n",
+        }, base=False)  # fmt: skip
+    command = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "--lock-timeout", "120",
+               "--target", "emulator:snapshot.json", "--config"]  # fmt: skip
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    processes = [
+        subprocess.Popen([*command, str(config)], cwd=tmp_path, env=subprocess_env(), **pipes)
+        for config in halves.values()
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, out + err
+        assert "Applied 30 change(s), 0 failed" in out
+    held = {
+        u["User"]["Username"]: {(p["AttributeName"], p["AttributeValue"]): p["Level"] for p in u["Proficiencies"]}
+        for u in json.loads((tmp_path / "snapshot.json").read_text())["Users"]
+    }  # fmt: skip
+    for i in range(60):
+        assert held[f"a{i:03d}"][("Skill", "Payments")] == 1 + i % 5, i
+
+
+def unprivileged() -> list[str]:
+    """A command prefix that runs a child as nobody when the tests run as
+    root (root ignores file modes); setpriv keeps the interpreter reachable."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot drop privileges")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.fixture
+def read_only_snapshot():
+    """A snapshot in a directory nobody may write to, under a world-readable
+    working directory (so an unprivileged child can read everything)."""
+    top = Path(tempfile.mkdtemp(prefix="read-only-", dir="/tmp"))
+    try:
+        os.chmod(top, 0o777)
+        write_config(
+            top / "config",
+            {"instance.yaml": INSTANCE, **SCENARIOS["every change kind"]},
+            base=False,
+        )
+        (top / "ro").mkdir()
+        (top / "ro" / "snapshot.json").write_text(json.dumps(small_snapshot()))
+        yield top
+    finally:
+        os.chmod(top / "ro", 0o755)
+        shutil.rmtree(top)
+
+
+@pytest.mark.parametrize("lock_file_exists", [False, True], ids=["no lock file", "lock file left"])
+def test_a_read_only_snapshot_directory_fails_before_any_change(
+    read_only_snapshot: Path, lock_file_exists: bool
+) -> None:
+    snapshot = read_only_snapshot / "ro" / "snapshot.json"
+    if lock_file_exists:
+        (read_only_snapshot / "ro" / "snapshot.json.lock").write_text("")
+        os.chmod(read_only_snapshot / "ro" / "snapshot.json.lock", 0o666)
+    os.chmod(read_only_snapshot / "ro", 0o555)
+    before = snapshot.read_bytes()
+    result = subprocess.run(
+        [*unprivileged(), sys.executable, "-m", "reconciler", "apply", "--auto-approve",
+         "--journal", "j.jsonl", "--target", "emulator:ro/snapshot.json"],
+        cwd=read_only_snapshot, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Permission denied" in result.stderr and "nothing was changed" in result.stderr
+    assert "unexpected" not in result.stderr and "Applied" not in result.stdout
+    assert snapshot.read_bytes() == before
+    assert not (read_only_snapshot / "j.jsonl").exists()  # no call was made

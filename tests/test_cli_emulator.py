@@ -1,4 +1,4 @@
-"""`emulator serve` as a user runs it: a subprocess, stopped with Ctrl-C."""
+"""`emulator serve` as a user runs it: a subprocess, stopped by a signal."""
 
 from __future__ import annotations
 
@@ -8,7 +8,37 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import small_snapshot
+import pytest
+
+from reconciler.connect.client import connect_client
+from tests.conftest import INSTANCE_ID, small_snapshot
+from tests.test_apply import subprocess_env
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_persist_saves_on_sigterm_as_on_sigint(tmp_path: Path, stop: signal.Signals) -> None:
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(small_snapshot()))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
+         "--snapshot", str(snapshot), "--persist"],
+        env={**subprocess_env(), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        banner = server.stdout.readline()  # printed once it listens
+        url = banner.split(" at ", 1)[1].split(" ", 1)[0]
+        connect_client(endpoint_url=url, emulator=True).create_predefined_attribute(
+            InstanceId=INSTANCE_ID, Name="Tier", Values={"StringList": ["Gold"]}
+        )
+        server.send_signal(stop)
+        out, err = server.communicate(timeout=30)
+    finally:
+        server.kill()
+        server.wait()
+    assert "state written to" in out, err
+    saved = json.loads(snapshot.read_text())
+    assert "Tier" in {a["Name"] for a in saved["PredefinedAttributes"]}
 
 
 def test_serve_takes_the_account_quotas_and_writes_them_back(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from reconciler.cli.emulator import emulator
 from reconciler.cli.export import export
 from reconciler.cli.plan import plan
 from reconciler.cli.schema import schema
+from reconciler.cli.show import show
 from reconciler.cli.validate import validate
 
 
@@ -28,7 +29,7 @@ def cli() -> None:
     """Amazon Connect routing attributes and proficiencies as code."""
 
 
-for command in (validate, plan, apply, drift, coverage, export, schema, emulator):
+for command in (validate, plan, apply, show, drift, coverage, export, schema, emulator):
     cli.add_command(command)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -17,40 +19,39 @@ from reconciler.cli.common import (
     options,
 )
 from reconciler.cli.plan import narrowing_options, narrowing_or_exit, read_option
-from reconciler.connect.target import Connection
+from reconciler.connect.lock import LockError, SnapshotLock
+from reconciler.connect.target import Connection, emulator_snapshot
 from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
 from reconciler.plan.render import TextRenderer
-from reconciler.plan.saved import SavedPlanError, load_plan, stale_objects
+from reconciler.plan.saved import (
+    RefusedPlan,
+    SavedPlanError,
+    check_saved_plan,
+    load_plan,
+    reread,
+    stale_objects,
+)
 
 
-def saved_plan_or_exit(path: Path, manifest: Manifest, connection: Connection) -> Plan:
-    """The saved plan if it still holds; else the reason and exit 4 (stale)."""
+def saved_plan_or_exit(
+    path: Path, manifest: Manifest, region: str | None, connection: Connection
+) -> Plan:
+    """The saved plan if it is exactly what would be applied now; else the
+    reasons and exit 4 (exit 1 if the file cannot be read)."""
     try:
         saved = load_plan(path)
-    except SavedPlanError as exc:
-        click.echo(f"error: {exc}", err=True)
+        check_saved_plan(saved, manifest, region, connection.reader)
+    except OSError as exc:
+        click.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
         sys.exit(ExitCode.ERROR)
-    problems = []
-    if saved.instance_id != manifest.instance.instance_id:
-        problems.append(
-            f"the plan is for instance {saved.instance_id}, "
-            f"the manifests manage {manifest.instance.instance_id}"
-        )
-    elif saved.manifest_digest != manifest.digest:
-        problems.append("the manifests changed since the plan was saved")
-    else:
-        problems = stale_objects(saved, connection.reader)
-    refuse_if_stale(str(path), problems)
-    return saved
-
-
-def refuse_if_stale(what: str, problems: list[str]) -> None:
-    """Exit 4 naming every stale object, if there are any."""
-    if problems:
-        click.echo(f"refusing to apply {what}: it is stale (run plan again):", err=True)
-        for problem in problems:
+    except SavedPlanError as exc:
+        click.echo(f"refusing to apply: {exc}", err=True)
+        sys.exit(ExitCode.STALE_PLAN)
+    except RefusedPlan as refused:
+        click.echo(f"refusing to apply {path}: {refused.reason} (run plan again):", err=True)
+        for problem in refused.problems:
             click.echo(f"  {problem}", err=True)
         sys.exit(ExitCode.STALE_PLAN)
 
@@ -61,8 +62,32 @@ def checked_plan(manifest: Manifest, connection: Connection, narrowing: Narrowin
     ListUserProficiencies first, as for a saved plan: fail closed (exit 4)."""
     plan = make_plan(manifest, connection.reader, narrowing)
     if plan.read is not None and plan.read.strategy == "search" and not plan.errors:
-        refuse_if_stale("the plan", stale_objects(plan, connection.reader))
+        stale = stale_objects(plan, reread(plan, manifest, connection.reader))
+        if stale:
+            click.echo("refusing to apply the plan: it is stale (run plan again):", err=True)
+            for problem in stale:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(ExitCode.STALE_PLAN)
     return plan
+
+
+@contextmanager
+def snapshot_locked_or_exit(snapshot: Path | None, timeout: float) -> Iterator[SnapshotLock | None]:
+    """An emulator:FILE target locked from its read to its write-back; exit 1
+    if another apply holds it past `timeout` or FILE cannot be written."""
+    if snapshot is None:
+        yield None
+        return
+    lock = SnapshotLock(snapshot, timeout)
+    try:
+        lock.acquire()
+    except LockError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.ERROR)
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def confirm_or_exit(rendered: str) -> None:
@@ -92,7 +117,9 @@ def default_journal() -> Path:
 
 @click.command()
 @click.argument("planfile", required=False, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--auto-approve", is_flag=True, help="Do not ask for confirmation (apply FILE never asks)."
+)
 @click.option("--force", is_flag=True, help="Apply even though a guard refuses.")
 @click.option(
     "--parallelism",
@@ -100,6 +127,13 @@ def default_journal() -> Path:
     default=8,
     show_default=True,
     help="Users changed at once.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another apply to an emulator:FILE target to finish.",
 )
 @click.option(
     "--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (JSON lines)."
@@ -114,6 +148,7 @@ def apply(
     auto_approve: bool,
     force: bool,
     parallelism: int,
+    lock_timeout: float,
     journal: Path | None,
     users: tuple[str, ...],
     attributes: tuple[str, ...],
@@ -124,14 +159,20 @@ def apply(
     opts = options(ctx)
     manifest = load_or_exit(opts)
     renderer = TextRenderer(color=sys.stdout.isatty())
-    with connected(opts, manifest) as connection:
+    snapshot = emulator_snapshot(opts.target)
+    with (
+        snapshot_locked_or_exit(snapshot, lock_timeout) as lock,
+        connected(opts, manifest) as connection,
+    ):
+        connection.lock = lock
         connection.reader.strategy = read
         if planfile is not None:
             if users or attributes or changed_since:
                 click.echo("error: a saved plan keeps its own narrowing; drop --user/"
                            "--attribute/--changed-since", err=True)  # fmt: skip
                 sys.exit(ExitCode.ERROR)
-            todo = saved_plan_or_exit(planfile, manifest, connection)
+            region = opts.region or manifest.instance.region_name
+            todo = saved_plan_or_exit(planfile, manifest, region, connection)
         else:
             narrowing = narrowing_or_exit(opts, manifest, connection.reader, users, attributes,
                                           changed_since)  # fmt: skip
@@ -146,7 +187,7 @@ def apply(
             click.echo(renderer.render(todo))
             click.echo("refused by a guard; review the plan and pass --force to override", err=True)
             sys.exit(ExitCode.GUARD)
-        if not auto_approve:
+        if planfile is None and not auto_approve:  # a saved plan was reviewed: never ask
             confirm_or_exit(renderer.render(todo))
         started = time.perf_counter()
         journal_file = Journal(journal or default_journal())

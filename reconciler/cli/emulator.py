@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -91,6 +93,8 @@ def serve(
     server = ConnectEmulator(
         backend, host=host, port=port, quota_scale=quota_scale, faults=fault_plan
     )
+    # SIGTERM (docker stop, systemd, kill) ends it as Ctrl-C does: state is saved.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         # Inside the try: a Ctrl-C as soon as this line shows still persists.
         click.echo(
@@ -104,3 +108,7 @@ def serve(
         if persist and snapshot_path is not None:
             save_snapshot(backend, snapshot_path)
             click.echo(f"state written to {snapshot_path}")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -99,6 +100,17 @@ read_option = click.option(
 )
 
 
+def apply_command(out: Path, opts: GlobalOptions) -> str:
+    """The command that applies the plan saved to `out` against what was read."""
+    words = ["connect-reconciler", "apply", str(out), "--config", str(opts.config)]
+    if opts.target != GlobalOptions.target:
+        words += ["--target", opts.target]
+    for option, value in (("--region", opts.region), ("--endpoint-url", opts.endpoint_url)):
+        if value is not None:
+            words += [option, value]
+    return shlex.join(words)
+
+
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan for `apply FILE`.")
 @click.option(
@@ -128,6 +140,7 @@ def plan(
             opts, manifest, connection.reader, users, attributes, changed_since
         )
         result = make_plan(manifest, connection.reader, narrowing)
+    result.region = opts.region or result.region  # the region read is the one a saved plan is for
     renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
     click.echo(renderer.render(result))
     if out is not None:
@@ -135,5 +148,5 @@ def plan(
             click.echo(f"not saved to {out}: the plan has errors", err=True)
         else:
             save_plan(result, out)
-            click.echo(f"saved to {out}; apply it with: connect-reconciler apply {out}", err=True)
+            click.echo(f"saved to {out}; apply it with: {apply_command(out, opts)}", err=True)
     sys.exit(plan_exit_code(result, detailed_exitcode))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.connect.client import connect_client
+from reconciler.connect.lock import LockError, SnapshotLock, file_digest
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.quotas import Quota
 from reconciler.connect.reader import LiveStateReader, Progress
@@ -36,11 +38,33 @@ class Connection:
     reader: LiveStateReader
     emulator: ConnectEmulator | None = None
     snapshot: Path | None = None
+    lock: SnapshotLock | None = None  # held by apply from the read to the write-back
 
     def save(self) -> None:
-        """Write an emulator target's state back to its snapshot (atomically)."""
-        if self.emulator is not None and self.snapshot is not None:
-            save_snapshot(self.emulator.backend, self.snapshot)
+        """Write an emulator target's state back to its snapshot (atomically).
+        Under a lock, only if the snapshot is unchanged since it was read;
+        else the state goes next to it and TargetError says where."""
+        if self.emulator is None or self.snapshot is None:
+            return
+        if self.lock is not None:
+            try:
+                self.lock.check_unchanged()
+            except LockError as exc:
+                kept = self.snapshot.with_name(f"{self.snapshot.name}.unsaved-{os.getpid()}.json")
+                save_snapshot(self.emulator.backend, kept)
+                raise TargetError(
+                    f"{exc}; it was not overwritten: this apply's state is in {kept}"
+                ) from None
+        save_snapshot(self.emulator.backend, self.snapshot)
+        if self.lock is not None:
+            self.lock.read_digest = file_digest(self.snapshot)
+
+
+def emulator_snapshot(target: str) -> Path | None:
+    """The snapshot file of an `emulator:FILE` target; None for other targets."""
+    return (
+        Path(target.removeprefix(EMULATOR_PREFIX)) if target.startswith(EMULATOR_PREFIX) else None
+    )
 
 
 @contextmanager

@@ -83,9 +83,15 @@ class Plan:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Plan:
-        """A plan read back from its JSON document."""
+        """A plan read back from its JSON document; a document this version
+        did not write (unknown format_version or member) raises ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError("a plan is a JSON object")
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported plan format_version {data.get('format_version')!r}")
+        unknown = set(data) - _known_members()
+        if unknown:
+            raise ValueError(f"unknown member(s) {', '.join(sorted(unknown))}")
         return cls(
             instance_id=data["instance"]["id"],
             region=data["instance"]["region"],
@@ -100,3 +106,8 @@ class Plan:
             read=ReadChoice.from_data(data["read"]) if data.get("read") else None,
             narrowing=data.get("narrowing"),
         )
+
+
+def _known_members() -> set[str]:
+    """Every top-level member to_data writes (saved plans add `saved_at`)."""
+    return set(Plan("", None, "", []).to_data(with_fingerprints=True)) | {"saved_at"}

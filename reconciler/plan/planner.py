@@ -170,6 +170,17 @@ def closest(name: str, candidates: Iterable[str]) -> str:
     return f"; closest: {', '.join(by_folded[m] for m in matches)}" if matches else ""
 
 
+def diff_policy(manifest: Manifest) -> DiffPolicy:
+    """The manifests' settings as diff policy (a narrowed plan defers what it
+    prunes, see narrowed_changes)."""
+    settings = manifest.settings
+    return DiffPolicy(
+        prune_attributes=settings.prune_attributes,
+        keep_attributes=frozenset(settings.external_attributes),
+        max_proficiencies_per_user=settings.max_proficiencies_per_user,
+    )
+
+
 def reference_errors(desired: RoutingState, live: RoutingState) -> list[str]:
     """Problems only live state reveals: spelling of existing attributes,
     and external attributes/values that do not exist."""
@@ -220,11 +231,7 @@ def make_plan(
     current = _narrowed_live(live.state, narrowing)
     errors += desired_errors + reference_errors(desired, current)
     settings = manifest.settings
-    policy = DiffPolicy(
-        prune_attributes=settings.prune_attributes,
-        keep_attributes=frozenset(settings.external_attributes),
-        max_proficiencies_per_user=settings.max_proficiencies_per_user,
-    )
+    policy = diff_policy(manifest)
     changes = diff(desired, current, policy)
     deletes = sum(
         1 for c in changes if isinstance(c, AttributeChange) and c.kind == "delete_attribute"

@@ -1,24 +1,51 @@
 """Saved plans (`plan --out FILE`): the plan, the manifest digest and the
-fingerprints of every live object it touches, so `apply FILE` can refuse a
-plan that went stale instead of silently re-planning."""
+fingerprints of every live object it touches, so `apply FILE` applies
+exactly what was reviewed or refuses (DESIGN §3):
+
+- the plan must be one this version wrote, for these manifests, this
+  instance and region, with a fingerprint for every object it touches;
+- the touched objects are re-read; any that changed makes the plan stale;
+- the changes are recomputed for exactly those objects from the manifests
+  and the re-read state; any difference (an edited or corrupted file) is
+  shown path by path and refused.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from botocore.exceptions import ClientError
+from deepdiff import DeepDiff
+from deepdiff.helper import NotPresent
 
 from reconciler.atomic import write_json_atomically
-from reconciler.connect.reader import LiveStateReader
-from reconciler.plan.fingerprint import attribute_fingerprint, proficiencies_fingerprint
+from reconciler.connect.reader import LiveState, LiveStateReader
+from reconciler.manifest import Manifest
+from reconciler.plan.changes import AttributeChange, Change
+from reconciler.plan.diff import diff
+from reconciler.plan.fingerprint import (
+    attribute_fingerprint,
+    proficiencies_fingerprint,
+    touched_objects,
+)
 from reconciler.plan.plan import Plan
+from reconciler.plan.planner import Narrowing, desired_state, diff_policy, read_scope
+from reconciler.state import RoutingState
 
 
 class SavedPlanError(Exception):
-    """A plan file that cannot be used."""
+    """A plan file that is not a plan this version saved (exit 4)."""
+
+
+class RefusedPlan(Exception):
+    """A saved plan that must not be applied: `reason` and one line per problem."""
+
+    def __init__(self, reason: str, problems: list[str]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.problems = problems
 
 
 def save_plan(plan: Plan, path: Path) -> None:
@@ -29,45 +56,139 @@ def save_plan(plan: Plan, path: Path) -> None:
 
 
 def load_plan(path: Path) -> Plan:
-    """Read a plan saved by save_plan."""
+    """Read a plan saved by save_plan. OSError when the file cannot be read;
+    SavedPlanError when it is not a complete saved plan of this version."""
+    text = path.read_text(encoding="utf-8")
     try:
-        return Plan.from_data(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SavedPlanError(f"{path}: not a saved plan ({exc})") from None
+        data = json.loads(text)
+        plan = Plan.from_data(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SavedPlanError(f"{path}: not a saved plan of this version ({exc!r})") from None
+    fingerprinted = data.get("fingerprints")
+    if not isinstance(fingerprinted, dict) or set(fingerprinted) != {"attributes", "users"}:
+        raise SavedPlanError(f"{path}: the plan has no fingerprints; save it with `plan --out`")
+    attributes, users = touched_objects(plan.changes)
+    missing = sorted(attributes - set(fingerprinted["attributes"])) + sorted(
+        users - set(fingerprinted["users"])
+    )
+    if missing:
+        raise SavedPlanError(f"{path}: no fingerprint for {', '.join(missing)}")
+    return plan
 
 
-def stale_objects(plan: Plan, reader: LiveStateReader) -> list[str]:
-    """Every object the plan touches that changed in Connect since it was
-    saved, re-reading only those objects; empty when the plan still holds."""
+def check_saved_plan(
+    plan: Plan, manifest: Manifest, region: str | None, reader: LiveStateReader
+) -> None:
+    """Raise RefusedPlan unless `plan` is for these manifests, this instance
+    and region, still matches Connect, and is exactly what the manifests and
+    the re-read state give for the objects it touches."""
+    if plan.instance_id != manifest.instance.instance_id:
+        raise RefusedPlan(
+            "it is for another instance",
+            [
+                f"the plan is for instance {plan.instance_id}, "
+                f"the manifests manage {manifest.instance.instance_id}"
+            ],
+        )
+    if plan.region != region:
+        raise RefusedPlan(
+            "it is for another region",
+            [f"the plan is for region {plan.region}, this apply targets {region}"],
+        )
+    if plan.manifest_digest != manifest.digest:
+        raise RefusedPlan("it is stale", ["the manifests changed since the plan was saved"])
+    live = reread(plan, manifest, reader)
+    stale = stale_objects(plan, live)
+    if stale:
+        raise RefusedPlan("it is stale", stale)
+    recomputed, errors = recomputed_changes(plan, manifest, live)
+    if errors:
+        raise RefusedPlan("planning its objects again fails", errors)
+    differences = changes_differences(plan.changes, recomputed)
+    if differences:
+        raise RefusedPlan(
+            "its changes are not what the manifests and Connect give now (was the file edited?)",
+            differences,
+        )
+
+
+def reread(plan: Plan, manifest: Manifest, reader: LiveStateReader) -> LiveState:
+    """Read again exactly the objects the plan fingerprinted (and which
+    groups those users are in, which decides what they should hold)."""
+    scope = read_scope(manifest, Narrowing())
+    scope.only_users = set(plan.fingerprints["users"])
+    if not scope.only_users:  # no user to read: no group to resolve either
+        scope.groups = []
+    scope.only_attributes = set(plan.fingerprints["attributes"])
+    return reader.read(scope)
+
+
+def stale_objects(plan: Plan, live: LiveState) -> list[str]:
+    """Every fingerprinted object that changed in Connect since the plan was
+    saved; empty when the plan still holds."""
     problems = []
-    wanted = plan.fingerprints.get("attributes", {})
-    live = {a.name.casefold(): a for a in reader.attributes(set(wanted)).values()} if wanted else {}
-    for name, expected in sorted(wanted.items()):
-        actual = attribute_fingerprint(live.get(name.casefold()))
+    by_folded = {a.name.casefold(): a for a in live.state.attributes.values()}
+    for name, expected in sorted(plan.fingerprints["attributes"].items()):
+        actual = attribute_fingerprint(by_folded.get(name.casefold()))
         if actual != expected:
             problems.append(f"attribute {name}: {_how(expected, actual)} since the plan was made")
-    ids = {c.username: c.user_id for c in plan.user_changes}
-    users = sorted(plan.fingerprints.get("users", {}).items())
-    with ThreadPoolExecutor(max_workers=reader.workers) as pool:
-        actual_users = pool.map(lambda item: _user_fingerprint(reader, ids.get(item[0])), users)
-        for (username, expected), actual in zip(users, actual_users, strict=True):
-            if actual != expected:
-                problems.append(
-                    f"user {username}: proficiencies {_how(expected, actual)} "
-                    "since the plan was made"
-                )
+    for username, expected in sorted(plan.fingerprints["users"].items()):
+        if username not in live.state.users and username not in live.missing_users:
+            problems.append(f"user {username}: no longer managed by the manifests")
+            continue
+        user = live.state.users.get(username)
+        actual = proficiencies_fingerprint(user.proficiencies if user else None)
+        if actual != expected:
+            problems.append(
+                f"user {username}: proficiencies {_how(expected, actual)} since the plan was made"
+            )
     return problems
 
 
-def _user_fingerprint(reader: LiveStateReader, user_id: str | None) -> str | None:
-    if user_id is None:
-        return None
-    try:
-        return proficiencies_fingerprint(reader.proficiencies(user_id))
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return None
-        raise
+def recomputed_changes(
+    plan: Plan, manifest: Manifest, live: LiveState
+) -> tuple[list[Change], list[str]]:
+    """The changes the manifests ask for the plan's objects given `live`,
+    and any plan errors doing so."""
+    narrowing = Narrowing()
+    desired, errors = desired_state(manifest, live, narrowing)
+    touched = {name.casefold() for name in plan.fingerprints["attributes"]}
+
+    def only_touched(state: RoutingState) -> RoutingState:
+        attributes = {n: a for n, a in state.attributes.items() if n.casefold() in touched}
+        return RoutingState(attributes, state.users)
+
+    policy = diff_policy(manifest)
+    return diff(only_touched(desired), only_touched(live.state), policy), live.errors + errors
+
+
+def change_identity(change: Change) -> str:
+    """`create_attribute Tier`, `user_proficiencies jane@example.com`."""
+    name = change.name if isinstance(change, AttributeChange) else change.username
+    return f"{change.kind} {name}"
+
+
+def changes_differences(saved: list[Change], recomputed: list[Change]) -> list[str]:
+    """One line per path where `saved` and `recomputed` differ; empty when equal."""
+
+    def keyed(changes: list[Change]) -> dict[str, Any]:
+        # an attribute that gains and loses values changes in phases 1 and 3
+        return {f"{change_identity(c)} (phase {c.phase})": c.data for c in changes}
+
+    saved_keyed, recomputed_keyed = keyed(saved), keyed(recomputed)
+    found = DeepDiff(saved_keyed, recomputed_keyed, ignore_numeric_type_changes=True)
+    lines = []
+    if not found and list(saved_keyed) != list(recomputed_keyed):
+        lines.append("the plan's changes are out of order")
+    for levels in found.tree.values():
+        for level in levels:
+            plan_has, recomputed_has = _shown(level.t1), _shown(level.t2)
+            lines.append(f"{level.path()}: plan has {plan_has}, recomputed {recomputed_has}")
+    return sorted(lines)
+
+
+def _shown(value: Any) -> str:
+    return "nothing" if isinstance(value, NotPresent) else json.dumps(value, default=str)
 
 
 def _how(expected: str | None, actual: str | None) -> str:
