@@ -12,9 +12,12 @@ from reconciler.apply import Applier, Journal
 from reconciler.cli.common import (
     ExitCode,
     connected,
+    epilog,
     global_options,
     load_or_exit,
     options,
+    prompt,
+    use_color,
 )
 from reconciler.connect.target import Connection
 from reconciler.manifest import Manifest
@@ -59,10 +62,7 @@ def confirm_or_exit(rendered: str) -> None:
             err=True,
         )
         sys.exit(ExitCode.ERROR)
-    if (
-        click.prompt("Apply these changes? Only 'yes' is accepted", default="", show_default=False)
-        != "yes"
-    ):
+    if prompt("Apply these changes? Only 'yes' is accepted") != "yes":
         click.echo("Apply cancelled.", err=True)
         sys.exit(ExitCode.ERROR)
 
@@ -74,7 +74,13 @@ def default_journal() -> Path:
     )
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "0 applied or nothing to do, 1 error, 3 refused by a guard, "
+        "4 stale or altered saved plan, 5 partially applied",
+        "connect-reconciler apply plan.json",
+    )
+)
 @click.argument("planfile", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Apply even though a guard refuses.")
@@ -88,7 +94,7 @@ def default_journal() -> Path:
 @click.option(
     "--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (JSON lines)."
 )
-@global_options
+@global_options()
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -101,7 +107,7 @@ def apply(
     """Plan and apply, or apply exactly a saved PLANFILE."""
     opts = options(ctx)
     manifest = load_or_exit(opts)
-    renderer = TextRenderer(color=sys.stdout.isatty())
+    renderer = TextRenderer(color=use_color(opts))
     with connected(opts, manifest) as connection:
         if planfile is not None:
             todo = saved_plan_or_exit(planfile, manifest, connection)

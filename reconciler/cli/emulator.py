@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.common import global_options, options
+from reconciler.cli.common import LOGGING, epilog, global_options, options
 from reconciler.emulator import (
     ConnectEmulator,
     FaultPlan,
@@ -22,7 +22,12 @@ def emulator() -> None:
     """The local Connect emulator (speaks the real API; for demos and CI)."""
 
 
-@emulator.command()
+@emulator.command(
+    epilog=epilog(
+        "0 when interrupted, 2 bad options",
+        "connect-reconciler emulator serve --snapshot examples/demo-snapshot.json --port 8421",
+    )
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8421, show_default=True, help="Port (0 picks a free one).")
 @click.option(
@@ -38,7 +43,7 @@ def emulator() -> None:
 @click.option(
     "--faults", default="", help="e.g. error=0.05,throttle=0.2,drop_before=0.01,latency=0.01,seed=7"
 )
-@global_options
+@global_options(*LOGGING)
 @click.pass_context
 def serve(
     ctx: click.Context,

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.common import ExitCode, connected, global_options, load_or_exit, options
+from reconciler.cli.common import (
+    ExitCode,
+    connected,
+    epilog,
+    global_options,
+    load_or_exit,
+    options,
+    use_color,
+)
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
 from reconciler.plan.render import RENDERERS, TextRenderer
@@ -30,7 +38,12 @@ def narrowing(users: tuple[str, ...], attributes: tuple[str, ...]) -> Narrowing:
     )
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "0 no changes, 1 error, 2 changes (with --detailed-exitcode), 3 a guard would refuse",
+        "connect-reconciler plan --config config/ --out plan.json",
+    )
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan for `apply FILE`.")
 @click.option(
     "--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True
@@ -40,7 +53,7 @@ def narrowing(users: tuple[str, ...], attributes: tuple[str, ...]) -> Narrowing:
 @click.option(
     "--attribute", "attributes", multiple=True, help="Plan only this attribute (repeatable)."
 )
-@global_options
+@global_options()
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -52,10 +65,10 @@ def plan(
 ) -> None:
     """Read Connect and show what apply would change."""
     opts = options(ctx)
-    manifest = load_or_exit(opts)
+    manifest = load_or_exit(opts, fmt)
     with connected(opts, manifest) as connection:
         result = make_plan(manifest, connection.reader, narrowing(users, attributes))
-    renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
+    renderer = TextRenderer(color=use_color(opts)) if fmt == "text" else RENDERERS[fmt]()
     click.echo(renderer.render(result))
     if out is not None:
         if result.errors:
