@@ -56,6 +56,11 @@ def group_contributions(groups: list[GroupSelector], live: LiveState) -> dict[st
     return given
 
 
+def known_usernames(reader: LiveStateReader) -> list[str]:
+    """Every username on the instance (to suggest the closest to a typo)."""
+    return [u["Username"] for u in reader.pages("ListUsers", "UserSummaryList", MaxResults=1000)]
+
+
 def instance_region(reader: LiveStateReader) -> str | None:
     """The region in the instance's ARN (one DescribeInstance)."""
     arn = reader.call("DescribeInstance")["Instance"].get("Arn", "")
@@ -142,6 +147,9 @@ class ExportedFiles:
     """Manifest file name -> YAML text."""
 
     files: dict[str, str] = field(default_factory=dict)
+    inferred_sets: int = 0
+    # The most users holding one identical bundle (why --infer-sets found none).
+    largest_bundle: int = 0
 
     def write(self, directory: Path) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)
@@ -185,6 +193,8 @@ def manifest_files(
     )
     users = {name: user.proficiencies for name, user in state.users.items()}
     bundles = infer_sets(users, min_set_users) if min_set_users else {}
+    out.inferred_sets = len(bundles)
+    out.largest_bundle = max(Counter(_bundle(p) for p in users.values() if p).values(), default=0)
     if bundles:
         sets = CommentedMap(
             {

@@ -360,15 +360,25 @@ def test_contact_steps_grouping_and_skips() -> None:
     assert {text: count for text, (_, count) in found.steps.items()} == {"L = v": 2}
 
 
-def test_contact_reads_are_paced_under_the_search_contacts_quota(connect) -> None:
+def test_contact_reads_take_criteria_from_summaries_paced(connect) -> None:
     emulator, client = connect
     scale = 10.0
     emulator.reset(load_snapshot(DEMO), quota_scale=scale)
     reader = LiveStateReader(QuotaPacer(client, time_scale=scale), emulator.backend.instance["Id"])
     end = to_epoch("2026-11-21T00:00:00Z")
-    contacts = reader.contacts(end - 7 * 86400, end, 250)
+    read = reader.contacts(end - 7 * 86400, end, 250)
     stats = emulator.stats.snapshot()
-    assert len(contacts) == 250
-    assert stats["SearchContacts"]["calls"] == math.ceil(250 / 100)
-    assert stats["DescribeContact"]["calls"] == 250
+    # The snapshot itself says which of the newest 250 lack routing criteria.
+    in_window = sorted(
+        (c for c in json.loads(DEMO.read_text())["Contacts"]
+         if end - 7 * 86400 <= to_epoch(c["InitiationTimestamp"]) <= end),
+        key=lambda c: to_epoch(c["InitiationTimestamp"]), reverse=True,
+    )  # fmt: skip
+    lacking = [c["Id"] for c in in_window[:250] if "RoutingCriteria" not in c]
+    assert 0 < len(lacking) < 250
+    assert len(read.contacts) == 250 and read.total == len(in_window) and read.cut
+    assert stats["SearchContacts"]["ok"] == math.ceil(250 / 100)
+    assert stats["DescribeContact"]["ok"] == len(lacking)
+    with_criteria = {c["Id"] for c in read.contacts if c.get("RoutingCriteria")}
+    assert with_criteria == {c["Id"] for c in in_window[:250]} - set(lacking)
     assert emulator.stats.total("throttled") == 0

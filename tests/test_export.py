@@ -41,7 +41,7 @@ def run(*args: str, target: str = "emulator:snapshot.json"):
 def test_demo_export_validates_and_plans_empty(workdir: Path, extra: list[str]) -> None:
     exported = run("export", "--out", "config", *extra)
     assert exported.exit_code == 0, exported.output
-    assert run("validate").exit_code == 0
+    assert CliRunner().invoke(cli, ["validate", "--config", "config"]).exit_code == 0
     plan = run("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
     users = (workdir / "config" / "users.yaml").read_text()

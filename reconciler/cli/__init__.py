@@ -24,7 +24,7 @@ from reconciler.cli.validate import validate
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="connect-reconciler")
-@global_options
+@global_options()
 def cli() -> None:
     """Amazon Connect routing attributes and proficiencies as code."""
 

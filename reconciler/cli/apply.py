@@ -14,9 +14,12 @@ from reconciler.apply import Applier, Journal
 from reconciler.cli.common import (
     ExitCode,
     connected,
+    epilog,
     global_options,
     load_or_exit,
     options,
+    prompt,
+    use_color,
 )
 from reconciler.cli.plan import narrowing_options, narrowing_or_exit, read_option
 from reconciler.connect.lock import LockError, SnapshotLock
@@ -100,10 +103,7 @@ def confirm_or_exit(rendered: str) -> None:
             err=True,
         )
         sys.exit(ExitCode.ERROR)
-    if (
-        click.prompt("Apply these changes? Only 'yes' is accepted", default="", show_default=False)
-        != "yes"
-    ):
+    if prompt("Apply these changes? Only 'yes' is accepted") != "yes":
         click.echo("Apply cancelled.", err=True)
         sys.exit(ExitCode.ERROR)
 
@@ -115,7 +115,13 @@ def default_journal() -> Path:
     )
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "0 applied or nothing to do, 1 error, 3 refused by a guard, "
+        "4 stale or altered saved plan, 5 partially applied",
+        "connect-reconciler apply plan.json",
+    )
+)
 @click.argument("planfile", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--auto-approve", is_flag=True, help="Do not ask for confirmation (apply FILE never asks)."
@@ -140,7 +146,7 @@ def default_journal() -> Path:
 )
 @narrowing_options
 @read_option
-@global_options
+@global_options()
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -158,7 +164,7 @@ def apply(
     """Plan and apply, or apply exactly a saved PLANFILE."""
     opts = options(ctx)
     manifest = load_or_exit(opts)
-    renderer = TextRenderer(color=sys.stdout.isatty())
+    renderer = TextRenderer(color=use_color(opts))
     snapshot = emulator_snapshot(opts.target)
     with (
         snapshot_locked_or_exit(snapshot, lock_timeout) as lock,

@@ -1,21 +1,32 @@
-"""What every command shares: global options, exit codes, logging, the
-connection to a target, and turning manifest errors into exit 1."""
+"""What every command shares: global options, exit codes, logging, colour,
+the connection to a target, and turning errors into one line and exit 1."""
 
 from __future__ import annotations
 
+import difflib
+import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from reconciler.connect.pacer import READ_PREFIXES
 from reconciler.connect.quotas import Quota
 from reconciler.connect.target import Connection, TargetError, open_target
 from reconciler.emulator import SnapshotError
@@ -25,6 +36,18 @@ log = logging.getLogger("reconciler")
 
 # Progress bars appear for reads of at least this many calls.
 PROGRESS_THRESHOLD = 20
+# The least-privilege policies of docs/iam/: reads, and apply's writes on top.
+READ_POLICY = "docs/iam/plan-policy.json"
+WRITE_POLICY = "docs/iam/apply-policy.json"
+# Operations whose only resource is the instance: "not found" means it.
+_INSTANCE_ONLY = {
+    "ListUsers",
+    "ListRoutingProfiles",
+    "ListUserHierarchyGroups",
+    "SearchUsers",
+    "SearchPredefinedAttributes",
+    "SearchContacts",
+}
 
 
 class ExitCode:
@@ -49,6 +72,7 @@ class GlobalOptions:
     endpoint_url: str | None = None
     verbose: int = 0
     quiet: bool = False
+    no_color: bool = False
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -57,28 +81,58 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         ctx.find_root().meta.setdefault("options", {})[param.name] = value
 
 
-_GLOBAL_OPTIONS = [
-    click.option(
+_GLOBAL_OPTIONS = {
+    "config": click.option(
         "--config", type=click.Path(path_type=Path), help="Manifest directory [./config]."
     ),
-    click.option("--target", help="aws (default) or emulator:SNAPSHOT.json."),
-    click.option("--profile", help="AWS named profile."),
-    click.option("--region", help="AWS region (overrides the manifest)."),
-    click.option("--endpoint-url", help="Send API calls to this endpoint."),
-    click.option("-v", "--verbose", count=True, help="More logging (repeat for debug)."),
-    click.option("-q", "--quiet", is_flag=True, default=None, help="Only errors."),
-]
+    "target": click.option("--target", help="aws (default) or emulator:SNAPSHOT.json."),
+    "profile": click.option("--profile", help="AWS named profile."),
+    "region": click.option("--region", help="AWS region (overrides the manifest)."),
+    "endpoint_url": click.option("--endpoint-url", help="Send API calls to this endpoint."),
+    "verbose": click.option("-v", "--verbose", count=True, help="More logging (repeat for debug)."),
+    "quiet": click.option("-q", "--quiet", is_flag=True, default=None, help="Only errors."),
+    "no_color": click.option(
+        "--no-color", is_flag=True, default=None, help="No colour (also NO_COLOR, TERM=dumb)."
+    ),
+}
+# What a command that talks to Connect uses; `validate` needs no target.
+CONNECTED = tuple(_GLOBAL_OPTIONS)
+OFFLINE = ("config", "verbose", "quiet", "no_color")
+LOGGING = ("verbose", "quiet", "no_color")
 
 
-def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Attach the global options to a command; they land in GlobalOptions."""
-    for option in reversed(_GLOBAL_OPTIONS):
-        command = option(command)
-    for param in command.__click_params__:  # type: ignore[attr-defined]
-        if param.name in GlobalOptions.__dataclass_fields__:
-            param.expose_value = False
-            param.callback = _remember
-    return command
+def global_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Attach the global options `names` (all when none) to a command, so
+    that it offers only those that mean something to it; they land in
+    GlobalOptions."""
+
+    def attach(command: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(names or CONNECTED):
+            command = _GLOBAL_OPTIONS[name](command)
+        for param in command.__click_params__:  # type: ignore[attr-defined]
+            if param.name in GlobalOptions.__dataclass_fields__:
+                param.expose_value = False
+                param.callback = _remember
+        return command
+
+    return attach
+
+
+def epilog(exit_codes: str, example: str) -> str:
+    """The `--help` epilog every command has: its exit codes and one example."""
+    return f"\b\nExit codes: {exit_codes}.\n\b\nExample:\n  {example}"
+
+
+def use_color(opts: GlobalOptions, stream: TextIO | None = None) -> bool:
+    """Colour only on a terminal, never with --no-color, NO_COLOR set
+    (no-color.org: any non-empty value) or TERM=dumb. Every renderer asks here."""
+    stream = stream or sys.stdout
+    return (
+        not opts.no_color
+        and not os.environ.get("NO_COLOR")
+        and os.environ.get("TERM") != "dumb"
+        and stream.isatty()
+    )
 
 
 def options(ctx: click.Context) -> GlobalOptions:
@@ -91,21 +145,33 @@ def options(ctx: click.Context) -> GlobalOptions:
     return opts
 
 
-def fail_on_invalid(errors: ManifestInvalid) -> None:
-    """Print every manifest error and exit 1."""
-    for error in errors.errors:
-        click.echo(str(error), err=True)
+def diagnostics_document(invalid: ManifestInvalid) -> dict[str, Any]:
+    """DESIGN §2's JSON form of manifest errors, for `--format json`."""
+    return {
+        "format_version": "1",
+        "errors": [asdict(e) for e in invalid.errors],
+    }
+
+
+def fail_on_invalid(errors: ManifestInvalid, fmt: str = "text") -> None:
+    """Print every manifest error (as JSON on stdout with fmt "json", so a CI
+    job always has something to post) and exit 1."""
+    if fmt == "json":
+        click.echo(json.dumps(diagnostics_document(errors), indent=2))
+    else:
+        for error in errors.errors:
+            click.echo(str(error), err=True)
     count = len(errors.errors)
     click.echo(f"{count} error{'s' if count != 1 else ''}; nothing was sent to Connect.", err=True)
     sys.exit(ExitCode.ERROR)
 
 
-def load_or_exit(opts: GlobalOptions) -> Manifest:
-    """The manifests, or every error printed and exit 1."""
+def load_or_exit(opts: GlobalOptions, fmt: str = "text") -> Manifest:
+    """The manifests, or every error printed (see fail_on_invalid) and exit 1."""
     try:
         return load_manifest(opts.config)
     except ManifestInvalid as invalid:
-        fail_on_invalid(invalid)
+        fail_on_invalid(invalid, fmt)
         raise  # pragma: no cover - fail_on_invalid exits
 
 
@@ -118,31 +184,108 @@ def account_cap(manifest: Manifest | None) -> int | None:
     return settings.max_proficiencies_per_user
 
 
+def unknown_names(kind: str, asked: Iterable[str], known: Iterable[str]) -> str | None:
+    """The error for names given on the command line that match nothing,
+    with the closest known names; None when every name is known."""
+    known = sorted(known)
+    missing = sorted(set(asked) - set(known))
+    if not missing:
+        return None
+    parts = []
+    for name in missing:
+        close = difflib.get_close_matches(name, known, n=3)
+        parts.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return f"no {kind} named {', '.join(parts)}"
+
+
+def error_message(exc: Exception, instance_id: str | None, region: str | None) -> str:
+    """One line that says what went wrong and what to do about it, for the
+    errors a user can fix; anything else as botocore words it."""
+    if isinstance(exc, NoCredentialsError):
+        return (
+            "no AWS credentials found: set AWS_PROFILE or pass --profile (after "
+            "`aws sso login` or `aws configure`), or plan offline with "
+            "--target emulator:SNAPSHOT.json"
+        )
+    if isinstance(exc, ProfileNotFound):
+        return f"{exc}: see `aws configure list-profiles`"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set `instance.region` in the manifests or pass --region"
+    if isinstance(exc, EndpointConnectionError):
+        return (
+            f"cannot reach the Connect endpoint {exc.kwargs.get('endpoint_url')}: check "
+            "--endpoint-url, the region and your network"
+        )
+    if not isinstance(exc, ClientError):
+        return str(exc)
+    code = exc.response.get("Error", {}).get("Code", "")
+    operation = exc.operation_name
+    if code in ("AccessDeniedException", "AccessDenied"):
+        policy = READ_POLICY if operation.startswith(READ_PREFIXES) else WRITE_POLICY
+        return (
+            f"access denied to connect:{operation}: the credentials' IAM policy must allow "
+            f"that action ({policy} in the connect-reconciler repository grants it)"
+        )
+    message = exc.response.get("Error", {}).get("Message", "")
+    if code == "ResourceNotFoundException" and (
+        operation in _INSTANCE_ONLY or "instance" in message.lower()
+    ):
+        return (
+            f"Connect instance {instance_id} not found in region "
+            f"{region or 'of the profile'}: check `instance.id` and "
+            "`instance.region` in the manifests (`aws connect list-instances` lists them)"
+        )
+    return str(exc)
+
+
+class ProgressBar:
+    """Progress bars on stderr (only on a terminal) for reads and applies of
+    more than a handful of calls; `pause()` takes them off the screen before
+    a prompt, and the next update brings them back."""
+
+    def __init__(self, opts: GlobalOptions) -> None:
+        self.shown = sys.stderr.isatty() and not opts.quiet and os.environ.get("TERM") != "dumb"
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn())  # fmt: skip
+        console = Console(stderr=True, no_color=not use_color(opts, sys.stderr))
+        self._bar = Progress(*columns, console=console, transient=True)
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.shown or total < PROGRESS_THRESHOLD:
+            return
+        if what not in self._tasks:
+            self._bar.start()
+            self._tasks[what] = self._bar.add_task(what, total=total)
+        self._bar.update(self._tasks[what], completed=done)
+
+    def pause(self) -> None:
+        """Stop drawing and forget finished bars (before a prompt or exit)."""
+        self._bar.stop()
+        for what, task in list(self._tasks.items()):
+            self._bar.remove_task(task)
+            del self._tasks[what]
+
+
+def prompt(text: str) -> str:
+    """Ask on the terminal with any progress bar off the screen, so it does
+    not redraw over what the user types."""
+    bar = click.get_current_context().find_root().meta.get("progress")
+    if bar is not None:
+        bar.pause()
+    return str(click.prompt(text, default="", show_default=False))
+
+
 @contextmanager
 def connected(
     opts: GlobalOptions, manifest: Manifest | None, instance_id: str | None = None
 ) -> Iterator[Connection]:
     """The target for the manifests (or for `instance_id`), with a progress
     bar on a terminal; API and target errors become one line and exit 1."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    bar = Progress(*columns,
-                   console=Console(stderr=True), transient=True)  # fmt: skip
-    tasks: dict[str, Any] = {}
-
-    def progress(what: str, done: int, total: int) -> None:
-        if total < PROGRESS_THRESHOLD:
-            return
-        if what not in tasks:
-            bar.start()
-            tasks[what] = bar.add_task(what, total=total)
-        bar.update(tasks[what], completed=done)
-
-    show = progress if sys.stderr.isatty() and not opts.quiet else None
+    bar = ProgressBar(opts)
+    click.get_current_context().find_root().meta["progress"] = bar
+    instance_id = instance_id or (manifest.instance.instance_id if manifest else None)
+    region = opts.region or (manifest.instance.region_name if manifest else None)
     try:
         quotas = (
             {op: Quota(q.rate, q.burst) for op, q in manifest.settings.quotas.items()}
@@ -151,17 +294,18 @@ def connected(
         )
         with open_target(
             opts.target,
-            instance_id or (manifest.instance.instance_id if manifest else None),
-            region=opts.region or (manifest.instance.region_name if manifest else None),
+            instance_id,
+            region=region,
             quotas=quotas,
             profile=opts.profile,
             endpoint_url=opts.endpoint_url,
-            progress=show,
+            progress=bar if bar.shown else None,
             max_proficiencies_per_user=account_cap(manifest),
         ) as connection:
             yield connection
     except (TargetError, SnapshotError, BotoCoreError, ClientError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        bar.pause()
+        click.echo(f"error: {error_message(exc, instance_id, region)}", err=True)
         sys.exit(ExitCode.ERROR)
     finally:
-        bar.stop()
+        bar.pause()

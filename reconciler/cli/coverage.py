@@ -2,27 +2,56 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
 import click
 
-from reconciler.cli.common import ExitCode, connected, global_options, load_or_exit, options
-from reconciler.coverage import ContactSteps, contact_steps, parse_since
+from reconciler.cli.common import (
+    ExitCode,
+    connected,
+    epilog,
+    global_options,
+    load_or_exit,
+    options,
+    use_color,
+)
+from reconciler.coverage import contact_steps, parse_since
 from reconciler.emulator.protocol import to_epoch
 from reconciler.plan.planner import make_plan
-from reconciler.plan.render import TextRenderer, coverage_report
+from reconciler.plan.render import TextRenderer, coverage_data, coverage_markdown, coverage_report
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "0 every requirement met, 1 error, 2 a requirement is unmet",
+        "connect-reconciler coverage --from-contacts 7d --format markdown",
+    )
+)
 @click.option(
     "--from-contacts", "since", help="Also check routing steps of contacts since: 30m, 24h, 7d, 2w."
 )
 @click.option("--until", help="End of that contact window, ISO 8601 [now].")
-@click.option("--max-contacts", type=click.IntRange(min=1), default=1000, show_default=True)
-@global_options
+@click.option(
+    "--max-contacts",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Read at most this many of the newest contacts in the window.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@global_options()
 @click.pass_context
-def coverage(ctx: click.Context, since: str | None, until: str | None, max_contacts: int) -> None:
+def coverage(
+    ctx: click.Context, since: str | None, until: str | None, max_contacts: int, fmt: str
+) -> None:
     """Eligible agents per routing requirement (and per routing step of recent
     contacts), now and after the plan; exit 2 when one is unmet."""
     opts = options(ctx)
@@ -31,17 +60,30 @@ def coverage(ctx: click.Context, since: str | None, until: str | None, max_conta
         end = to_epoch(until) if until else time.time()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    manifest = load_or_exit(opts)
-    steps = ContactSteps()
+    manifest = load_or_exit(opts, fmt)
+    steps = None
     with connected(opts, manifest) as connection:
         if window is not None:
-            steps = contact_steps(connection.reader.contacts(end - window, end, max_contacts))
-        result = make_plan(manifest, connection.reader, extra_requirements=steps.requirements())
+            read = connection.reader.contacts(end - window, end, max_contacts)
+            if read.cut:
+                click.echo(
+                    f"note: --max-contacts {max_contacts} cut the window: read the newest "
+                    f"{len(read.contacts)} of {read.total} contacts since {since}; "
+                    "raise it or narrow --from-contacts/--until to see them all",
+                    err=True,
+                )
+            steps = contact_steps(read.contacts)
+        extra = steps.requirements() if steps else []
+        result = make_plan(manifest, connection.reader, extra_requirements=extra)
     if result.errors:
-        click.echo(TextRenderer().render(result))
+        click.echo(TextRenderer(color=use_color(opts)).render(result), err=fmt != "text")
         sys.exit(ExitCode.ERROR)
-    click.echo(
-        coverage_report(result.coverage, len(manifest.requirements), steps if since else None)
-    )
+    declared = len(manifest.requirements)
+    if fmt == "json":
+        click.echo(json.dumps(coverage_data(result.coverage, declared, steps), indent=2))
+    elif fmt == "markdown":
+        click.echo(coverage_markdown(result.coverage, declared, steps))
+    else:
+        click.echo(coverage_report(result.coverage, declared, steps))
     unmet = [row for row in result.coverage if not row.met]
     sys.exit(ExitCode.CHANGES if unmet else ExitCode.OK)

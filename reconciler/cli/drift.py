@@ -7,25 +7,47 @@ import sys
 
 import click
 
-from reconciler.cli.common import connected, global_options, load_or_exit, options
-from reconciler.cli.plan import plan_exit_code, read_option
+from reconciler.cli.common import (
+    ExitCode,
+    connected,
+    epilog,
+    global_options,
+    load_or_exit,
+    options,
+)
+from reconciler.cli.plan import read_option
+from reconciler.plan.plan import Plan
 from reconciler.plan.planner import make_plan
 from reconciler.plan.render import JsonRenderer
 
 
-@click.command()
+def drift_exit_code(plan: Plan) -> int:
+    """DESIGN §2: 1 errors, 2 drift, 0 in sync. A guard that would refuse the
+    apply is a finding in the report ("guards"), not an exit code: a
+    scheduled job asks only whether Connect drifted."""
+    if plan.errors:
+        return ExitCode.ERROR
+    return ExitCode.CHANGES if plan.has_changes else ExitCode.OK
+
+
+@click.command(
+    epilog=epilog(
+        "0 in sync, 1 error, 2 drift (guard findings are in the report)",
+        "connect-reconciler drift --config config/ > drift.json",
+    )
+)
 @read_option
-@global_options
+@global_options()
 @click.pass_context
 def drift(ctx: click.Context, read: str) -> None:
     """Report live vs manifests as JSON, for scheduled jobs (0 in sync, 2 drift);
     `--read list` for an authoritative check that never relies on search."""
     opts = options(ctx)
-    manifest = load_or_exit(opts)
+    manifest = load_or_exit(opts, "json")
     with connected(opts, manifest) as connection:
         connection.reader.strategy = read
         result = make_plan(manifest, connection.reader)
     report = json.loads(JsonRenderer().render(result))
     report["in_sync"] = not result.has_changes
     click.echo(json.dumps(report, indent=2))
-    sys.exit(plan_exit_code(result, detailed=True))
+    sys.exit(drift_exit_code(result))

@@ -9,7 +9,7 @@ from types import FrameType
 import click
 
 from reconciler import limits
-from reconciler.cli.common import global_options, options
+from reconciler.cli.common import LOGGING, epilog, global_options, options
 from reconciler.emulator import (
     ConnectEmulator,
     FaultPlan,
@@ -25,7 +25,12 @@ def emulator() -> None:
     """The local Connect emulator (speaks the real API; for demos and CI)."""
 
 
-@emulator.command()
+@emulator.command(
+    epilog=epilog(
+        "0 when interrupted, 2 bad options",
+        "connect-reconciler emulator serve --snapshot examples/demo-snapshot.json --port 8421",
+    )
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8421, show_default=True, help="Port (0 picks a free one).")
 @click.option(
@@ -60,7 +65,7 @@ def emulator() -> None:
     help="The account's predefined-attributes-per-instance quota "
     f"[default: the snapshot's Quotas, else {limits.DEFAULT_MAX_ATTRIBUTES_PER_INSTANCE}].",
 )
-@global_options
+@global_options(*LOGGING)
 @click.pass_context
 def serve(
     ctx: click.Context,

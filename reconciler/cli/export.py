@@ -9,10 +9,19 @@ from pathlib import Path
 import click
 
 from reconciler.atomic import write_json_atomically
-from reconciler.cli.common import ExitCode, connected, global_options, load_or_exit, options
+from reconciler.cli.common import (
+    ExitCode,
+    connected,
+    epilog,
+    global_options,
+    load_or_exit,
+    options,
+    unknown_names,
+)
 from reconciler.export import (
     group_contributions,
     instance_region,
+    known_usernames,
     manifest_files,
     read_live,
     snapshot_document,
@@ -20,7 +29,12 @@ from reconciler.export import (
 )
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "0 written, 1 error",
+        "connect-reconciler export --instance-id INSTANCE_ID --region eu-west-2 --out config/",
+    )
+)
 @click.option(
     "--out",
     "out_dir",
@@ -45,7 +59,7 @@ from reconciler.export import (
 @click.option(
     "--instance-id", help="The instance to export (default: the manifests' or the snapshot's)."
 )
-@global_options
+@global_options()
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -76,6 +90,15 @@ def export(
             return
         groups = manifest.groups if update_dir is not None and manifest else []
         live = read_live(connection.reader, wanted, [g.match for g in groups])
+        # --update may name a user the manifests declare and live no longer
+        # has (to drop them); any other name that matches nothing is a typo.
+        declared = set(manifest.desired.users) if update_dir is not None and manifest else set()
+        unknown = set(live.missing_users) - declared
+        if unknown:
+            known = known_usernames(connection.reader)
+            problem = unknown_names("user", unknown, known)
+            click.echo(f"error: --users: {problem}", err=True)
+            sys.exit(ExitCode.ERROR)
         region = opts.region or (manifest.instance.region_name if manifest else None)
         if out_dir is not None and region is None:
             region = instance_region(connection.reader)
@@ -100,3 +123,11 @@ def export(
         sys.exit(ExitCode.ERROR)
     for path in files.write(out_dir):
         click.echo(f"wrote {path}")
+    if infer_sets is not None:
+        click.echo(
+            f"--infer-sets {infer_sets}: {files.inferred_sets} set(s) inferred"
+            if files.inferred_sets
+            else f"--infer-sets {infer_sets}: no set inferred: at most {files.largest_bundle} "
+            "user(s) hold the same proficiencies; each user lists their own",
+            err=True,
+        )

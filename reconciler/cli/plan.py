@@ -14,10 +14,12 @@ from reconciler.cli.common import (
     ExitCode,
     GlobalOptions,
     connected,
+    epilog,
     fail_on_invalid,
     global_options,
     load_or_exit,
     options,
+    use_color,
 )
 from reconciler.connect.reader import READS, LiveStateReader
 from reconciler.manifest import Manifest, ManifestInvalid
@@ -111,7 +113,12 @@ def apply_command(out: Path, opts: GlobalOptions) -> str:
     return shlex.join(words)
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "0 no changes, 1 error, 2 changes (with --detailed-exitcode), 3 a guard would refuse",
+        "connect-reconciler plan --config config/ --out plan.json",
+    )
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan for `apply FILE`.")
 @click.option(
     "--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True
@@ -119,7 +126,7 @@ def apply_command(out: Path, opts: GlobalOptions) -> str:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @narrowing_options
 @read_option
-@global_options
+@global_options()
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -133,7 +140,7 @@ def plan(
 ) -> None:
     """Read Connect and show what apply would change."""
     opts = options(ctx)
-    manifest = load_or_exit(opts)
+    manifest = load_or_exit(opts, fmt)
     with connected(opts, manifest) as connection:
         connection.reader.strategy = read
         narrowing = narrowing_or_exit(
@@ -141,7 +148,7 @@ def plan(
         )
         result = make_plan(manifest, connection.reader, narrowing)
     result.region = opts.region or result.region  # the region read is the one a saved plan is for
-    renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
+    renderer = TextRenderer(color=use_color(opts)) if fmt == "text" else RENDERERS[fmt]()
     click.echo(renderer.render(result))
     if out is not None:
         if result.errors:

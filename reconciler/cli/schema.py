@@ -6,12 +6,12 @@ import json
 
 import click
 
-from reconciler.cli.common import global_options, options
+from reconciler.cli.common import LOGGING, epilog, global_options, options
 from reconciler.manifest import json_schema
 
 
-@click.command()
-@global_options
+@click.command(epilog=epilog("0", "connect-reconciler schema > connect-reconciler.schema.json"))
+@global_options(*LOGGING)
 @click.pass_context
 def schema(ctx: click.Context) -> None:
     """Print the manifest JSON Schema (for editors and CI linters)."""

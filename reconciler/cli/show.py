@@ -7,21 +7,26 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.common import ExitCode, global_options, options
+from reconciler.cli.common import LOGGING, ExitCode, epilog, global_options, options, use_color
 from reconciler.plan.render import RENDERERS, TextRenderer
 from reconciler.plan.saved import SavedPlanError, load_plan
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "0 shown, 1 the file cannot be read or is not a saved plan",
+        "connect-reconciler show plan.json --format markdown",
+    )
+)
 @click.argument("planfile", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True
 )
-@global_options
+@global_options(*LOGGING)
 @click.pass_context
 def show(ctx: click.Context, planfile: Path, fmt: str) -> None:
     """Render the plan saved in PLANFILE (offline: Connect is not read)."""
-    options(ctx)
+    opts = options(ctx)
     try:
         saved = load_plan(planfile)
     except OSError as exc:
@@ -30,5 +35,5 @@ def show(ctx: click.Context, planfile: Path, fmt: str) -> None:
     except SavedPlanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.ERROR)
-    renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
+    renderer = TextRenderer(color=use_color(opts)) if fmt == "text" else RENDERERS[fmt]()
     click.echo(renderer.render(saved))

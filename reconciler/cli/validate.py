@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from reconciler.cli.common import fail_on_invalid, global_options, options
-from reconciler.manifest import ManifestInvalid, load_manifest
+from reconciler.cli.common import OFFLINE, epilog, global_options, load_or_exit, options
 
 
-@click.command()
-@global_options
+@click.command(
+    epilog=epilog(
+        "0 valid, 1 invalid", "connect-reconciler validate --config config/ --format json"
+    )
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: DESIGN §2's diagnostics document on stdout.",
+)
+@global_options(*OFFLINE)
 @click.pass_context
-def validate(ctx: click.Context) -> None:
+def validate(ctx: click.Context, fmt: str) -> None:
     """Check the manifests offline (schema and references); no API call."""
     opts = options(ctx)
-    try:
-        manifest = load_manifest(opts.config)
-    except ManifestInvalid as invalid:
-        fail_on_invalid(invalid)
-    if not opts.quiet:
+    manifest = load_or_exit(opts, fmt)
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": "1", "errors": []}, indent=2))
+    elif not opts.quiet:
         click.echo(
             f"{opts.config}: valid ({len(manifest.files)} files, "
             f"{len(manifest.desired.attributes)} attributes, {len(manifest.desired.users)} users, "

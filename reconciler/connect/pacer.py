@@ -34,7 +34,7 @@ _THROTTLE_CODES = {"ThrottlingException", "TooManyRequestsException", "Throttlin
 _MAYBE_APPLIED = (ConnectionClosedError, ReadTimeoutError)
 # Never sent (includes connect timeouts): safe to retry anything.
 _NOT_SENT = (EndpointConnectionError,)
-_READ_PREFIXES = ("Describe", "List", "Search", "Get")
+READ_PREFIXES = ("Describe", "List", "Search", "Get")
 _HOOK_ID = "connect-reconciler-quota-pacer"
 
 
@@ -84,6 +84,10 @@ class QuotaPacer:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self._random = random.Random(seed)
+        # Until the endpoint has answered once, a connect error is not a
+        # blip but a wrong or unreachable endpoint: fail at once, not after
+        # a silent minute of retries.
+        self._answered = False
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
@@ -122,9 +126,14 @@ class QuotaPacer:
         method: Callable[..., dict[str, Any]] = getattr(self.client, self._methods[operation])
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return method(**params)
+                response = method(**params)
+                self._answered = True
+                return response
             except (ClientError, *_MAYBE_APPLIED, *_NOT_SENT) as error:
-                if isinstance(error, _MAYBE_APPLIED) and not operation.startswith(_READ_PREFIXES):
+                if isinstance(error, _NOT_SENT) and not self._answered:
+                    raise
+                self._answered = True
+                if isinstance(error, _MAYBE_APPLIED) and not operation.startswith(READ_PREFIXES):
                     raise AmbiguousWrite(operation, error) from error
                 retryable = (
                     is_throttle(error)

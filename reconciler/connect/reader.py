@@ -108,6 +108,19 @@ class LiveState:
     whole: bool = True  # False when narrowed to some users: `managed` is not every managed user
 
 
+@dataclass
+class ContactWindow:
+    """Contacts read from a time window, and how many it holds: more than
+    were read when a limit cut it."""
+
+    contacts: list[dict[str, Any]]
+    total: int
+
+    @property
+    def cut(self) -> bool:
+        return self.total > len(self.contacts)
+
+
 class LiveStateReader:
     """Reads a Connect instance through a QuotaPacer."""
 
@@ -321,29 +334,38 @@ class LiveStateReader:
         found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
         return {u["Username"] for u in found}
 
-    def contacts(self, start: float, end: float, limit: int) -> list[dict[str, Any]]:
-        """Up to `limit` contacts initiated in [start, end], newest first, as
-        DescribeContact returns them (SearchContacts pages, then one
-        DescribeContact each, concurrently: the two APIs have their own quotas)."""
+    def contacts(self, start: float, end: float, limit: int) -> ContactWindow:
+        """Up to `limit` contacts initiated in [start, end], newest first, with
+        their RoutingCriteria. SearchContacts' summaries carry the criteria
+        (ContactSearchSummary.RoutingCriteria, "latest routing criteria on the
+        contact": https://docs.aws.amazon.com/connect/latest/APIReference/API_ContactSearchSummary.html),
+        so DescribeContact is called only for contacts whose summary lacks them."""
         window = {"Type": "INITIATION_TIMESTAMP", "StartTime": start, "EndTime": end}
-        ids: list[str] = []
+        found: list[dict[str, Any]] = []
         token = None
-        while len(ids) < limit:
+        total = 0
+        while True:
             page = self.call(
                 "SearchContacts",
                 TimeRange=window,
                 MaxResults=100,
                 **({"NextToken": token} if token else {}),
             )
-            ids += [c["Id"] for c in page.get("Contacts", [])]
+            found += page.get("Contacts", [])
             token = page.get("NextToken")
-            if not token:
+            total = max(page.get("TotalCount") or 0, len(found) + (1 if token else 0))
+            if not token or len(found) >= limit:
                 break
+        kept = found[:limit]
+        lacking = [c for c in kept if not c.get("RoutingCriteria")]
+
+        def describe(summary: dict[str, Any]) -> None:
+            contact = self.call("DescribeContact", ContactId=summary["Id"])["Contact"]
+            summary["RoutingCriteria"] = contact.get("RoutingCriteria")
+
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="contacts") as pool:
-            found = pool.map(
-                lambda i: self.call("DescribeContact", ContactId=i)["Contact"], ids[:limit]
-            )
-            return list(found)
+            list(pool.map(describe, lacking))
+        return ContactWindow(kept, max(total, len(found)))
 
     def _users(self, scope: ReadScope) -> dict[str, str]:
         if scope.only_users is None:

@@ -92,6 +92,50 @@ def _names(items: list[str], shown: int = 10) -> str:
     return ", ".join(items[:shown]) + more
 
 
+def coverage_data(rows: list[CoverageRow], declared: int, steps: ContactSteps | None) -> dict:
+    """The `coverage --format json` document: requirements, and the contacts'
+    routing steps when they were read."""
+    requirements = [{**row.data, "met": row.met} for row in rows[:declared]]
+    data: dict = {"format_version": "1", "requirements": requirements, "contacts": None}
+    if steps is not None:
+        data["contacts"] = {
+            "read": steps.contacts,
+            "without_criteria": steps.without_criteria,
+            "unreadable_steps": steps.unreadable,
+            "steps": [
+                {**row.data, "contacts": steps.steps[row.name][1], "met": row.met}
+                for row in rows[declared:]
+            ],
+        }
+    return data
+
+
+def coverage_markdown(rows: list[CoverageRow], declared: int, steps: ContactSteps | None) -> str:
+    """The `coverage --format markdown` report, for a PR or a job summary."""
+    lines = ["### connect-reconciler routing coverage", ""]
+    lines += ["| routing requirement | now | after | min | status |", "|---|---|---|---|---|"]
+    for row in rows[:declared]:
+        status = "✅" if row.met else "⚠️ below"
+        requirement = f"`{_escape(row.name)}` {_escape(row.expression)}"
+        lines.append(f"| {requirement} | {row.now} | {row.after} | {row.min_agents} | {status} |")
+    if steps is not None:
+        lines += [
+            "",
+            f"{steps.contacts} contacts read, {steps.without_criteria} without routing criteria, "
+            f"{steps.unreadable} unreadable step(s).",
+            "",
+            "| routing step | contacts | now | after | status |",
+            "|---|---|---|---|---|",
+        ]
+        for row in sorted(rows[declared:], key=lambda r: -steps.steps[r.name][1]):
+            status = "⛔ no agent after the plan" if row.after == 0 else "✅"
+            lines.append(
+                f"| {_escape(row.name)} | {steps.steps[row.name][1]} | {row.now} | {row.after} "
+                f"| {status} |"
+            )
+    return "\n".join(lines)
+
+
 def summary_line(plan: Plan) -> str:
     """`1 attribute to create, ...; 12 users to change (...), 30 unchanged`."""
     s = plan.summary
