@@ -280,7 +280,7 @@ def test_search_users_refuses_search_filter(connect) -> None:
     code, _, message = error_of(client.search_users, **IN, SearchFilter=tag_filter)
     assert (code, message) == (
         "InvalidParameterException",
-        "SearchFilter is not supported by this emulator.",
+        "This emulator does not implement SearchFilter of SearchUsers; it refuses rather than ignore it.",
     )
 
 
