@@ -28,6 +28,18 @@ RESERVED_PREFIXES = ("connect:", "aws:")
 _PUNCTUATION = set("_.:/=+-@'")
 
 
+# "System predefined attributes" (predefined-attributes.html): connect: names
+# and values are Amazon Connect's and cannot be changed or deleted, except that
+# "you can add 500 custom values to connect:Language". connect:Subtype cannot
+# change. So connect:Language's custom values are the only connect: change.
+CUSTOM_VALUES_ATTRIBUTE = "connect:Language"
+
+
+def takes_custom_values(name: str) -> bool:
+    """True for the one system attribute whose custom values may be managed."""
+    return name.casefold() == CUSTOM_VALUES_ATTRIBUTE.casefold()
+
+
 def is_reserved(name: str) -> bool:
     """True for names the service keeps for itself (`connect:Language`)."""
     return name.lower().startswith(RESERVED_PREFIXES)

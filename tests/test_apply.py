@@ -561,3 +561,51 @@ def test_a_read_only_snapshot_directory_fails_before_any_change(
     assert "unexpected" not in result.stderr and "Applied" not in result.stdout
     assert snapshot.read_bytes() == before
     assert not (read_only_snapshot / "j.jsonl").exists()  # no call was made
+
+
+def test_custom_connect_language_values_apply_and_system_ones_stay(workdir: Path) -> None:
+    # predefined-attributes.html, System predefined attributes.
+    snapshot = json.loads((workdir / "snapshot.json").read_text())
+    snapshot["PredefinedAttributes"].append(
+        {"Name": "connect:Language", "Values": {"StringList": ["en-US", "fr-CA"]}}
+    )
+    (workdir / "snapshot.json").write_text(json.dumps(snapshot))
+    (workdir / "config" / "attributes.yaml").write_text(
+        "predefined_attributes:\n  'connect:Language': {values: [nl-NL]}\n"
+        "  Language: {values: [English, Spanish, French]}\n  Skill: {values: [Billing, Payments]}\n"
+    )
+    (workdir / "config" / "users.yaml").write_text(
+        "users:\n  jane: {proficiencies: {'connect:Language': {nl-NL: 2, en-US: 4}}}\n"
+    )
+    (workdir / "config" / "settings.yaml").write_text("settings:\n  max_change_percent: 100\n")
+    result = cli_run("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    written = json.loads((workdir / "snapshot.json").read_text())
+    (language,) = [a for a in written["PredefinedAttributes"] if a["Name"] == "connect:Language"]
+    assert language["Values"]["StringList"] == ["en-US", "fr-CA", "nl-NL"]
+    assert cli_run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_connect_language_value_nobody_has_is_a_plan_error(workdir: Path) -> None:
+    snapshot = json.loads((workdir / "snapshot.json").read_text())
+    snapshot["PredefinedAttributes"].append(
+        {"Name": "connect:Language", "Values": {"StringList": ["en-US"]}}
+    )
+    (workdir / "snapshot.json").write_text(json.dumps(snapshot))
+    (workdir / "config" / "users.yaml").write_text(
+        "users:\n  jane: {proficiencies: {'connect:Language': {xx-XX: 2}}}\n"
+    )
+    result = cli_run("plan")
+    assert result.exit_code == 1
+    assert "connect:Language/xx-XX does not exist in Connect but is given to: jane" in result.output
+
+
+def test_a_declared_connect_language_that_is_not_live_is_never_created(workdir: Path) -> None:
+    (workdir / "config" / "more.yaml").write_text(
+        "predefined_attributes:\n  'connect:Language': {values: [nl-NL]}\n"
+    )
+    result = cli_run("plan")
+    assert result.exit_code == 1
+    assert "system attribute connect:Language does not exist in Connect (never created)" in (
+        result.output
+    )

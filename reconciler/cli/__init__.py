@@ -20,6 +20,7 @@ from reconciler.cli.plan import plan
 from reconciler.cli.schema import schema
 from reconciler.cli.show import show
 from reconciler.cli.validate import validate
+from reconciler.connect.model_check import ModelTooOld, require_model
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +36,11 @@ for command in (validate, plan, apply, show, drift, coverage, export, schema, em
 
 def main() -> None:
     """Console entry point: no traceback for expected failures."""
+    try:
+        require_model()
+    except ModelTooOld as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.ERROR)
     try:
         cli(standalone_mode=True)
     except KeyboardInterrupt:

@@ -153,6 +153,7 @@ class ConnectBackend:
         # SearchUsers answers from this index, which may trail writes by
         # `search_index_delay` seconds (see user_index).
         self.search_index = UserSearchIndex(clock, self._in_group, search_index_delay)
+        self.system_values: dict[str, frozenset[str]] = {}  # casefolded name -> values
         # Snapshot sections the API never changes, written back as read.
         self.kept_snapshot_sections: Record = {}
         self._token_key = uuid.uuid4().bytes
@@ -233,8 +234,13 @@ class ConnectBackend:
     # -- state loading ----------------------------------------------------
 
     def add_attribute(self, attribute: Record) -> None:
-        """Store a PredefinedAttribute record (snapshot loading)."""
-        self.attributes[attribute["Name"].casefold()] = attribute
+        """Store a PredefinedAttribute record (snapshot loading). A system
+        attribute's values as loaded are the service's own (see
+        _check_system_update)."""
+        folded = attribute["Name"].casefold()
+        self.attributes[folded] = attribute
+        if limits.is_reserved(folded):
+            self.system_values[folded] = frozenset(attribute["Values"]["StringList"])
 
     def add_user(self, user: Record, proficiencies: list[Record]) -> None:
         """Store a user and its proficiencies (snapshot loading)."""
@@ -337,10 +343,11 @@ class ConnectBackend:
             raise _not_found("Predefined attribute", params["Name"])
         return attribute
 
-    def _check_values(self, values: list[str]) -> None:
+    def _check_values(self, values: list[str], system: frozenset[str] = frozenset()) -> None:
+        """Values an attribute may take; `system` ones are the service's own."""
         seen: set[str] = set()
         for value in values:
-            problem = limits.name_problem(value)
+            problem = None if value in system else limits.name_problem(value)
             if problem:
                 raise self._bad(f"Value {value!r}: {problem}")
             if value in seen:
@@ -381,13 +388,42 @@ class ConnectBackend:
         self.add_attribute(attribute)
         return {}
 
+    def _check_system_update(self, attribute: Record, params: Record) -> None:
+        """Refuse an update of a system attribute unless it only sets custom values.
+        "You can't change or delete connect: names and values", but "you can
+        add 500 custom values to connect:Language"; connect:Subtype cannot
+        change (predefined-attributes.html, System predefined attributes).
+        Undocumented, chosen strictly: the values the attribute had when the
+        emulator loaded are the system ones; settings must stay as they are."""
+        name = attribute["Name"]
+        if not limits.takes_custom_values(name):
+            raise self._bad(f"{name} is a system attribute and cannot be changed.")
+        unchanged = {
+            "Purposes": attribute.get("Purposes", []),
+            "AttributeConfiguration": {
+                "EnableValueValidationOnAssociation": attribute.get(
+                    "AttributeConfiguration", {}
+                ).get("EnableValueValidationOnAssociation", False)
+            },
+        }
+        for member, current in unchanged.items():
+            if member in params and params[member] != current:
+                raise self._bad(f"The {member} of system attribute {name} cannot be changed.")
+        if "Values" not in params:
+            return
+        system = self.system_values.get(name.casefold(), frozenset())
+        dropped = sorted(system - set(params["Values"].get("StringList", [])))
+        if dropped:
+            raise self._bad(f"System values of {name} cannot be removed: {', '.join(dropped)}.")
+
     def update_predefined_attribute(self, params: Record) -> Record:
         attribute = self._attribute(params)
+        system = self.system_values.get(attribute["Name"].casefold(), frozenset())
         if limits.is_reserved(attribute["Name"]):
-            raise self._bad(f"{attribute['Name']} is a system attribute and cannot be changed.")
+            self._check_system_update(attribute, params)
         if "Values" in params:
             values = params["Values"].get("StringList", [])
-            self._check_values(values)
+            self._check_values(values, system)
             removed = set(attribute["Values"]["StringList"]) - set(values)
             holders = self._holders(attribute["Name"], removed)
             if holders:

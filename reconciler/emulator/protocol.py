@@ -20,6 +20,8 @@ from urllib.parse import unquote
 import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape, StructureShape
 
+from reconciler.connect.model_check import require_model
+
 _SERVICE_MODEL: ServiceModel | None = None
 
 
@@ -27,7 +29,9 @@ def connect_model() -> ServiceModel:
     """botocore's model of the Connect API (loaded once per process)."""
     global _SERVICE_MODEL
     if _SERVICE_MODEL is None:
-        _SERVICE_MODEL = botocore.session.get_session().get_service_model("connect")
+        model = botocore.session.get_session().get_service_model("connect")
+        require_model(model)  # an older model would emulate an older API
+        _SERVICE_MODEL = model
     return _SERVICE_MODEL
 
 

@@ -19,6 +19,7 @@ from reconciler import limits
 from reconciler.coverage import ExpressionError, Requirement, parse_expression, references
 from reconciler.manifest.errors import ManifestError, ManifestInvalid
 from reconciler.manifest.models import (
+    AttributeSpec,
     GroupMatch,
     InstanceSpec,
     ManifestDocument,
@@ -345,7 +346,8 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
 
     def check_map(prefix: DocPath, proficiencies: ProficiencyMap) -> Iterator[ManifestError]:
         for attribute, values in proficiencies.items():
-            if attribute in external:
+            # System attributes are the service's: the plan checks them live.
+            if attribute in external or limits.is_reserved(attribute):
                 continue
             if attribute not in declared:
                 close = difflib.get_close_matches(attribute, [*declared, *external], n=1)
@@ -416,7 +418,7 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
             )
             continue
         for attribute, value in sorted(references(expression)):
-            if attribute in external:
+            if attribute in external or limits.is_reserved(attribute):
                 continue
             if attribute not in declared or value not in declared[attribute]:
                 yield merged.error(
@@ -446,9 +448,18 @@ def _attribute_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
     first_by_folded: dict[str, str] = {}
     for name, spec in doc.predefined_attributes.items():
         path: DocPath = ("predefined_attributes", name)
-        problem = limits.name_problem(name)
-        if problem:
-            yield merged.error(path, f"attribute name {name!r}: {problem}", at_key=True)
+        if limits.takes_custom_values(name):
+            yield from _system_attribute_errors(name, spec, path, merged)
+        elif problem := limits.name_problem(name):
+            yield merged.error(
+                path,
+                f"attribute name {name!r}: {problem}",
+                f"of the system attributes only {limits.CUSTOM_VALUES_ATTRIBUTE}'s custom "
+                "values can be declared"
+                if limits.is_reserved(name)
+                else "",
+                at_key=True,
+            )
         folded = name.casefold()
         if folded in first_by_folded:
             other = first_by_folded[folded]
@@ -475,6 +486,26 @@ def _attribute_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
                 f"attribute {name!r} is both declared and external",
                 "an attribute is either managed here or elsewhere",
             )
+
+
+def _system_attribute_errors(
+    name: str, spec: AttributeSpec, path: DocPath, merged: MergedDocument
+) -> Iterator[ManifestError]:
+    """connect:Language may be declared for its custom values only: its name,
+    its system values and its settings are the service's."""
+    if name != limits.CUSTOM_VALUES_ATTRIBUTE:
+        yield merged.error(
+            path,
+            f"system attribute {name!r} is spelled {limits.CUSTOM_VALUES_ATTRIBUTE!r}",
+            at_key=True,
+        )
+    if spec.purposes or spec.enable_value_validation_on_association:
+        yield merged.error(
+            path,
+            f"{limits.CUSTOM_VALUES_ATTRIBUTE} is a system attribute: only its custom values "
+            "can be declared, not purposes or settings",
+            at_key=True,
+        )
 
 
 def _user_proficiencies(

@@ -37,7 +37,11 @@ def diff(desired: RoutingState, live: RoutingState, policy: DiffPolicy) -> list[
     live_by_name = {name.casefold(): attribute for name, attribute in live.attributes.items()}
     for name, want in desired.attributes.items():
         have = live_by_name.get(name.casefold())
-        if have is None:
+        if limits.is_reserved(name):
+            # Never created or deleted; the plan reports one missing live.
+            if have is not None:
+                changes.extend(custom_value_changes(have, want))
+        elif have is None:
             changes.append(AttributeChange("create_attribute", name, None, want, ADD_PHASE))
         else:
             changes.extend(attribute_changes(have, want))
@@ -90,6 +94,17 @@ def attribute_changes(have: Attribute, want: Attribute) -> list[AttributeChange]
     if settings_differ:
         return [AttributeChange("update_attribute", name, have, final, ADD_PHASE)]
     return []
+
+
+def custom_value_changes(have: Attribute, want: Attribute) -> list[AttributeChange]:
+    """connect:Language's declared custom values added to its live ones. The
+    service's values and settings are never touched, so nothing is removed:
+    a system value and an undeclared custom one look alike in the API."""
+    added = tuple(v for v in want.values if v not in have.values)
+    if not added:
+        return []
+    widened = replace(have, values=have.values + added)
+    return [AttributeChange("update_attribute", have.name, have, widened, ADD_PHASE)]
 
 
 def user_change(

@@ -194,13 +194,18 @@ def reference_errors(desired: RoutingState, live: RoutingState) -> list[str]:
                 "case-insensitive "
                 "and cannot be renamed: use the existing spelling"
             )
+        if existing is None and limits.is_reserved(name):
+            errors.append(f"system attribute {name} does not exist in Connect (never created)")
     missing: dict[str, set[str]] = {}
     for user in desired.users.values():
         for attribute, value in user.proficiencies:
-            if attribute in desired.attributes:
+            declared = desired.attributes.get(attribute)
+            if declared is not None and not limits.is_reserved(attribute):
                 continue
             existing = live_by_folded.get(attribute.casefold())
-            if existing is None or value not in existing.values:
+            # A system attribute's values: its live ones and declared custom ones.
+            known = {*(existing.values if existing else ()), *(declared.values if declared else ())}
+            if existing is None or value not in known:
                 missing.setdefault(f"{attribute}/{value}", set()).add(user.username)
     for key, holders in sorted(missing.items()):
         errors.append(f"{key} does not exist in Connect but is given to: {names(holders)}")

@@ -733,3 +733,63 @@ def test_every_emulated_operation_declares_what_it_implements() -> None:
 
     backend = ConnectBackend(small_snapshot()["Instance"])
     assert set(backend._handlers) <= set(IMPLEMENTED_MEMBERS)
+
+
+# -- system attributes ------------------------------------------------------------
+
+
+@pytest.fixture
+def with_language(connect):
+    """The small snapshot plus connect:Language with two system values."""
+    from reconciler.emulator import backend_from_snapshot
+    from tests.conftest import small_snapshot
+
+    emulator, client = connect
+    snapshot = small_snapshot()
+    snapshot["PredefinedAttributes"].append({
+        "Name": "connect:Language", "Values": {"StringList": ["en-US", "fr-CA"]},
+        "AttributeConfiguration": {"EnableValueValidationOnAssociation": False, "IsReadOnly": True},
+    })  # fmt: skip
+    emulator.reset(backend_from_snapshot(snapshot))
+    return client
+
+
+def language_values(client) -> list[str]:
+    described = client.describe_predefined_attribute(**IN, Name="connect:Language")
+    return described["PredefinedAttribute"]["Values"]["StringList"]
+
+
+def test_connect_language_takes_custom_values(with_language) -> None:
+    # predefined-attributes.html: "You can add 500 custom values to connect:Language".
+    client = with_language
+    client.update_predefined_attribute(
+        **IN, Name="connect:Language", Values={"StringList": ["en-US", "fr-CA", "nl-NL"]},
+        Purposes=[], AttributeConfiguration={"EnableValueValidationOnAssociation": False},
+    )  # fmt: skip
+    assert language_values(client) == ["en-US", "fr-CA", "nl-NL"]
+    client.associate_user_proficiencies(
+        **IN, UserId="id-ann", UserProficiencies=[{"AttributeName": "connect:Language", "AttributeValue": "nl-NL", "Level": 2}]
+    )  # fmt: skip
+    client.update_predefined_attribute(
+        **IN, Name="connect:Language", Values={"StringList": ["en-US", "fr-CA", "nl-NL", "de-DE"]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"Values": {"StringList": ["en-US", "nl-NL"]}}, "System values of connect:Language cannot be removed: fr-CA"),
+        ({"Values": {"StringList": ["en-US", "fr-CA", "connect:x"]}}, "reserved by Amazon Connect"),
+        ({"Purposes": ["routing"]}, "The Purposes of system attribute connect:Language cannot be changed"),
+        ({"AttributeConfiguration": {"EnableValueValidationOnAssociation": True}}, "AttributeConfiguration"),
+    ],
+)  # fmt: skip
+def test_connect_language_keeps_its_system_values_and_settings(
+    with_language, update, message
+) -> None:
+    code, _, text = error_of(
+        with_language.update_predefined_attribute, **IN, Name="connect:Language", **update
+    )
+    assert code == "InvalidParameterException"
+    assert message in text
+    assert language_values(with_language) == ["en-US", "fr-CA"]

@@ -132,9 +132,32 @@ CASES = [
     ),
     Case(
         "reserved connect: name",
-        {"more.yaml": "predefined_attributes:\n  'connect:Language':\n    values: [Dutch]\n"},
+        {"more.yaml": "predefined_attributes:\n  'connect:Subtype':\n    values: [x]\n"},
         "more.yaml",
         2,
+        "reserved by Amazon Connect",
+    ),
+    Case(
+        "connect:Language with settings",
+        {
+            "more.yaml": "predefined_attributes:\n  'connect:Language':\n    values: [nl-NL]\n    purposes: [x]\n"
+        },
+        "more.yaml",
+        2,
+        "only its custom values can be declared",
+    ),
+    Case(
+        "connect:Language misspelled",
+        {"more.yaml": "predefined_attributes:\n  'connect:language':\n    values: [nl-NL]\n"},
+        "more.yaml",
+        2,
+        "is spelled 'connect:Language'",
+    ),
+    Case(
+        "a connect: custom value",
+        {"more.yaml": "predefined_attributes:\n  'connect:Language':\n    values: ['connect:x']\n"},
+        "more.yaml",
+        3,
         "reserved by Amazon Connect",
     ),
     Case(

@@ -155,3 +155,23 @@ def test_missing_or_empty_config_directory(tmp_path: Path, monkeypatch, setup, m
     setup(tmp_path)
     with pytest.raises(ManifestInvalid, match=message.replace("*", r"\*")):
         load_manifest(Path("config"))
+
+
+def test_system_attributes_need_no_external_listing(config_dir: Path) -> None:
+    # predefined-attributes.html, "System predefined attributes": users may hold
+    # connect: attributes; connect:Language takes custom values.
+    write_config(
+        config_dir,
+        {
+            "more.yaml": "predefined_attributes:\n  'connect:Language':\n    values: [nl-NL]\n",
+            "users.yaml": "users:\n  a@example.com:\n    proficiencies:\n"
+            "      'connect:Language': {nl-NL: 3, en-US: 4}\n      'connect:Subtype': {'connect:Chat': 1}\n",
+        },
+    )
+    manifest = load_manifest(config_dir)
+    assert manifest.desired.attributes["connect:Language"].values == ("nl-NL",)
+    assert manifest.desired.users["a@example.com"].proficiencies == {
+        ("connect:Language", "nl-NL"): 3,
+        ("connect:Language", "en-US"): 4,
+        ("connect:Subtype", "connect:Chat"): 1,
+    }

@@ -188,3 +188,20 @@ def test_plan_reaches_desired_state_safely(
                 for attribute, value in user.proficiencies:
                     if attribute.casefold() == change.name.casefold():
                         assert gone is not None and value not in gone
+
+
+def test_connect_language_only_gains_declared_custom_values() -> None:
+    # predefined-attributes.html, System predefined attributes: custom values
+    # of connect:Language are the only connect: change; nothing is removed.
+    system = Attribute("connect:Language", ("en-US", "fr-CA"), (), False)
+    live = RoutingState({"connect:Language": system}, {})
+    desired = state({"connect:Language": ("nl-NL", "en-US")}, {})
+    (change,) = diff(desired, live, DiffPolicy(prune_attributes=True))
+    assert (change.kind, change.phase) == ("update_attribute", ADD_PHASE)
+    assert change.after == Attribute("connect:Language", ("en-US", "fr-CA", "nl-NL"), (), False)
+    assert diff(state({"connect:Language": ("en-US",)}, {}), live, DiffPolicy()) == []
+
+
+def test_system_attributes_are_never_created() -> None:
+    desired = state({"connect:Language": ("nl-NL",)}, {})
+    assert diff(desired, state({}, {}), DiffPolicy()) == []
