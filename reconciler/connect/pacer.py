@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import (
@@ -151,11 +151,14 @@ class QuotaPacer:
 
     def pages(self, operation: str, key: str, **params: Any) -> list[Any]:
         """Every item under `key` across all pages of a paginated call."""
-        items: list[Any] = []
+        return [item for page in self.each_page(operation, key, **params) for item in page]
+
+    def each_page(self, operation: str, key: str, **params: Any) -> Iterator[list[Any]]:
+        """The items under `key`, page by page, as each page arrives."""
         token = None
         while True:
             response = self.call(operation, **params, **({"NextToken": token} if token else {}))
-            items.extend(response.get(key, []))
+            yield response.get(key, [])
             token = response.get("NextToken")
             if not token:
-                return items
+                return

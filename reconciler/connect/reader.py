@@ -24,7 +24,7 @@ import fnmatch
 import logging
 import math
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,10 +149,32 @@ class LiveStateReader:
         return self.pacer.pages(operation, key, InstanceId=self.instance_id, **params)
 
     def read(self, scope: ReadScope) -> LiveState:
-        """Read everything `scope` needs."""
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="read") as pool:
+        """Read everything `scope` needs. When proficiencies are listed, a
+        user the scope surely manages (declared, or every user) is read as
+        soon as its page of users arrives, not after the last page."""
+        # Proficiency reads get their own pool: queued behind thousands of
+        # them, a group's SearchUsers would wait for all of them.
+        with (
+            ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="read") as pool,
+            ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="users") as reads,
+        ):
             attributes = pool.submit(self.attributes, scope.only_attributes)
-            user_ids, members, managed, missing, errors = self._managed(scope, pool)
+            started: dict[str, Future[Proficiencies]] = {}
+
+            # Only when the list read is certain: auto narrowed to users always lists.
+            eager = self.strategy == "list" or (
+                self.strategy == "auto" and scope.only_users is not None
+            )
+
+            def start(page: dict[str, str]) -> None:
+                if not eager:
+                    return
+                for username, user_id in page.items():
+                    declared = scope.all_users or username in scope.declared_users
+                    if declared and (scope.only_users is None or username in scope.only_users):
+                        started[username] = reads.submit(self.proficiencies, user_id)
+
+            user_ids, members, managed, missing, errors = self._managed(scope, pool, start)
             ordered = sorted(managed)
             ids = [user_ids[u] for u in ordered]
             choice = self.choose_read(scope, attributes.result(), len(ids))
@@ -160,7 +182,10 @@ class LiveStateReader:
                 found = self.proficiencies_by_search(attributes.result(), set(ids))
                 held = [found.get(i, {}) for i in ids]
             else:
-                held = self.proficiencies_of(ids)
+                for username in ordered:
+                    if username not in started:
+                        started[username] = reads.submit(self.proficiencies, user_ids[username])
+                held = self._gathered([started[u] for u in ordered])
             users_state = {
                 username: UserState(username, proficiencies, user_id=user_ids[username])
                 for username, proficiencies in zip(ordered, held, strict=True)
@@ -265,10 +290,14 @@ class LiveStateReader:
         return managed, [set(m) for m in members]
 
     def _managed(
-        self, scope: ReadScope, pool: ThreadPoolExecutor
+        self,
+        scope: ReadScope,
+        pool: ThreadPoolExecutor,
+        on_page: Callable[[dict[str, str]], None] = lambda page: None,
     ) -> tuple[dict[str, str], list[dict[str, str]], set[str], list[str], list[str]]:
-        """(username -> id, each group's members, managed, missing, errors)."""
-        users = pool.submit(self._users, scope)
+        """(username -> id, each group's members, managed, missing, errors);
+        `on_page` sees each page of usernames -> ids as it arrives."""
+        users = pool.submit(self._users, scope, on_page)
         names = pool.submit(self._selector_names, scope.groups)
         errors: list[str] = []
         profile_ids, group_ids = names.result()
@@ -318,12 +347,14 @@ class LiveStateReader:
         with ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="proficiencies"
         ) as pool:
-            futures = [pool.submit(self.proficiencies, user_id) for user_id in user_ids]
-            results = []
-            for done, future in enumerate(futures, start=1):
-                results.append(future.result())
-                self.progress("Reading proficiencies", done, len(futures))
-            return results
+            return self._gathered([pool.submit(self.proficiencies, i) for i in user_ids])
+
+    def _gathered(self, futures: list[Future[Proficiencies]]) -> list[Proficiencies]:
+        results = []
+        for done, future in enumerate(futures, start=1):
+            results.append(future.result())
+            self.progress("Reading proficiencies", done, len(futures))
+        return results
 
     def holders(self, attribute: str, values: Iterable[str] | None) -> set[str]:
         """Usernames holding `attribute` (any of `values`, or any value)."""
@@ -367,10 +398,16 @@ class LiveStateReader:
             list(pool.map(describe, lacking))
         return ContactWindow(kept, max(total, len(found)))
 
-    def _users(self, scope: ReadScope) -> dict[str, str]:
+    def _users(self, scope: ReadScope, on_page: Callable[[dict[str, str]], None]) -> dict[str, str]:
+        found: dict[str, str] = {}
         if scope.only_users is None:
-            listed = self.pages("ListUsers", "UserSummaryList", MaxResults=1000)
-            return {u["Username"]: u["Id"] for u in listed}
+            for listed in self.pacer.each_page(
+                "ListUsers", "UserSummaryList", InstanceId=self.instance_id, MaxResults=1000
+            ):
+                page = {u["Username"]: u["Id"] for u in listed}
+                on_page(page)
+                found.update(page)
+            return found
         names = sorted(scope.only_users)
         chunks = [
             {"OrConditions": [_username_is(n) for n in names[i : i + USERNAMES_PER_SEARCH]]}
@@ -383,7 +420,11 @@ class LiveStateReader:
                 lambda c: self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=c),
                 chunks,
             )
-            return {user["Username"]: user["Id"] for page in pages for user in page}
+            for users in pages:
+                page = {user["Username"]: user["Id"] for user in users}
+                on_page(page)
+                found.update(page)
+            return found
 
     def _selector_names(self, groups: list[GroupMatch]) -> tuple[dict[str, str], dict[str, str]]:
         profiles: dict[str, str] = {}

@@ -205,13 +205,13 @@ def load_manifest_files(files: list[tuple[str, str, bytes]]) -> Manifest:
     sources: list[SourceFile] = []
     errors: list[ManifestError] = []
     digest = hashlib.sha256()
-    for relative, display, raw in files:
-        digest.update(relative.encode() + b"\0" + raw + b"\0")
-        try:
-            sources.append(parse_source(raw, display))
-        except ManifestInvalid as invalid:
-            errors.extend(invalid.errors)
     with _collector_paused():
+        for relative, display, raw in files:
+            digest.update(relative.encode() + b"\0" + raw + b"\0")
+            try:
+                sources.append(parse_source(raw, display))
+            except ManifestInvalid as invalid:
+                errors.extend(invalid.errors)
         return _compile_sources(sources, errors, digest.hexdigest())
 
 

@@ -5,6 +5,8 @@ a child of EMEA)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -345,3 +347,36 @@ def test_not_and_agent_lists_are_counted_for_the_whole_instance_when_narrowed(pl
         ("not-spanish", 2, 2, "all users"),  # joe loses English but never held Spanish
     ]
     assert [g.guard for g in narrowed.guards] == ["routing_requirement"]
+
+
+def test_full_plan_reads_proficiencies_from_the_first_page_of_users(connect, tmp_path) -> None:
+    from bench.synthetic import Shape, snapshot_of_state, synthetic_state, write_manifests
+    from reconciler.connect.client import connect_client
+    from reconciler.emulator import backend_from_snapshot
+
+    emulator, _ = connect
+    state = synthetic_state(Shape(users=1_100, attributes=2, values=3, proficiencies=2))
+    emulator.reset(backend_from_snapshot(snapshot_of_state(state, INSTANCE_ID)))
+    write_manifests(state, tmp_path / "config", INSTANCE_ID)
+    client = connect_client(endpoint_url=emulator.url, emulator=True)
+    seen_before_second_page: list[int] = []
+
+    def second_page_waits_for_a_proficiency_read(params, **kwargs) -> None:
+        if "NextToken" not in params:
+            return
+        # A serial reader reads no proficiencies until this page returns:
+        # wait (bounded) for one to arrive while this page is held back.
+        deadline = time.monotonic() + 5
+        while emulator.stats.calls("ListUserProficiencies") == 0 and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        seen_before_second_page.append(emulator.stats.calls("ListUserProficiencies"))
+
+    client.meta.events.register(
+        "provide-client-params.connect.ListUsers", second_page_waits_for_a_proficiency_read
+    )
+    plan = make_plan(
+        load_manifest(tmp_path / "config"),
+        LiveStateReader(QuotaPacer(client, time_scale=1000), INSTANCE_ID),
+    )
+    assert plan.errors == [] and plan.changes == [] and plan.unchanged_users == 1_100
+    assert len(seen_before_second_page) == 1 and seen_before_second_page[0] > 0
