@@ -217,6 +217,8 @@ def bench_size(users: int, scale: float, drift: float) -> None:
     print(f"  diff alone: {time.process_time() - started:.2f} CPU s")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  bench process peak RSS so far: {rss:.0f} MB (an upper bound for the plan's)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  machine load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} CPUs")
 
     auto = runs["auto"]
     chosen = auto.floor[0]
