@@ -376,10 +376,11 @@ def test_apply_killed_at_random_moments_converges_on_rerun(tmp_path: Path) -> No
 # -- a search index that trails writes --------------------------------------------
 
 
-def test_apply_refuses_a_plan_read_from_a_lagging_search(tmp_path: Path, monkeypatch) -> None:
-    """The console lowers jane's Spanish to 2; the search index still says 4.
-    A plan read by search would update 4 -> 5 on a stale view: apply re-reads
-    jane with ListUserProficiencies first and refuses (exit 4) writing nothing."""
+@pytest.fixture
+def lagging(tmp_path: Path, monkeypatch):
+    """A served emulator whose search index trails writes by 60 s of an
+    injected clock, manifests for jane, and a console client; yields
+    (emulator, console, clock, CLI target args)."""
     monkeypatch.chdir(tmp_path)
     for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
                        "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():  # fmt: skip
@@ -402,22 +403,52 @@ def test_apply_refuses_a_plan_read_from_a_lagging_search(tmp_path: Path, monkeyp
     backend = backend_from_snapshot(small_snapshot(), clock=lambda: now[0], search_index_delay=60.0)
     with ConnectEmulator(backend) as emulator:
         console = connect_client(endpoint_url=emulator.url, emulator=True)
-        lowered = [{"AttributeName": "Language", "AttributeValue": "Spanish", "Level": 2}]
-        console.update_user_proficiencies(
-            InstanceId=INSTANCE_ID, UserId="id-jane", UserProficiencies=lowered
-        )
-        args = ["--endpoint-url", emulator.url, "--read", "search"]
-        result = CliRunner().invoke(cli, ["apply", "--auto-approve", *args])
-        assert result.exit_code == 4, result.output
-        assert "user jane: proficiencies changed since the plan was made" in result.output
-        assert emulator.stats.calls("UpdateUserProficiencies") == 1  # the console's alone
-        # once the index has caught up, the same apply goes through
-        now[0] += 60.0
-        result = CliRunner().invoke(cli, ["apply", "--auto-approve", *args])
-        assert result.exit_code == 0, result.output
-        held = console.list_user_proficiencies(InstanceId=INSTANCE_ID, UserId="id-jane")
-        levels = {p["AttributeValue"]: p["Level"] for p in held["UserProficiencyList"]}
-        assert levels == {"Spanish": 5.0, "Billing": 3.0}
+        yield emulator, console, now, ["--endpoint-url", emulator.url, "--read", "search"]
+
+
+def lower_janes_spanish(console) -> None:
+    """What an admin does in the console: the search index will lag it."""
+    lowered = [{"AttributeName": "Language", "AttributeValue": "Spanish", "Level": 2}]
+    console.update_user_proficiencies(
+        InstanceId=INSTANCE_ID, UserId="id-jane", UserProficiencies=lowered
+    )
+
+
+def test_apply_refuses_a_plan_read_from_a_lagging_search(lagging) -> None:
+    """The console lowers jane's Spanish to 2; the search index still says 4.
+    A plan read by search would update 4 -> 5 on a stale view: apply re-reads
+    jane with ListUserProficiencies first and refuses (exit 4) writing nothing."""
+    emulator, console, now, args = lagging
+    lower_janes_spanish(console)
+    result = CliRunner().invoke(cli, ["apply", "--auto-approve", *args])
+    assert result.exit_code == 4, result.output
+    assert "user jane: proficiencies changed since the plan was made" in result.output
+    assert emulator.stats.calls("UpdateUserProficiencies") == 1  # the console's alone
+    # once the index has caught up, the same apply goes through
+    now[0] += 60.0
+    result = CliRunner().invoke(cli, ["apply", "--auto-approve", *args])
+    assert result.exit_code == 0, result.output
+    held = console.list_user_proficiencies(InstanceId=INSTANCE_ID, UserId="id-jane")
+    levels = {p["AttributeValue"]: p["Level"] for p in held["UserProficiencyList"]}
+    assert levels == {"Spanish": 5.0, "Billing": 3.0}
+
+
+def test_a_plan_searched_for_one_attribute_saves_and_applies(lagging) -> None:
+    emulator, _, _, args = lagging
+    plan = CliRunner().invoke(cli, ["plan", "--attribute", "Language", "--out", "p.json", *args])
+    assert plan.exit_code == 0, plan.output
+    assert "proficiencies read by SearchUsers" in plan.output
+    result = CliRunner().invoke(cli, ["apply", "p.json", "--auto-approve", *args])
+    assert result.exit_code == 0, result.output
+    assert emulator.stats.calls("UpdateUserProficiencies") == 1
+
+
+def test_a_lagging_search_for_one_attribute_is_a_plan_error(lagging) -> None:
+    _, console, _, args = lagging
+    lower_janes_spanish(console)
+    result = CliRunner().invoke(cli, ["plan", "--attribute", "Language", *args])
+    assert result.exit_code == 1, result.output
+    assert "user jane: SearchUsers and ListUserProficiencies disagree" in result.output
 
 
 SKILLS = [f"S{n}" for n in range(12)]

@@ -276,6 +276,28 @@ class LiveStateReader:
                 self.progress("Searching proficiencies", done, len(futures))
         return held
 
+    def relisted(
+        self, state: RoutingState, usernames: set[str], attributes: set[str]
+    ) -> tuple[RoutingState, list[str]]:
+        """`state` read by search for `attributes` only, with `usernames`
+        re-read whole by ListUserProficiencies (so their fingerprints cover
+        every proficiency), and one error per user whose listed proficiencies
+        in `attributes` differ from what the search found."""
+        users = dict(state.users)
+        names = sorted(u for u in usernames if u in users)
+        errors = []
+        for username, listed in zip(
+            names, self.proficiencies_of([users[u].user_id or "" for u in names]), strict=True
+        ):
+            searched = users[username].proficiencies
+            if {k: v for k, v in listed.items() if k[0] in attributes} != searched:
+                errors.append(
+                    f"user {username}: SearchUsers and ListUserProficiencies disagree (the "
+                    "search index may trail writes); plan again, or use --read list"
+                )
+            users[username] = UserState(username, listed, users[username].user_id)
+        return RoutingState(state.attributes, users), errors
+
     def _holder_ids(self, attribute: str, value: str, levels: tuple[int, ...]) -> list[str]:
         criteria = proficiency_condition(attribute, value, levels=levels)
         found = self.pages("SearchUsers", "Users", MaxResults=SEARCH_PAGE, SearchCriteria=criteria)

@@ -274,6 +274,13 @@ def make_plan(
         else sorted(n for n in current.attributes if n not in ignored and not limits.is_reserved(n))
     )
     users_changed = sum(1 for c in changes if not isinstance(c, AttributeChange))
+    fingerprinted = live.state
+    if live.read.strategy == "search" and narrowing.attributes is not None:
+        # Read by search for some attributes only: touched users are listed
+        # whole, so a saved plan's fingerprints match apply's re-read.
+        touched = {c.username for c in changes if not isinstance(c, AttributeChange)}
+        fingerprinted, misread = reader.relisted(live.state, touched, set(narrowing.attributes))
+        errors += misread
     return Plan(
         instance_id=manifest.instance.instance_id,
         region=manifest.instance.region_name,
@@ -283,7 +290,7 @@ def make_plan(
         guards=guards,
         unchanged_users=len(desired.users) - users_changed,
         unmanaged_attributes=unmanaged,
-        fingerprints=fingerprints(changes, live.state),
+        fingerprints=fingerprints(changes, fingerprinted),
         coverage=coverage,
         read=live.read,
         narrowing=narrowing.data(deferred) if narrowing.active else None,

@@ -6,6 +6,7 @@ import json
 
 import jsonschema
 
+from reconciler.connect.reader import ReadChoice
 from reconciler.plan.diff import DiffPolicy, diff
 from reconciler.plan.guards import GuardFinding
 from reconciler.plan.plan import Plan
@@ -119,3 +120,23 @@ def test_markdown_errors_and_guards_are_callouts() -> None:
     plan = Plan("inst-1", None, "0" * 64, [], errors=["a|b"], guards=[GuardFinding("g", "m")])
     markdown = MarkdownRenderer().render(plan)
     assert "> [!CAUTION]" in markdown and "> - a\\|b" in markdown and "> - `g`: m" in markdown
+
+
+def test_every_renderer_says_how_proficiencies_were_read() -> None:
+    plan = sample_plan(1)
+    plan.read = ReadChoice("search", "auto", 5000.0, 310.4)
+    said = "proficiencies read by SearchUsers (auto: ~5000 s by list, ~310 s by search)"
+    assert f"Live state: {said}." in TextRenderer().render(plan)
+    assert f"Live state: {said}." in MarkdownRenderer().render(plan)
+    document = json.loads(JsonRenderer().render(plan))
+    jsonschema.validate(document, SCHEMA)
+    assert document["read"] == {
+        "strategy": "search",
+        "requested": "auto",
+        "estimated_seconds": {"list": 5000.0, "search": 310.4},
+    }
+    assert Plan.from_data(document).read == plan.read
+    forced = ReadChoice("list", "list")
+    assert forced.describe() == "proficiencies read by ListUserProficiencies (--read list)"
+    unestimated = ReadChoice("list", "auto", 2.0)
+    assert unestimated.describe().endswith("(auto: search cannot be cheaper)")
