@@ -33,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler import __version__
 from reconciler.connect.pacer import AmbiguousWrite, QuotaPacer, RetryBudgetExhausted
-from reconciler.connect.reader import LiveStateReader
+from reconciler.connect.reader import OWNER_TAG, LiveStateReader
 from reconciler.plan.changes import (
     ADD_PHASE,
     REMOVE_PHASE,
@@ -43,7 +43,7 @@ from reconciler.plan.changes import (
     ProficiencyEntry,
     UserProficiencyChange,
 )
-from reconciler.plan.plan import Plan
+from reconciler.plan.plan import OwnerTag, Plan
 from reconciler.state import Attribute
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,10 @@ NOT_STARTED_FAILING = "not started: the service keeps failing (retry budget spen
 NOT_STARTED_INTERRUPTED = "not started: interrupted"
 
 
-def describe(change: Change) -> str:
-    """`create_attribute Tier`, `user_proficiencies jane@example.com`."""
+def describe(change: Change | OwnerTag) -> str:
+    """`create_attribute Tier`, `user_proficiencies jane@example.com`, `tag_owner jane`."""
+    if isinstance(change, OwnerTag):
+        return f"tag_owner {change.username}"
     return (
         f"{change.kind} {change.name if isinstance(change, AttributeChange) else change.username}"
     )
@@ -195,9 +197,13 @@ class Applier:
 
     def _phases(self, plan: Plan, result: ApplyResult) -> None:
         done = 0
-        total = len(plan.changes)
-        for phase in (ADD_PHASE, USER_PHASE, REMOVE_PHASE):
-            changes = [c for c in plan.changes if c.phase == phase]
+        total = len(plan.owner_tags) + len(plan.changes)
+        # Owner tags first: claim the users before changing them.
+        phases: list[list[Change | OwnerTag]] = [list(plan.owner_tags)] + [
+            [c for c in plan.changes if c.phase == phase]
+            for phase in (ADD_PHASE, USER_PHASE, REMOVE_PHASE)
+        ]
+        for changes in phases:
             if changes and (result.failed or result.skipped):
                 result.stopped = result.stopped or NOT_STARTED_EARLIER_PHASE
                 for change in changes:
@@ -230,10 +236,10 @@ class Applier:
                 if interrupted:
                     raise KeyboardInterrupt
 
-    def _journal_change(self, change: Change, result: str, **details: Any) -> None:
+    def _journal_change(self, change: Change | OwnerTag, result: str, **details: Any) -> None:
         self.journal.write("change", change=describe(change), result=result, **details)
 
-    def _run(self, change: Change) -> tuple[str, str]:
+    def _run(self, change: Change | OwnerTag) -> tuple[str, str]:
         """Apply one change: ("applied", ""), ("failed", error) or
         ("not_started", why)."""
         if self._stop_reason is not None:
@@ -241,7 +247,9 @@ class Applier:
             return "not_started", self._stop_reason
         started = time.perf_counter()
         try:
-            if isinstance(change, AttributeChange):
+            if isinstance(change, OwnerTag):
+                self._tag(change)
+            elif isinstance(change, AttributeChange):
                 self._attribute(change)
             else:
                 self._user(change)
@@ -255,8 +263,12 @@ class Applier:
         self._journal_change(change, "applied", duration=round(time.perf_counter() - started, 3))
         return "applied", ""
 
-    def _write(self, change: Change, operation: str, **params: Any) -> None:
-        """One paced write, journaled with the values sent and every retry."""
+    def _write(
+        self, change: Change | OwnerTag, operation: str, on_instance: bool = True, **params: Any
+    ) -> None:
+        """One paced write (of the instance's, unless `on_instance` is False:
+        TagResource names its resource by ARN), journaled with the values
+        sent and every retry."""
         name = describe(change)
         started = time.perf_counter()
 
@@ -272,7 +284,8 @@ class Applier:
 
         outcome: dict[str, Any] = {"result": "ok"}
         try:
-            self.pacer.call(operation, on_retry=retried, InstanceId=self.instance_id, **params)
+            instance = {"InstanceId": self.instance_id} if on_instance else {}
+            self.pacer.call(operation, on_retry=retried, **instance, **params)
         except (ClientError, BotoCoreError, AmbiguousWrite) as error:
             outcome = {
                 "result": "ambiguous" if isinstance(error, AmbiguousWrite) else "error",
@@ -288,6 +301,25 @@ class Applier:
                 **outcome,
                 duration=round(time.perf_counter() - started, 3),
             )
+
+    # -- owner tags -----------------------------------------------------------
+
+    def _tag(self, tag: OwnerTag) -> None:
+        # Tagging again with the same value changes nothing: an unknown
+        # outcome is simply sent again.
+        for _ in range(MAX_AMBIGUOUS_RETRIES):
+            try:
+                self._write(
+                    tag,
+                    "TagResource",
+                    on_instance=False,
+                    resourceArn=tag.arn,
+                    tags={OWNER_TAG: tag.owner},
+                )
+                return
+            except AmbiguousWrite:
+                continue
+        raise AmbiguousWrite("TagResource", RuntimeError(f"{tag.username}: outcome still unknown"))
 
     # -- attributes ---------------------------------------------------------
 

@@ -151,6 +151,11 @@ def report(outcome: ApplyResult, elapsed: float, journal: Path) -> None:
     help="Users changed at once.",
 )
 @click.option(
+    "--take-ownership",
+    is_flag=True,
+    help="Manage users another settings.owner tagged (they are tagged with ours).",
+)
+@click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -172,11 +177,14 @@ def apply(
     auto_approve: bool,
     force: bool,
     parallelism: int,
+    take_ownership: bool,
     lock_timeout: float,
     journal: Path,
 ) -> None:
     """Plan and apply, or apply exactly a saved PLANFILE."""
     opts = options(ctx)
+    if planfile is not None and take_ownership:
+        raise click.UsageError("--take-ownership is for plan: a saved plan says whom it tags")
     manifest = load_or_exit(opts)
     renderer = TextRenderer(color=sys.stdout.isatty())
     snapshot = emulator_snapshot(opts.target)
@@ -189,7 +197,7 @@ def apply(
             region = opts.region or manifest.instance.region_name
             todo = saved_plan_or_exit(planfile, manifest, region, connection)
         else:
-            todo = make_plan(manifest, connection.reader)
+            todo = make_plan(manifest, connection.reader, take_ownership=take_ownership)
         if todo.errors:
             click.echo(renderer.render(todo))
             sys.exit(ExitCode.ERROR)

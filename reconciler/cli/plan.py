@@ -59,6 +59,11 @@ def apply_command(out: Path, opts: GlobalOptions) -> str:
 @click.option(
     "--attribute", "attributes", multiple=True, help="Plan only this attribute (repeatable)."
 )
+@click.option(
+    "--take-ownership",
+    is_flag=True,
+    help="Manage users another settings.owner tagged (they are tagged with ours).",
+)
 @global_options
 @click.pass_context
 def plan(
@@ -68,12 +73,18 @@ def plan(
     detailed_exitcode: bool,
     users: tuple[str, ...],
     attributes: tuple[str, ...],
+    take_ownership: bool,
 ) -> None:
     """Read Connect and show what apply would change."""
     opts = options(ctx)
     manifest = load_or_exit(opts)
     with connected(opts, manifest) as connection:
-        result = make_plan(manifest, connection.reader, narrowing(users, attributes))
+        result = make_plan(
+            manifest,
+            connection.reader,
+            narrowing(users, attributes),
+            take_ownership=take_ownership,
+        )
     result.region = opts.region or result.region  # the region read is the one a saved plan is for
     renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
     click.echo(renderer.render(result))

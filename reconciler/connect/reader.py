@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # Usernames per SearchUsers call when narrowing (--user); one OrConditions each.
 USERNAMES_PER_SEARCH = 20
+# The tag `settings.owner` puts on every user it manages (DESIGN §4).
+OWNER_TAG = "connect-reconciler:owner"
 Progress = Callable[[str, int, int], None]  # (what, done, total), for progress bars
 
 
@@ -41,6 +43,7 @@ class ReadScope:
     groups: list[GroupMatch] = field(default_factory=list)
     only_users: set[str] | None = None
     only_attributes: set[str] | None = None
+    owners: bool = False  # read users' owner tags (SearchUsers returns Tags; ListUsers not)
 
 
 @dataclass
@@ -52,6 +55,9 @@ class LiveState:
     group_members: list[set[str]]
     missing_users: list[str]
     errors: list[str] = field(default_factory=list)
+    # managed users' ARNs and OWNER_TAG values (when the scope asked for owners)
+    arns: dict[str, str] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
 
 
 class LiveStateReader:
@@ -91,7 +97,8 @@ class LiveStateReader:
                 )
                 for selector in scope.groups
             ]
-            user_ids = users.result()
+            listed = users.result()
+            user_ids = {name: record["Id"] for name, record in listed.items()}
             members = [
                 _members(selector, future.result(), user_ids)
                 for selector, future in zip(scope.groups, member_futures, strict=True)
@@ -117,6 +124,12 @@ class LiveStateReader:
                 [set(m) for m in members],
                 missing,
                 errors,
+                arns={u: listed[u]["Arn"] for u in ordered if u in listed and "Arn" in listed[u]},
+                owners={
+                    u: listed[u]["Tags"][OWNER_TAG]
+                    for u in ordered
+                    if OWNER_TAG in (listed.get(u, {}).get("Tags") or {})
+                },
             )
 
     def attributes(self, names: set[str] | None = None) -> dict[str, Attribute]:
@@ -184,11 +197,16 @@ class LiveStateReader:
             )
             return list(found)
 
-    def _users(self, scope: ReadScope) -> dict[str, str]:
+    def _users(self, scope: ReadScope) -> dict[str, dict[str, Any]]:
+        """Users by username as ListUsers or SearchUsers returns them (Id,
+        Arn; SearchUsers also Tags, so owners cost no call per user)."""
         if scope.only_users is None:
-            listed = self.pages("ListUsers", "UserSummaryList", MaxResults=1000)
-            return {u["Username"]: u["Id"] for u in listed}
-        found: dict[str, str] = {}
+            if scope.owners:
+                found = self.pages("SearchUsers", "Users", MaxResults=500)
+            else:
+                found = self.pages("ListUsers", "UserSummaryList", MaxResults=1000)
+            return {u["Username"]: u for u in found}
+        users: dict[str, dict[str, Any]] = {}
         names = sorted(scope.only_users)
         for start in range(0, len(names), USERNAMES_PER_SEARCH):
             criteria = {
@@ -197,8 +215,8 @@ class LiveStateReader:
                 ]
             }
             for user in self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria):
-                found[user["Username"]] = user["Id"]
-        return found
+                users[user["Username"]] = user
+        return users
 
     def _selector_names(self, groups: list[GroupMatch]) -> tuple[dict[str, str], dict[str, str]]:
         profiles: dict[str, str] = {}

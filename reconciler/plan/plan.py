@@ -12,6 +12,28 @@ from reconciler.plan.guards import GuardFinding
 FORMAT_VERSION = "1"
 
 
+@dataclass(frozen=True)
+class OwnerTag:
+    """A managed user apply tags with `settings.owner` (TagResource on its ARN):
+    one not tagged yet, or one another owner had (--take-ownership)."""
+
+    username: str
+    user_id: str
+    arn: str
+    owner: str
+    previous_owner: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "user_id": self.user_id,
+            "arn": self.arn,
+            "owner": self.owner,
+            "previous_owner": self.previous_owner,
+        }
+
+
 @dataclass
 class Plan:
     """A first-class plan value: render it, save it, apply it."""
@@ -27,10 +49,11 @@ class Plan:
     coverage: list[CoverageRow] = field(default_factory=list)
     # live fingerprints of every object the plan touches (saved plans)
     fingerprints: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    owner_tags: list[OwnerTag] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes)
+        return bool(self.changes or self.owner_tags)
 
     @property
     def user_changes(self) -> list[UserProficiencyChange]:
@@ -68,6 +91,7 @@ class Plan:
             "errors": list(self.errors),
             "unmanaged_attributes": list(self.unmanaged_attributes),
             "coverage": [row.data for row in self.coverage],
+            "owner_tags": [tag.data for tag in self.owner_tags],
         }
         if with_fingerprints:
             data["fingerprints"] = self.fingerprints
@@ -95,6 +119,7 @@ class Plan:
             unmanaged_attributes=list(data["unmanaged_attributes"]),
             coverage=[CoverageRow(**row) for row in data.get("coverage", [])],
             fingerprints=data.get("fingerprints", {}),
+            owner_tags=[OwnerTag(**tag) for tag in data.get("owner_tags", [])],
         )
 
 

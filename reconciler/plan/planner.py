@@ -11,14 +11,20 @@ import logging
 from dataclasses import dataclass
 
 from reconciler import limits
-from reconciler.connect.reader import LiveState, LiveStateReader, ReadScope, search_criteria
+from reconciler.connect.reader import (
+    OWNER_TAG,
+    LiveState,
+    LiveStateReader,
+    ReadScope,
+    search_criteria,
+)
 from reconciler.coverage import CoverageRow, Requirement, coverage_rows
 from reconciler.manifest import Manifest
 from reconciler.plan.changes import REMOVE_PHASE, AttributeChange
 from reconciler.plan.diff import DiffPolicy, apply_changes, diff
 from reconciler.plan.fingerprint import fingerprints
 from reconciler.plan.guards import GuardFinding, change_share_guard, coverage_guard
-from reconciler.plan.plan import Plan
+from reconciler.plan.plan import OwnerTag, Plan
 from reconciler.state import Proficiencies, RoutingState, UserState
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,7 @@ def read_scope(manifest: Manifest, narrowing: Narrowing) -> ReadScope:
         groups=[group.match for group in manifest.groups],
         only_users=set(narrowing.users) if narrowing.users is not None else None,
         only_attributes=only_attributes,
+        owners=manifest.settings.owner is not None,
     )
 
 
@@ -98,6 +105,37 @@ def _narrowed_live(live: RoutingState, narrowing: Narrowing) -> RoutingState:
         for name, u in live.users.items()
     }
     return RoutingState({n: a for n, a in live.attributes.items() if narrowing.keeps(n)}, users)
+
+
+def ownership(
+    manifest: Manifest, live: LiveState, take_ownership: bool
+) -> tuple[list[OwnerTag], list[str]]:
+    """With `settings.owner`: the managed users to tag with it, and an error
+    per other owner whose users these manifests would manage (unless
+    `take_ownership`): two repositories must not flip one agent back and forth."""
+    owner = manifest.settings.owner
+    if owner is None:
+        return [], []
+    tags = []
+    others: dict[str, set[str]] = {}
+    for username in sorted(live.managed):
+        held = live.owners.get(username)
+        if held == owner:
+            continue
+        if held is not None and not take_ownership:
+            others.setdefault(held, set()).add(username)
+            continue
+        user_id = live.state.users[username].user_id or ""
+        tags.append(OwnerTag(username, user_id, live.arns.get(username, ""), owner, held))
+    errors = [
+        f"users owned by {other!r} (tag {OWNER_TAG}), not {owner!r}: {names(users)}; "
+        "another configuration manages them: leave them out, or pass --take-ownership"
+        for other, users in sorted(others.items())
+    ]
+    unknown = [t.username for t in tags if not t.arn]
+    if unknown:
+        errors.append(f"cannot tag users whose ARN Connect did not return: {names(unknown)}")
+    return tags, errors
 
 
 def diff_policy(manifest: Manifest, narrowing: Narrowing) -> DiffPolicy:
@@ -141,9 +179,12 @@ def make_plan(
     reader: LiveStateReader,
     narrowing: Narrowing | None = None,
     extra_requirements: list[Requirement] | None = None,
+    take_ownership: bool = False,
 ) -> Plan:
     """Read live state and plan the changes the manifests ask for; also count
-    agents for `extra_requirements` (routing steps seen on contacts)."""
+    agents for `extra_requirements` (routing steps seen on contacts). With
+    `settings.owner`, users another owner tagged are errors unless
+    `take_ownership`."""
     narrowing = narrowing or Narrowing()
     live = reader.read(read_scope(manifest, narrowing))
     errors = list(live.errors)
@@ -164,6 +205,8 @@ def make_plan(
     policy = diff_policy(manifest, narrowing)
     changes = diff(desired, current, policy)
     errors += unmanaged_holder_errors(changes, reader, live.managed)
+    owner_tags, owner_errors = ownership(manifest, live, take_ownership)
+    errors += owner_errors
     existing = len(live.managed) + sum(1 for n in desired.attributes if n in current.attributes)
     if policy.prune_attributes:
         existing += sum(
@@ -192,8 +235,9 @@ def make_plan(
         guards=guards,
         unchanged_users=len(desired.users) - users_changed,
         unmanaged_attributes=unmanaged,
-        fingerprints=fingerprints(changes, live.state),
+        fingerprints=fingerprints(changes, live.state, {t.username for t in owner_tags}),
         coverage=coverage,
+        owner_tags=owner_tags,
     )
 
 
