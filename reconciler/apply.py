@@ -5,11 +5,18 @@ the applier re-reads that object and sends only what is still missing, so a
 retry never applies twice nor fails on "already associated". A phase that
 did not fully succeed stops the later phases (removing a value some user
 still holds would fail or strand them); re-running apply re-plans from live
-state and finishes the work.
+state and finishes the work. When the service keeps failing (the pacer's
+retry budget is spent) or the user presses Ctrl-C, no new change is started,
+those in flight finish, and the rest is listed as not started.
+
+Everything is journaled (docs/journal-format.md): a header, every call with
+the values sent, its result and each retry, every change's outcome, and a
+closing line saying completed, partial or interrupted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -18,13 +25,15 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.connect.pacer import AmbiguousWrite, QuotaPacer
-from reconciler.connect.reader import LiveStateReader
+from reconciler import __version__
+from reconciler.connect.pacer import AmbiguousWrite, QuotaPacer, RetryBudgetExhausted
+from reconciler.connect.reader import OWNER_TAG, LiveStateReader
 from reconciler.plan.changes import (
     ADD_PHASE,
     REMOVE_PHASE,
@@ -34,13 +43,14 @@ from reconciler.plan.changes import (
     ProficiencyEntry,
     UserProficiencyChange,
 )
-from reconciler.plan.plan import Plan
+from reconciler.plan.plan import OwnerTag, Plan
 from reconciler.state import Attribute
 
 log = logging.getLogger(__name__)
 
 # How often one write is re-checked and re-sent after its outcome was unknown.
 MAX_AMBIGUOUS_RETRIES = 5
+JOURNAL_FORMAT_VERSION = "1"
 
 _ATTRIBUTE_OPERATIONS = {
     "create_attribute": "CreatePredefinedAttribute",
@@ -52,17 +62,27 @@ _USER_OPERATIONS = {
     "update": "UpdateUserProficiencies",
     "disassociate": "DisassociateUserProficiencies",
 }
+NOT_STARTED_EARLIER_PHASE = "not started: an earlier phase failed"
+NOT_STARTED_FAILING = "not started: the service keeps failing (retry budget spent)"
+NOT_STARTED_INTERRUPTED = "not started: interrupted"
 
 
-def describe(change: Change) -> str:
-    """`create_attribute Tier`, `user_proficiencies jane@example.com`."""
+def describe(change: Change | OwnerTag) -> str:
+    """`create_attribute Tier`, `user_proficiencies jane@example.com`, `tag_owner jane`."""
+    if isinstance(change, OwnerTag):
+        return f"tag_owner {change.username}"
     return (
         f"{change.kind} {change.name if isinstance(change, AttributeChange) else change.username}"
     )
 
 
+def plan_digest(plan: Plan) -> str:
+    """sha256 of the plan's JSON document: which plan a journal applied."""
+    return hashlib.sha256(json.dumps(plan.to_data(), sort_keys=True).encode()).hexdigest()
+
+
 class Journal:
-    """JSON lines, one per API call and per change outcome; thread-safe."""
+    """JSON lines (docs/journal-format.md), flushed line by line; thread-safe."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,11 +90,36 @@ class Journal:
         self._file = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
 
-    def write(self, **record: Any) -> None:
-        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record}
+    def write(self, type: str, **record: Any) -> None:
+        """One line: its `type`, the time (UTC, ms) and `record`."""
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        line = json.dumps({"type": type, "time": now, **record}, default=str)
         with self._lock:
-            self._file.write(json.dumps(record, default=str) + "\n")
+            self._file.write(line + "\n")
             self._file.flush()
+
+    def header(
+        self,
+        plan: Plan,
+        *,
+        instance: str,
+        region: str | None,
+        target: str,
+        owner: str | None,
+    ) -> None:
+        """The first line: what is applied, where, by which version."""
+        self.write(
+            "header",
+            format_version=JOURNAL_FORMAT_VERSION,
+            tool_version=__version__,
+            instance=instance,
+            region=region,
+            manifest_digest=plan.manifest_digest,
+            plan_digest=plan_digest(plan),
+            target=target,
+            owner=owner,
+            changes=len(plan.changes),
+        )
 
     def close(self) -> None:
         self._file.close()
@@ -86,13 +131,21 @@ class ApplyResult:
 
     applied: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # change -> error
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # not started
     calls: Counter[str] = field(default_factory=Counter)
     throttles_absorbed: int = 0
+    stopped: str | None = None  # why changes were left unstarted, if they were
 
     @property
     def ok(self) -> bool:
         return not self.failed and not self.skipped
+
+    @property
+    def status(self) -> str:
+        """The journal's closing status."""
+        if self.stopped == NOT_STARTED_INTERRUPTED:
+            return "interrupted"
+        return "completed" if self.ok else "partial"
 
 
 class Applier:
@@ -113,71 +166,160 @@ class Applier:
         self.journal = journal
         self.parallelism = parallelism
         self.progress = progress or (lambda what, done, total: None)
+        self._stop_reason: str | None = None  # set once: start no more changes
 
     def apply(self, plan: Plan) -> ApplyResult:
-        """Apply every change in plan order; never raises for an API error."""
+        """Apply every change in plan order and close the journal's record;
+        never raises for an API error. On KeyboardInterrupt the changes in
+        flight finish, the journal says `interrupted`, and it is re-raised."""
         result = ApplyResult()
         calls_before = Counter(self.pacer.calls)
         retries_before = sum(self.pacer.retries.values())
+        try:
+            self._phases(plan, result)
+        except KeyboardInterrupt:
+            result.stopped = NOT_STARTED_INTERRUPTED
+            done = {*result.applied, *result.failed, *result.skipped}
+            result.skipped += [describe(c) for c in plan.changes if describe(c) not in done]
+            raise
+        finally:
+            result.calls = Counter(self.pacer.calls) - calls_before
+            result.throttles_absorbed = sum(self.pacer.retries.values()) - retries_before
+            self.journal.write(
+                "end",
+                status=result.status,
+                applied=len(result.applied),
+                failed=sorted(result.failed),
+                not_started=list(result.skipped),
+                reason=result.stopped,
+            )
+        return result
+
+    def _phases(self, plan: Plan, result: ApplyResult) -> None:
         done = 0
-        total = len(plan.changes)
-        for phase in (ADD_PHASE, USER_PHASE, REMOVE_PHASE):
-            changes = [c for c in plan.changes if c.phase == phase]
-            if result.failed or result.skipped:
-                result.skipped += [describe(c) for c in changes]
+        total = len(plan.owner_tags) + len(plan.changes)
+        # Owner tags first: claim the users before changing them.
+        phases: list[list[Change | OwnerTag]] = [list(plan.owner_tags)] + [
+            [c for c in plan.changes if c.phase == phase]
+            for phase in (ADD_PHASE, USER_PHASE, REMOVE_PHASE)
+        ]
+        for changes in phases:
+            if changes and (result.failed or result.skipped):
+                result.stopped = result.stopped or NOT_STARTED_EARLIER_PHASE
                 for change in changes:
-                    self.journal.write(
-                        change=describe(change), result="skipped: an earlier phase failed"
-                    )
+                    self._journal_change(change, "not_started", reason=NOT_STARTED_EARLIER_PHASE)
+                    result.skipped.append(describe(change))
                 continue
             with ThreadPoolExecutor(
                 max_workers=self.parallelism, thread_name_prefix="apply"
             ) as pool:
-                for name, error in pool.map(self._run, changes):
+                futures = [(c, pool.submit(self._run, c)) for c in changes]
+                interrupted = False
+                for change, future in futures:
+                    while True:
+                        try:
+                            status, detail = future.result()
+                            break
+                        except KeyboardInterrupt:
+                            # Start nothing more; collect what is in flight.
+                            self._stop_reason = NOT_STARTED_INTERRUPTED
+                            interrupted = True
                     done += 1
                     self.progress("Applying", done, total)
-                    if error is None:
-                        result.applied.append(name)
+                    if status == "applied":
+                        result.applied.append(describe(change))
+                    elif status == "failed":
+                        result.failed[describe(change)] = detail
                     else:
-                        result.failed[name] = error
-        result.calls = Counter(self.pacer.calls) - calls_before
-        result.throttles_absorbed = sum(self.pacer.retries.values()) - retries_before
-        return result
+                        result.skipped.append(describe(change))
+                        result.stopped = detail
+                if interrupted:
+                    raise KeyboardInterrupt
 
-    def _run(self, change: Change) -> tuple[str, str | None]:
-        name = describe(change)
+    def _journal_change(self, change: Change | OwnerTag, result: str, **details: Any) -> None:
+        self.journal.write("change", change=describe(change), result=result, **details)
+
+    def _run(self, change: Change | OwnerTag) -> tuple[str, str]:
+        """Apply one change: ("applied", ""), ("failed", error) or
+        ("not_started", why)."""
+        if self._stop_reason is not None:
+            self._journal_change(change, "not_started", reason=self._stop_reason)
+            return "not_started", self._stop_reason
         started = time.perf_counter()
         try:
-            if isinstance(change, AttributeChange):
+            if isinstance(change, OwnerTag):
+                self._tag(change)
+            elif isinstance(change, AttributeChange):
                 self._attribute(change)
             else:
                 self._user(change)
         except (ClientError, BotoCoreError, AmbiguousWrite) as error:
-            log.warning("%s failed: %s", name, error)
-            self.journal.write(
-                change=name, result=f"failed: {error}", duration=time.perf_counter() - started
-            )
-            return name, str(error)
-        self.journal.write(change=name, result="applied", duration=time.perf_counter() - started)
-        return name, None
+            log.warning("%s failed: %s", describe(change), error)
+            if isinstance(error, RetryBudgetExhausted) and self._stop_reason is None:
+                self._stop_reason = NOT_STARTED_FAILING
+            duration = round(time.perf_counter() - started, 3)
+            self._journal_change(change, "failed", error=str(error), duration=duration)
+            return "failed", str(error)
+        self._journal_change(change, "applied", duration=round(time.perf_counter() - started, 3))
+        return "applied", ""
 
-    def _write(self, change: Change, operation: str, summary: str, **params: Any) -> None:
-        """One paced write, journaled."""
+    def _write(
+        self, change: Change | OwnerTag, operation: str, on_instance: bool = True, **params: Any
+    ) -> None:
+        """One paced write (of the instance's, unless `on_instance` is False:
+        TagResource names its resource by ARN), journaled with the values
+        sent and every retry."""
+        name = describe(change)
         started = time.perf_counter()
-        outcome = "ok"
+
+        def retried(attempt: int, error: Exception, delay: float) -> None:
+            self.journal.write(
+                "retry",
+                change=name,
+                operation=operation,
+                attempt=attempt,
+                error=str(error),
+                delay=round(delay / self.pacer.time_scale, 3),
+            )
+
+        outcome: dict[str, Any] = {"result": "ok"}
         try:
-            self.pacer.call(operation, InstanceId=self.instance_id, **params)
+            instance = {"InstanceId": self.instance_id} if on_instance else {}
+            self.pacer.call(operation, on_retry=retried, **instance, **params)
         except (ClientError, BotoCoreError, AmbiguousWrite) as error:
-            outcome = "ambiguous" if isinstance(error, AmbiguousWrite) else f"error: {error}"
+            outcome = {
+                "result": "ambiguous" if isinstance(error, AmbiguousWrite) else "error",
+                "error": str(error),
+            }
             raise
         finally:
             self.journal.write(
-                change=describe(change),
-                call=operation,
-                request=summary,
-                result=outcome,
-                duration=time.perf_counter() - started,
+                "call",
+                change=name,
+                operation=operation,
+                request=params,
+                **outcome,
+                duration=round(time.perf_counter() - started, 3),
             )
+
+    # -- owner tags -----------------------------------------------------------
+
+    def _tag(self, tag: OwnerTag) -> None:
+        # Tagging again with the same value changes nothing: an unknown
+        # outcome is simply sent again.
+        for _ in range(MAX_AMBIGUOUS_RETRIES):
+            try:
+                self._write(
+                    tag,
+                    "TagResource",
+                    on_instance=False,
+                    resourceArn=tag.arn,
+                    tags={OWNER_TAG: tag.owner},
+                )
+                return
+            except AmbiguousWrite:
+                continue
+        raise AmbiguousWrite("TagResource", RuntimeError(f"{tag.username}: outcome still unknown"))
 
     # -- attributes ---------------------------------------------------------
 
@@ -204,7 +346,7 @@ class Applier:
         operation = _ATTRIBUTE_OPERATIONS[change.kind]
         after = change.after
         if after is None:
-            self._write(change, operation, change.name, Name=change.name)
+            self._write(change, operation, Name=change.name)
             return
         params = {
             "Name": change.name,
@@ -214,7 +356,7 @@ class Applier:
                 "EnableValueValidationOnAssociation": after.enable_value_validation_on_association
             },
         }
-        self._write(change, operation, f"{change.name}: {len(after.values)} values", **params)
+        self._write(change, operation, **params)
 
     # -- users ----------------------------------------------------------------
 
@@ -231,7 +373,6 @@ class Applier:
                 self._write(
                     change,
                     _USER_OPERATIONS[step],
-                    f"{change.username}: {len(pending)} {step}",
                     UserId=change.user_id,
                     UserProficiencies=[_request_entry(step, e) for e in pending],
                 )

@@ -14,10 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from reconciler.apply import Applier, Journal
+from reconciler.apply import NOT_STARTED_FAILING, Applier, Journal
 from reconciler.cli import cli
 from reconciler.connect.client import connect_client
 from reconciler.connect.lock import SnapshotLock
@@ -61,6 +62,22 @@ SCENARIOS = {
 }  # fmt: skip
 
 
+JOURNAL_SCHEMA = json.loads((ROOT / "docs" / "journal.schema.json").read_text())
+
+
+def journal_lines(path: Path, *, ended: bool = True) -> list[dict]:
+    """Every line of a journal, each checked against docs/journal.schema.json:
+    a header first and, if `ended`, an end line last (else none at all)."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in records:
+        jsonschema.validate(record, JOURNAL_SCHEMA)
+    assert records[0]["type"] == "header"
+    assert [r["type"] for r in records].count("end") == (1 if ended else 0)
+    if ended:
+        assert records[-1]["type"] == "end"
+    return records
+
+
 @pytest.fixture
 def rig(connect, tmp_path: Path):
     """Plan and apply manifests against the emulator, in process."""
@@ -81,6 +98,9 @@ def rig(connect, tmp_path: Path):
             assert plan.errors == []
             emulator.set_faults(faults or FaultPlan())
             journal_file = Journal(tmp_path / "journal.jsonl")
+            journal_file.header(
+                plan, instance=INSTANCE_ID, region="us-east-1", target="test", owner=None
+            )
             try:
                 return plan, Applier(pacer, reader, INSTANCE_ID, journal_file, parallelism=6).apply(
                     plan
@@ -134,12 +154,19 @@ def test_one_call_per_non_empty_list_and_a_journal_line_per_call(rig, tmp_path: 
         op: n for op, n in result.calls.items() if not op.startswith(("List", "Search", "Describe"))
     }
     assert sum(writes.values()) == lists + len(plan.attribute_changes)
-    records = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
-    assert sorted(r["call"] for r in records if "call" in r) == sorted(
+    records = journal_lines(tmp_path / "journal.jsonl")
+    calls = [r for r in records if r["type"] == "call"]
+    assert sorted(r["operation"] for r in calls) == sorted(
         op for op, n in writes.items() for _ in range(n)
     )
-    assert {r["change"] for r in records if r.get("result") == "applied"} == set(result.applied)
-    assert all({"time", "change", "result"} <= set(r) for r in records)
+    applied = {r["change"] for r in records if r["type"] == "change" and r["result"] == "applied"}
+    assert applied == set(result.applied)
+    # the values sent, not a count: jane's associations as the API received them
+    (associate,) = [r for r in calls if r["operation"] == "AssociateUserProficiencies"]
+    assert associate["request"] == {"UserId": "id-jane", "UserProficiencies": [
+        {"AttributeName": "Language", "AttributeValue": "German", "Level": 2.0},
+        {"AttributeName": "Tier", "AttributeValue": "Gold", "Level": 1.0}]}  # fmt: skip
+    assert records[-1]["status"] == "completed"
 
 
 def many_users_snapshot(users: int = 150) -> dict:
@@ -181,9 +208,15 @@ def test_apply_under_faults_converges_and_journals_every_change(rig, tmp_path: P
     stats = rig.emulator.stats.snapshot()
     assert sum(s.get("throttled", 0) for s in stats.values()) > 0
     assert sum(s.get("dropped", 0) for s in stats.values()) > 0
-    records = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
-    assert {r["change"] for r in records if r.get("result") == "applied"} == set(result.applied)
+    records = journal_lines(tmp_path / "journal.jsonl")
+    applied = {r["change"] for r in records if r["type"] == "change" and r["result"] == "applied"}
+    assert applied == set(result.applied)
     assert len(result.applied) == len(plan.changes)
+    retries = [r for r in records if r["type"] == "retry"]
+    write_retries = {op: n for op, n in rig.pacer.retries.items() if not op.startswith("List")}
+    assert len(retries) == sum(write_retries.values()) > 0
+    assert any("ThrottlingException" in r["error"] for r in retries)
+    assert any("InternalServiceException" in r["error"] for r in retries)
     rig.assert_converged(manifest)
 
 
@@ -224,6 +257,33 @@ def test_partial_failure_then_rerun_converges(rig) -> None:
     rig.assert_converged(manifest)
 
 
+def test_an_outage_stops_new_writes_once_the_retry_budget_is_spent(rig, tmp_path: Path) -> None:
+    rig.emulator.reset(backend_from_snapshot(many_users_snapshot()))
+    files = many_users_manifest()  # only user changes: the attributes are as live
+    files["attributes.yaml"] = (
+        "predefined_attributes:\n  Language: {values: [English, Spanish, French, German, Dutch]}\n  Skill: {values: [Billing, Payments]}\n"
+    )
+    manifest = rig.manifest(files)
+    plan, result = rig.apply(manifest, FaultPlan(error=1.0))
+    assert len(plan.changes) == 150 and not result.applied
+    assert result.stopped == NOT_STARTED_FAILING
+    assert len(result.failed) + len(result.skipped) == 150 and len(result.skipped) > 100
+    writes = sum(
+        rig.emulator.stats.calls(op)
+        for op in (
+            "AssociateUserProficiencies",
+            "UpdateUserProficiencies",
+            "DisassociateUserProficiencies",
+        )
+    )
+    # one first attempt per started change plus 500 / 5 retries; 12 attempts each would be 1,800
+    assert writes == len(result.failed) + 100
+    records = journal_lines(tmp_path / "journal.jsonl")
+    assert records[-1]["status"] == "partial" and records[-1]["not_started"] == result.skipped
+    assert records[-1]["reason"] == NOT_STARTED_FAILING
+    assert sum(r["type"] == "retry" for r in records) == 100
+
+
 # -- the CLI --------------------------------------------------------------------
 
 
@@ -252,10 +312,10 @@ def test_apply_without_a_terminal_refuses_and_changes_nothing(workdir: Path) -> 
 
 
 def test_auto_approve_applies_writes_the_snapshot_and_journal(workdir: Path) -> None:
-    result = cli_run("apply", "--auto-approve", "--journal", "j.jsonl")
+    result = cli_run("apply", "--auto-approve", "--journal", "journals")
     assert result.exit_code == 0, result.output
-    assert "Applied 4 change(s), 0 failed, 0 skipped" in result.output
-    assert (workdir / "j.jsonl").exists()
+    assert "Applied 4 change(s), 0 failed, 0 not started" in result.output
+    assert len(list((workdir / "journals").glob("journal-*.jsonl"))) == 1
     assert cli_run("plan", "--detailed-exitcode").exit_code == 0
     assert cli_run("apply", "--auto-approve").output.startswith("No changes.")
 
@@ -334,20 +394,38 @@ def test_partial_apply_exits_5_listing_failures(workdir: Path, monkeypatch) -> N
 # -- crash: SIGKILL at random moments, then re-run ------------------------------
 
 
-def test_apply_killed_at_random_moments_converges_on_rerun(tmp_path: Path) -> None:
-    users = 120
-    # Reads fast, writes at 40/s per API: the writes span a few seconds, which
-    # is where the kills land.
+def slow_writes_config(tmp_path: Path, users: int) -> Path:
+    """Manifests for `users` users with reads fast and writes at 40/s per API,
+    so the writes span a few seconds: where kills and Ctrl-C land."""
     read_fast = ("ListUserProficiencies", "ListUsers", "SearchPredefinedAttributes", "SearchUsers")
-    writes = ("AssociateUserProficiencies", "UpdateUserProficiencies", "DisassociateUserProficiencies",
-              "CreatePredefinedAttribute", "UpdatePredefinedAttribute")  # fmt: skip
     quotas = "".join(f"    {op}: {{rate: 400, burst: 20}}\n" for op in read_fast)
-    quotas += "".join(f"    {op}: {{rate: 40, burst: 5}}\n" for op in writes)
+    quotas += "".join(f"    {op}: {{rate: 40, burst: 5}}\n" for op in WRITES)
     files = many_users_manifest(users)
     files["settings.yaml"] = "settings:\n  max_change_percent: 100\n  quotas:\n" + quotas
-    config = write_config(tmp_path / "config", {"instance.yaml": INSTANCE, **files}, base=False)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-           "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}  # fmt: skip
+    return write_config(tmp_path / "config", {"instance.yaml": INSTANCE, **files}, base=False)
+
+
+WRITES = ("AssociateUserProficiencies", "UpdateUserProficiencies", "DisassociateUserProficiencies",
+          "CreatePredefinedAttribute", "UpdatePredefinedAttribute")  # fmt: skip
+
+
+def complete_lines(path: Path) -> list[dict]:
+    """A journal of an apply that may have been killed: every complete line,
+    each valid; a header first (if anything was written), an end line only
+    last (an apply may finish before its kill lands)."""
+    text = path.read_text()
+    records = [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+    for record in records:
+        jsonschema.validate(record, JOURNAL_SCHEMA)
+    assert not records or records[0]["type"] == "header"
+    assert all(r["type"] != "end" for r in records[:-1])
+    return records
+
+
+def test_apply_killed_at_random_moments_converges_on_rerun(tmp_path: Path) -> None:
+    users = 120
+    config = slow_writes_config(tmp_path, users)
+    env = {**subprocess_env(), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
     rng = random.Random(2024)
     with ConnectEmulator(backend_from_snapshot(many_users_snapshot(users))) as emulator:
         command = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "--config", str(config),
@@ -360,17 +438,68 @@ def test_apply_killed_at_random_moments_converges_on_rerun(tmp_path: Path) -> No
             time.sleep(moment)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
-            written_after_kills.append(sum(emulator.stats.calls(op) for op in writes))
+            written_after_kills.append(sum(emulator.stats.calls(op) for op in WRITES))
+        killed_journals = {
+            p: complete_lines(p) for p in (tmp_path / ".connect-reconciler").glob("*.jsonl")
+        }
         finished = subprocess.run(
             command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
         )
         assert finished.returncode == 0, finished.stderr
-        written = sum(emulator.stats.calls(op) for op in writes)
+        written = sum(emulator.stats.calls(op) for op in WRITES)
         # at least one kill interrupted real work: some writes had landed, some had not
         assert any(0 < w < written for w in written_after_kills), (written_after_kills, written)
+        # every call a killed apply journaled as ok is a write the emulator received
+        journaled = sum(r["type"] == "call" for lines in killed_journals.values() for r in lines)
+        assert 0 < journaled <= written_after_kills[-1]
+        assert any(lines and lines[-1]["type"] != "end" for lines in killed_journals.values())
+        final = set((tmp_path / ".connect-reconciler").glob("*.jsonl")) - set(killed_journals)
+        assert [journal_lines(j)[-1]["status"] for j in final] == (
+            [] if finished.stdout.startswith("No changes.") else ["completed"]
+        )
         replan = subprocess.run([*command[:3], "plan", "--detailed-exitcode", *command[5:]], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=300)  # fmt: skip
         assert replan.returncode == 0, replan.stdout + replan.stderr
+
+
+def test_ctrl_c_finishes_the_calls_in_flight_journals_interrupted_and_exits_130(
+    tmp_path: Path,
+) -> None:
+    config = slow_writes_config(tmp_path, 120)
+    env = {**subprocess_env(), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    with ConnectEmulator(backend_from_snapshot(many_users_snapshot(120))) as emulator:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "--config", str(config),
+             "--endpoint-url", emulator.url, "--journal", "journals"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            journal = wait_for_calls(tmp_path / "journals", process)
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+            process.wait()
+        assert process.returncode == 130, out + err
+        assert "Interrupted: changes in flight finished" in err
+        records = journal_lines(journal)
+        end = records[-1]
+        assert end["status"] == "interrupted" and end["reason"] == "not started: interrupted"
+        assert end["not_started"] and end["applied"] > 0
+        # every write the emulator received was journaled: none was abandoned mid-flight
+        calls = sum(r["type"] == "call" for r in records)
+        assert calls == sum(emulator.stats.calls(op) for op in WRITES)
+
+
+def wait_for_calls(directory: Path, process: subprocess.Popen) -> Path:
+    """The journal of a running apply, once it has journaled a call."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        for journal in directory.glob("*.jsonl"):
+            if '"type": "call"' in journal.read_text():
+                return journal
+        time.sleep(0.05)
+    raise AssertionError(f"no call journaled (exit {process.poll()})")
 
 
 # -- a search index that trails writes --------------------------------------------
@@ -584,14 +713,14 @@ def test_a_read_only_snapshot_directory_fails_before_any_change(
     before = snapshot.read_bytes()
     result = subprocess.run(
         [*unprivileged(), sys.executable, "-m", "reconciler", "apply", "--auto-approve",
-         "--journal", "j.jsonl", "--target", "emulator:ro/snapshot.json"],
+         "--journal", "journals", "--target", "emulator:ro/snapshot.json"],
         cwd=read_only_snapshot, env=subprocess_env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Permission denied" in result.stderr and "nothing was changed" in result.stderr
     assert "unexpected" not in result.stderr and "Applied" not in result.stdout
     assert snapshot.read_bytes() == before
-    assert not (read_only_snapshot / "j.jsonl").exists()  # no call was made
+    assert not (read_only_snapshot / "journals").exists()  # no call was made
 
 
 def test_custom_connect_language_values_apply_and_system_ones_stay(workdir: Path) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
-from reconciler.apply import Applier, Journal
+from reconciler.apply import Applier, ApplyResult, Journal
 from reconciler.cli.common import (
     ExitCode,
     connected,
@@ -59,11 +61,13 @@ def saved_plan_or_exit(
         sys.exit(ExitCode.STALE_PLAN)
 
 
-def checked_plan(manifest: Manifest, connection: Connection, narrowing: Narrowing) -> Plan:
+def checked_plan(
+    manifest: Manifest, connection: Connection, narrowing: Narrowing, take_ownership: bool
+) -> Plan:
     """A fresh plan. One read by search may rest on a search index that
     trails writes (DESIGN §3), so every user it touches is re-read with
     ListUserProficiencies first, as for a saved plan: fail closed (exit 4)."""
-    plan = make_plan(manifest, connection.reader, narrowing)
+    plan = make_plan(manifest, connection.reader, narrowing, take_ownership=take_ownership)
     if plan.read is not None and plan.read.strategy == "search" and not plan.errors:
         stale = stale_objects(plan, reread(plan, manifest, connection.reader))
         if stale:
@@ -108,11 +112,53 @@ def confirm_or_exit(rendered: str) -> None:
         sys.exit(ExitCode.ERROR)
 
 
-def default_journal() -> Path:
-    """Where a journal goes when --journal is not given."""
-    return Path(".connect-reconciler") / time.strftime(
-        "journal-%Y%m%dT%H%M%SZ.jsonl", time.gmtime()
+# Where journals go without --journal; README says to ignore it (.gitignore does).
+DEFAULT_JOURNAL_DIRECTORY = Path(".connect-reconciler")
+
+
+def journal_path(directory: Path) -> Path:
+    """A new journal file in `directory`: UTC time and pid, so runs never share one."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return directory / f"journal-{stamp}-{os.getpid()}.jsonl"
+
+
+def run_journaled(
+    todo: Plan,
+    connection: Connection,
+    journal: Journal,
+    parallelism: int,
+    header: dict[str, Any],
+) -> ApplyResult:
+    """Apply `todo`, journaled; then write an emulator target back (also after
+    a failure or Ctrl-C: what was applied is kept)."""
+    journal.header(todo, **header)
+    applier = Applier(connection.pacer, connection.reader, connection.instance_id, journal,
+                      parallelism, connection.reader.progress)  # fmt: skip
+    try:
+        return applier.apply(todo)
+    finally:
+        journal.close()
+        connection.save()
+
+
+def report(outcome: ApplyResult, elapsed: float, journal: Path) -> None:
+    """The summary line; what failed or was not started, and exit 5, if any."""
+    calls = ", ".join(f"{op} {n}" for op, n in sorted(outcome.calls.items()))
+    click.echo(
+        f"Applied {len(outcome.applied)} change(s), {len(outcome.failed)} failed, "
+        f"{len(outcome.skipped)} not started in {elapsed:.1f} s. Calls: {calls}. "
+        f"Throttles absorbed: {outcome.throttles_absorbed}. Journal: {journal}"
     )
+    if outcome.ok:
+        return
+    for name, error in sorted(outcome.failed.items()):
+        click.echo(f"  failed: {name}: {error}", err=True)
+    if outcome.skipped:
+        click.echo(f"  {outcome.stopped}:", err=True)
+    for name in outcome.skipped:
+        click.echo(f"    {name}", err=True)
+    click.echo("Partially applied. Run apply again to finish.", err=True)
+    sys.exit(ExitCode.PARTIAL)
 
 
 @click.command(
@@ -135,6 +181,11 @@ def default_journal() -> Path:
     help="Users changed at once.",
 )
 @click.option(
+    "--take-ownership",
+    is_flag=True,
+    help="Manage users another settings.owner tagged (they are tagged with ours).",
+)
+@click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -142,7 +193,11 @@ def default_journal() -> Path:
     help="Seconds to wait for another apply to an emulator:FILE target to finish.",
 )
 @click.option(
-    "--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (JSON lines)."
+    "--journal",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_JOURNAL_DIRECTORY,
+    show_default=True,
+    help="Directory for the journal (JSON lines, docs/journal-format.md).",
 )
 @narrowing_options
 @read_option
@@ -154,8 +209,9 @@ def apply(
     auto_approve: bool,
     force: bool,
     parallelism: int,
+    take_ownership: bool,
     lock_timeout: float,
-    journal: Path | None,
+    journal: Path,
     users: tuple[str, ...],
     attributes: tuple[str, ...],
     changed_since: str | None,
@@ -163,6 +219,8 @@ def apply(
 ) -> None:
     """Plan and apply, or apply exactly a saved PLANFILE."""
     opts = options(ctx)
+    if planfile is not None and take_ownership:
+        raise click.UsageError("--take-ownership is for plan: a saved plan says whom it tags")
     manifest = load_or_exit(opts)
     renderer = TextRenderer(color=use_color(opts))
     snapshot = emulator_snapshot(opts.target)
@@ -182,7 +240,7 @@ def apply(
         else:
             narrowing = narrowing_or_exit(opts, manifest, connection.reader, users, attributes,
                                           changed_since)  # fmt: skip
-            todo = checked_plan(manifest, connection, narrowing)
+            todo = checked_plan(manifest, connection, narrowing, take_ownership)
         if todo.errors:
             click.echo(renderer.render(todo))
             sys.exit(ExitCode.ERROR)
@@ -196,25 +254,20 @@ def apply(
         if planfile is None and not auto_approve:  # a saved plan was reviewed: never ask
             confirm_or_exit(renderer.render(todo))
         started = time.perf_counter()
-        journal_file = Journal(journal or default_journal())
+        journal_file = Journal(journal_path(journal))
+        header = {
+            "instance": connection.instance_id,
+            "region": opts.region or manifest.instance.region_name,
+            "target": opts.target,
+            "owner": manifest.settings.owner,
+        }
         try:
-            applier = Applier(connection.pacer, connection.reader, manifest.instance.instance_id,
-                              journal_file, parallelism, connection.reader.progress)  # fmt: skip
-            outcome = applier.apply(todo)
-        finally:
-            journal_file.close()
-            connection.save()
-    elapsed = time.perf_counter() - started
-    calls = ", ".join(f"{op} {n}" for op, n in sorted(outcome.calls.items()))
-    click.echo(
-        f"Applied {len(outcome.applied)} change(s), {len(outcome.failed)} failed, "
-        f"{len(outcome.skipped)} skipped in {elapsed:.1f} s. Calls: {calls}. "
-        f"Throttles absorbed: {outcome.throttles_absorbed}. Journal: {journal_file.path}"
-    )
-    if not outcome.ok:
-        for name, error in sorted(outcome.failed.items()):
-            click.echo(f"  failed: {name}: {error}", err=True)
-        for name in outcome.skipped:
-            click.echo(f"  skipped: {name}", err=True)
-        click.echo("Partially applied. Run apply again to finish.", err=True)
-        sys.exit(ExitCode.PARTIAL)
+            outcome = run_journaled(todo, connection, journal_file, parallelism, header)
+        except KeyboardInterrupt:
+            click.echo(
+                f"Interrupted: changes in flight finished, the rest not started; "
+                f"run apply again to finish. Journal: {journal_file.path}",
+                err=True,
+            )
+            sys.exit(ExitCode.INTERRUPTED)
+    report(outcome, time.perf_counter() - started, journal_file.path)

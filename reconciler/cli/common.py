@@ -59,6 +59,7 @@ class ExitCode:
     GUARD = 3
     STALE_PLAN = 4
     PARTIAL = 5
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 @dataclass

@@ -126,6 +126,11 @@ def apply_command(out: Path, opts: GlobalOptions) -> str:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @narrowing_options
 @read_option
+@click.option(
+    "--take-ownership",
+    is_flag=True,
+    help="Manage users another settings.owner tagged (they are tagged with ours).",
+)
 @global_options()
 @click.pass_context
 def plan(
@@ -137,6 +142,7 @@ def plan(
     attributes: tuple[str, ...],
     read: str,
     changed_since: str | None,
+    take_ownership: bool,
 ) -> None:
     """Read Connect and show what apply would change."""
     opts = options(ctx)
@@ -146,7 +152,7 @@ def plan(
         narrowing = narrowing_or_exit(
             opts, manifest, connection.reader, users, attributes, changed_since
         )
-        result = make_plan(manifest, connection.reader, narrowing)
+        result = make_plan(manifest, connection.reader, narrowing, take_ownership=take_ownership)
     result.region = opts.region or result.region  # the region read is the one a saved plan is for
     renderer = TextRenderer(color=use_color(opts)) if fmt == "text" else RENDERERS[fmt]()
     click.echo(renderer.render(result))

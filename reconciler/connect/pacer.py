@@ -6,6 +6,11 @@ burst token in reserve (see `pacing_quota`). Throttles, 5xx and dropped connecti
 happen are retried with jittered exponential backoff. A write whose
 connection dropped may or may not have been applied; that is not retried
 here but raised as AmbiguousWrite, so the caller re-reads before deciding.
+
+Retries other than throttles draw on a RetryBudget shared by every call, as
+the AWS SDKs' standard retry mode does: when the service keeps failing the
+budget runs dry and calls fail at once (RetryBudgetExhausted) instead of
+each retrying through an outage.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
 )
@@ -34,7 +41,21 @@ _THROTTLE_CODES = {"ThrottlingException", "TooManyRequestsException", "Throttlin
 _MAYBE_APPLIED = (ConnectionClosedError, ReadTimeoutError)
 # Never sent (includes connect timeouts): safe to retry anything.
 _NOT_SENT = (EndpointConnectionError,)
+_TIMEOUTS = (ReadTimeoutError, ConnectTimeoutError)
 READ_PREFIXES = ("Describe", "List", "Search", "Get")
+
+# The standard retry mode's retry quota, in the values the AWS SDKs have long
+# used (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html;
+# Ruby's Aws::Plugins::Retries::RetryQuota, JS v3's middleware-retry
+# constants): 500 tokens; a retry costs 5, a retry after a timeout 10; a call
+# that succeeds without retrying puts 1 back, one that succeeds after retrying
+# puts back what its last retry cost. (botocore 1.44's opt-in 2026 behaviour
+# charges 14 and 5 for throttles.) Throttles cost nothing here: the pacer
+# keeps them rare and they say "slower", not "failing".
+RETRY_BUDGET_CAPACITY = 500
+RETRY_COST = 5
+TIMEOUT_RETRY_COST = 10
+NO_RETRY_INCREMENT = 1
 _HOOK_ID = "connect-reconciler-quota-pacer"
 
 
@@ -45,6 +66,38 @@ class AmbiguousWrite(Exception):
         super().__init__(f"{operation}: outcome unknown ({cause})")
         self.operation = operation
         self.cause = cause
+
+
+class RetryBudgetExhausted(BotoCoreError):
+    """A call failed and the retry budget is spent: the service keeps failing."""
+
+    fmt = "{operation}: {error} (not retried: the service keeps failing, retry budget spent)"
+
+
+class RetryBudget:
+    """The shared retry quota: retries take tokens, successes refill them."""
+
+    def __init__(self, capacity: int = RETRY_BUDGET_CAPACITY) -> None:
+        self.capacity = capacity
+        self.available = capacity
+        self._lock = threading.Lock()
+
+    def acquire(self, cost: int) -> bool:
+        """Take `cost` tokens for a retry; False when too few are left."""
+        with self._lock:
+            if cost > self.available:
+                return False
+            self.available -= cost
+            return True
+
+    def release(self, amount: int) -> None:
+        """Put tokens back after a success, never above the capacity."""
+        with self._lock:
+            self.available = min(self.capacity, self.available + amount)
+
+
+# (attempt that failed, its error, seconds until the retry): for the journal
+RetryListener = Callable[[int, Exception, float], None]
 
 
 def is_throttle(error: Exception) -> bool:
@@ -88,6 +141,7 @@ class QuotaPacer:
         # blip but a wrong or unreachable endpoint: fail at once, not after
         # a silent minute of retries.
         self._answered = False
+        self.budget = RetryBudget()
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
@@ -120,15 +174,17 @@ class QuotaPacer:
                 )
             return self._buckets[operation]
 
-    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+    def call(
+        self, operation: str, /, on_retry: RetryListener | None = None, **params: Any
+    ) -> dict[str, Any]:
         """Call `operation` (e.g. "ListUsers") within its quota, retrying
-        transient failures; raise ClientError for the rest."""
+        transient failures while the retry budget lasts (telling `on_retry`
+        of each); raise ClientError for the rest."""
         method: Callable[..., dict[str, Any]] = getattr(self.client, self._methods[operation])
+        last_cost = 0
         for attempt in range(1, self.max_attempts + 1):
             try:
                 response = method(**params)
-                self._answered = True
-                return response
             except (ClientError, *_MAYBE_APPLIED, *_NOT_SENT) as error:
                 if isinstance(error, _NOT_SENT) and not self._answered:
                     raise
@@ -142,11 +198,21 @@ class QuotaPacer:
                 )
                 if not retryable or attempt == self.max_attempts:
                     raise
+                if not is_throttle(error):
+                    last_cost = TIMEOUT_RETRY_COST if isinstance(error, _TIMEOUTS) else RETRY_COST
+                    if not self.budget.acquire(last_cost):
+                        raise RetryBudgetExhausted(operation=operation, error=error) from error
                 with self._lock:
                     self.retries[operation] += 1
                     delay = self._random.uniform(0, self.base_delay * 2 ** (attempt - 1))
                 log.debug("%s failed (%s); retry %d in %.2fs", operation, error, attempt, delay)
+                if on_retry is not None:
+                    on_retry(attempt, error, delay)
                 time.sleep(delay / self.time_scale)
+            else:
+                self._answered = True
+                self.budget.release(last_cost or NO_RETRY_INCREMENT)
+                return response
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def pages(self, operation: str, key: str, **params: Any) -> list[Any]:

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Usernames per SearchUsers call when narrowing (--user); one OrConditions each.
 USERNAMES_PER_SEARCH = 20
+# The tag `settings.owner` puts on every user it manages (DESIGN §4).
+OWNER_TAG = "connect-reconciler:owner"
 Progress = Callable[[str, int, int], None]  # (what, done, total), for progress bars
 READS = ("auto", "search", "list")
 # Levels 1-5 are 001..101 in binary: the holders found at the levels with
@@ -93,6 +95,7 @@ class ReadScope:
     groups: list[GroupMatch] = field(default_factory=list)
     only_users: set[str] | None = None
     only_attributes: set[str] | None = None
+    owners: bool = False  # read users' owner tags (SearchUsers returns Tags; ListUsers not)
 
 
 @dataclass
@@ -106,6 +109,9 @@ class LiveState:
     errors: list[str] = field(default_factory=list)
     read: ReadChoice = field(default_factory=lambda: ReadChoice("list"))
     whole: bool = True  # False when narrowed to some users: `managed` is not every managed user
+    # managed users' ARNs and OWNER_TAG values (when the scope asked for owners)
+    arns: dict[str, str] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -174,7 +180,8 @@ class LiveStateReader:
                     if declared and (scope.only_users is None or username in scope.only_users):
                         started[username] = reads.submit(self.proficiencies, user_id)
 
-            user_ids, members, managed, missing, errors = self._managed(scope, pool, start)
+            listed, members, managed, missing, errors = self._managed(scope, pool, start)
+            user_ids = {name: record["Id"] for name, record in listed.items()}
             ordered = sorted(managed)
             ids = [user_ids[u] for u in ordered]
             choice = self.choose_read(scope, attributes.result(), len(ids))
@@ -198,6 +205,12 @@ class LiveStateReader:
                 errors,
                 choice,
                 whole=scope.only_users is None,
+                arns={u: listed[u]["Arn"] for u in ordered if u in listed and "Arn" in listed[u]},
+                owners={
+                    u: listed[u]["Tags"][OWNER_TAG]
+                    for u in ordered
+                    if OWNER_TAG in (listed.get(u, {}).get("Tags") or {})
+                },
             )
 
     def choose_read(
@@ -316,9 +329,9 @@ class LiveStateReader:
         scope: ReadScope,
         pool: ThreadPoolExecutor,
         on_page: Callable[[dict[str, str]], None] = lambda page: None,
-    ) -> tuple[dict[str, str], list[dict[str, str]], set[str], list[str], list[str]]:
-        """(username -> id, each group's members, managed, missing, errors);
-        `on_page` sees each page of usernames -> ids as it arrives."""
+    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]], set[str], list[str], list[str]]:
+        """(username -> user record, each group's members, managed, missing,
+        errors); `on_page` sees each page of usernames -> ids as it arrives."""
         users = pool.submit(self._users, scope, on_page)
         names = pool.submit(self._selector_names, scope.groups)
         errors: list[str] = []
@@ -329,20 +342,22 @@ class LiveStateReader:
             )
             for selector in scope.groups
         ]
-        user_ids = users.result()
+        listed = users.result()
+        user_ids = {name: record["Id"] for name, record in listed.items()}
         members = [
             _members(selector, future.result(), user_ids)
             for selector, future in zip(scope.groups, member_futures, strict=True)
         ]
         for matched in members:
-            user_ids.update(matched)
-        wanted = set(user_ids) if scope.all_users else set(scope.declared_users)
+            for username, user_id in matched.items():
+                listed.setdefault(username, {"Username": username, "Id": user_id})
+        wanted = set(listed) if scope.all_users else set(scope.declared_users)
         for matched in members:
             wanted |= set(matched)
         if scope.only_users is not None:
             wanted &= scope.only_users
-        missing = sorted(u for u in wanted if u not in user_ids)
-        return user_ids, members, wanted - set(missing), missing, errors
+        missing = sorted(u for u in wanted if u not in listed)
+        return listed, members, wanted - set(missing), missing, errors
 
     def attributes(self, names: set[str] | None = None) -> dict[str, Attribute]:
         """Predefined attributes with their values (all, or just `names`)."""
@@ -420,15 +435,28 @@ class LiveStateReader:
             list(pool.map(describe, lacking))
         return ContactWindow(kept, max(total, len(found)))
 
-    def _users(self, scope: ReadScope, on_page: Callable[[dict[str, str]], None]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def _users(
+        self, scope: ReadScope, on_page: Callable[[dict[str, str]], None]
+    ) -> dict[str, dict[str, Any]]:
+        """Users by username as ListUsers or SearchUsers returns them (Id,
+        Arn; SearchUsers also Tags, so owners cost no call per user);
+        `on_page` sees each page's usernames -> ids as it arrives."""
+        found: dict[str, dict[str, Any]] = {}
+
+        def take(users: list[dict[str, Any]]) -> None:
+            on_page({u["Username"]: u["Id"] for u in users})
+            found.update({u["Username"]: u for u in users})
+
         if scope.only_users is None:
-            for listed in self.pacer.each_page(
-                "ListUsers", "UserSummaryList", InstanceId=self.instance_id, MaxResults=1000
+            operation, key, size = (
+                ("SearchUsers", "Users", 500)
+                if scope.owners
+                else ("ListUsers", "UserSummaryList", 1000)
+            )
+            for users in self.pacer.each_page(
+                operation, key, InstanceId=self.instance_id, MaxResults=size
             ):
-                page = {u["Username"]: u["Id"] for u in listed}
-                on_page(page)
-                found.update(page)
+                take(users)
             return found
         names = sorted(scope.only_users)
         chunks = [
@@ -438,15 +466,12 @@ class LiveStateReader:
         # The chunks are independent: search them concurrently (the pacer
         # still holds SearchUsers to its quota).
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="usernames") as pool:
-            pages = pool.map(
+            for users in pool.map(
                 lambda c: self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=c),
                 chunks,
-            )
-            for users in pages:
-                page = {user["Username"]: user["Id"] for user in users}
-                on_page(page)
-                found.update(page)
-            return found
+            ):
+                take(users)
+        return found
 
     def _selector_names(self, groups: list[GroupMatch]) -> tuple[dict[str, str], dict[str, str]]:
         profiles: dict[str, str] = {}

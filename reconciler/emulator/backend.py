@@ -17,6 +17,7 @@ import itertools
 import re
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ DEFAULT_PAGE_SIZE = 100
 _READS = ("Describe", "List", "Search", "Get")
 # SearchPredefinedAttributes' StringCondition FieldName (see _check_attribute_fields).
 ATTRIBUTE_SEARCH_FIELD = "name"
+MAX_TAGS_PER_RESOURCE = 50
 
 # SearchContacts' TimeRange.Type and Sort.FieldName -> the contact member.
 _CONTACT_FIELDS = {
@@ -595,6 +597,55 @@ class ConnectBackend:
             "LastModifiedTime": user["User"].get("LastModifiedTime"),
             "LastModifiedRegion": user["User"].get("LastModifiedRegion"),
         }
+
+    # -- tags (users only) ------------------------------------------------
+    # TagResource, UntagResource, ListTagsForResource take the resource's ARN
+    # (https://docs.aws.amazon.com/connect/latest/APIReference/API_TagResource.html);
+    # a user's tags are DescribeUser's and SearchUsers' `Tags`. Only users of
+    # this instance are taggable here; any other ARN is ResourceNotFound.
+
+    def _tagged_user(self, params: Record) -> Record:
+        arn = params["resourceArn"]
+        for user in self.users.values():
+            if user["User"].get("Arn") == arn:
+                return user["User"]
+        raise _not_found("Resource", arn)
+
+    def _check_tag(self, key: str, value: str | None = None) -> None:
+        # The service model's TagKey pattern ^(?!aws:)[\p{L}\p{Z}\p{N}_.:/=+\-@]*$
+        # (lengths 1-128, TagValue up to 256, are checked from the model).
+        # Tag restrictions reserve `aws:` in any case for keys and values
+        # (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html).
+        for text in (key, value or ""):
+            if text.casefold().startswith("aws:"):
+                raise self._bad(f"Tag {key!r}: the aws: prefix is reserved.")
+        if not all(unicodedata.category(c)[0] in "LZN" or c in "_.:/=+-@" for c in key):
+            raise self._bad(f"Tag key {key!r} has characters tags do not allow.")
+
+    def tag_resource(self, params: Record) -> Record:
+        user = self._tagged_user(params)
+        for key, value in params["tags"].items():
+            self._check_tag(key, value)
+        tags = {**user.get("Tags", {}), **params["tags"]}
+        # TagMap allows 1-50 entries (service model); a resource holds at most 50.
+        if not params["tags"] or len(tags) > MAX_TAGS_PER_RESOURCE:
+            raise self._bad(f"A resource has 1 to {MAX_TAGS_PER_RESOURCE} tags.")
+        user["Tags"] = tags
+        return {}
+
+    def untag_resource(self, params: Record) -> Record:
+        user = self._tagged_user(params)
+        for key in params["tagKeys"]:
+            self._check_tag(key)
+        tags = {k: v for k, v in user.get("Tags", {}).items() if k not in params["tagKeys"]}
+        if tags:
+            user["Tags"] = tags
+        else:
+            user.pop("Tags", None)
+        return {}
+
+    def list_tags_for_resource(self, params: Record) -> Record:
+        return {"tags": dict(self._tagged_user(params).get("Tags", {}))}
 
     # -- contacts ---------------------------------------------------------
 

@@ -67,6 +67,9 @@ class SettingsSpec(_Strict):
     # the plan checks that they exist live. Anything else must be declared.
     external_attributes: list[str] = Field(default_factory=list)
     quotas: dict[str, QuotaSpec] = Field(default_factory=dict)
+    # Tag every managed user connect-reconciler:owner=NAME, and refuse users
+    # another NAME owns. 256 is TagResource's TagValue maximum (service model).
+    owner: Annotated[str, Field(min_length=1, max_length=256)] | None = None
 
     @field_validator("quotas")
     @classmethod

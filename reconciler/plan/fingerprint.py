@@ -46,9 +46,13 @@ def touched_objects(changes: list[Change]) -> tuple[set[str], set[str]]:
     return attributes, users
 
 
-def fingerprints(changes: list[Change], live: RoutingState) -> dict[str, dict[str, str | None]]:
-    """Fingerprints of every live object the changes touch."""
+def fingerprints(
+    changes: list[Change], live: RoutingState, tagged: set[str] | None = None
+) -> dict[str, dict[str, str | None]]:
+    """Fingerprints of every live object the changes touch, and of the users
+    the plan tags with its owner."""
     attributes, users = touched_objects(changes)
+    users |= tagged or set()
     by_folded = {name.casefold(): attribute for name, attribute in live.attributes.items()}
     return {
         "attributes": {

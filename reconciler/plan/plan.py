@@ -13,6 +13,28 @@ from reconciler.plan.guards import GuardFinding
 FORMAT_VERSION = "1"
 
 
+@dataclass(frozen=True)
+class OwnerTag:
+    """A managed user apply tags with `settings.owner` (TagResource on its ARN):
+    one not tagged yet, or one another owner had (--take-ownership)."""
+
+    username: str
+    user_id: str
+    arn: str
+    owner: str
+    previous_owner: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "user_id": self.user_id,
+            "arn": self.arn,
+            "owner": self.owner,
+            "previous_owner": self.previous_owner,
+        }
+
+
 @dataclass
 class Plan:
     """A first-class plan value: render it, save it, apply it."""
@@ -32,10 +54,11 @@ class Plan:
     read: ReadChoice | None = None
     # what a narrowed plan (--user/--attribute/--changed-since) covers and defers
     narrowing: dict[str, Any] | None = None
+    owner_tags: list[OwnerTag] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes)
+        return bool(self.changes or self.owner_tags)
 
     @property
     def user_changes(self) -> list[UserProficiencyChange]:
@@ -74,6 +97,7 @@ class Plan:
             "unmanaged_attributes": list(self.unmanaged_attributes),
             "coverage": [row.data for row in self.coverage],
             "narrowing": self.narrowing,
+            "owner_tags": [tag.data for tag in self.owner_tags],
         }
         if self.read is not None:
             data["read"] = self.read.data
@@ -105,6 +129,7 @@ class Plan:
             fingerprints=data.get("fingerprints", {}),
             read=ReadChoice.from_data(data["read"]) if data.get("read") else None,
             narrowing=data.get("narrowing"),
+            owner_tags=[OwnerTag(**tag) for tag in data.get("owner_tags", [])],
         )
 
 

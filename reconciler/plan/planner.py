@@ -13,7 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from reconciler import limits
-from reconciler.connect.reader import LiveState, LiveStateReader, ReadScope, search_criteria
+from reconciler.connect.reader import (
+    OWNER_TAG,
+    LiveState,
+    LiveStateReader,
+    ReadScope,
+    search_criteria,
+)
 from reconciler.coverage import (
     AllOf,
     AnyOf,
@@ -27,7 +33,7 @@ from reconciler.plan.changes import REMOVE_PHASE, AttributeChange, Change
 from reconciler.plan.diff import DiffPolicy, apply_changes, diff
 from reconciler.plan.fingerprint import fingerprints
 from reconciler.plan.guards import GuardFinding, change_share_guard, coverage_guard
-from reconciler.plan.plan import Plan
+from reconciler.plan.plan import OwnerTag, Plan
 from reconciler.state import Proficiencies, RoutingState, UserState
 
 log = logging.getLogger(__name__)
@@ -100,6 +106,7 @@ def read_scope(manifest: Manifest, narrowing: Narrowing) -> ReadScope:
         all_users=manifest.settings.users == "all",
         groups=[group.match for group in manifest.groups],
         only_users=set(narrowing.users) if narrowing.users is not None else None,
+        owners=manifest.settings.owner is not None,
     )
 
 
@@ -170,6 +177,37 @@ def closest(name: str, candidates: Iterable[str]) -> str:
     return f"; closest: {', '.join(by_folded[m] for m in matches)}" if matches else ""
 
 
+def ownership(
+    manifest: Manifest, live: LiveState, take_ownership: bool
+) -> tuple[list[OwnerTag], list[str]]:
+    """With `settings.owner`: the managed users to tag with it, and an error
+    per other owner whose users these manifests would manage (unless
+    `take_ownership`): two repositories must not flip one agent back and forth."""
+    owner = manifest.settings.owner
+    if owner is None:
+        return [], []
+    tags = []
+    others: dict[str, set[str]] = {}
+    for username in sorted(live.managed):
+        held = live.owners.get(username)
+        if held == owner:
+            continue
+        if held is not None and not take_ownership:
+            others.setdefault(held, set()).add(username)
+            continue
+        user_id = live.state.users[username].user_id or ""
+        tags.append(OwnerTag(username, user_id, live.arns.get(username, ""), owner, held))
+    errors = [
+        f"users owned by {other!r} (tag {OWNER_TAG}), not {owner!r}: {names(users)}; "
+        "another configuration manages them: leave them out, or pass --take-ownership"
+        for other, users in sorted(others.items())
+    ]
+    unknown = [t.username for t in tags if not t.arn]
+    if unknown:
+        errors.append(f"cannot tag users whose ARN Connect did not return: {names(unknown)}")
+    return tags, errors
+
+
 def diff_policy(manifest: Manifest) -> DiffPolicy:
     """The manifests' settings as diff policy (a narrowed plan defers what it
     prunes, see narrowed_changes)."""
@@ -217,12 +255,14 @@ def make_plan(
     reader: LiveStateReader,
     narrowing: Narrowing | None = None,
     extra_requirements: list[Requirement] | None = None,
+    take_ownership: bool = False,
 ) -> Plan:
     """Read live state and plan the changes the manifests ask for; also count
     agents for `extra_requirements` (routing steps seen on contacts).
 
     A narrowed plan reads and changes a subset, but every guard still looks
-    at the whole instance (DESIGN §3, "Narrowing")."""
+    at the whole instance (DESIGN §3, "Narrowing"). With `settings.owner`,
+    users another owner tagged are errors unless `take_ownership`."""
     narrowing = narrowing or Narrowing()
     live = reader.read(read_scope(manifest, narrowing))
     errors = list(live.errors)
@@ -244,6 +284,8 @@ def make_plan(
     existing_attributes = sum(1 for n in desired.attributes if n in current.attributes) + deletes
     deferred: list[str] = []
     requirements = manifest.requirements + (extra_requirements or [])
+    owner_tags, owner_errors = ownership(manifest, live, take_ownership)
+    errors += owner_errors
     if narrowing.active:
         errors += unknown_attribute_errors(manifest, live.state, narrowing)
         managed = instance_managed(manifest, reader, live)
@@ -290,10 +332,11 @@ def make_plan(
         guards=guards,
         unchanged_users=len(desired.users) - users_changed,
         unmanaged_attributes=unmanaged,
-        fingerprints=fingerprints(changes, fingerprinted),
+        fingerprints=fingerprints(changes, fingerprinted, {t.username for t in owner_tags}),
         coverage=coverage,
         read=live.read,
         narrowing=narrowing.data(deferred) if narrowing.active else None,
+        owner_tags=owner_tags,
     )
 
 

@@ -147,7 +147,10 @@ def summary_line(plan: Plan) -> str:
         f"{s['level_updates']} level updates, {s['disassociations']} disassociations), "
         f"{s['no_op_users']} unchanged"
     )
-    return f"{attributes}; {users}"
+    tags = ""
+    if plan.owner_tags:
+        tags = f"; {len(plan.owner_tags)} user(s) to tag owner={plan.owner_tags[0].owner}"
+    return f"{attributes}; {users}{tags}"
 
 
 def attribute_lines(change: AttributeChange) -> list[str]:
@@ -201,6 +204,9 @@ class TextRenderer:
         if narrowed:
             lines += [self._paint("!", f"! {narrowed[0]}")]
             lines += [f"    {line}" for line in narrowed[1:]] + [""]
+        for tag in plan.owner_tags:
+            taken = f" (taken from {tag.previous_owner})" if tag.previous_owner else ""
+            lines.append(self._paint("+", f"  + tag user {tag.username} owner={tag.owner}{taken}"))
         for change in plan.changes:
             if isinstance(change, AttributeChange):
                 sign = _SIGNS[change.kind]
@@ -227,7 +233,7 @@ class TextRenderer:
                         "      (disassociations first: associating first would pass the "
                         "per-user cap)"
                     )
-        if not plan.changes:
+        if not plan.has_changes:
             lines.append("  No changes. Connect matches the manifests.")
         if plan.unmanaged_attributes:
             lines += ["", f"Not managed here, left alone: {', '.join(plan.unmanaged_attributes)}"]

@@ -30,8 +30,14 @@ from reconciler.plan.fingerprint import (
     proficiencies_fingerprint,
     touched_objects,
 )
-from reconciler.plan.plan import Plan
-from reconciler.plan.planner import Narrowing, desired_state, diff_policy, read_scope
+from reconciler.plan.plan import OwnerTag, Plan
+from reconciler.plan.planner import (
+    Narrowing,
+    desired_state,
+    diff_policy,
+    ownership,
+    read_scope,
+)
 from reconciler.state import RoutingState
 
 
@@ -68,6 +74,7 @@ def load_plan(path: Path) -> Plan:
     if not isinstance(fingerprinted, dict) or set(fingerprinted) != {"attributes", "users"}:
         raise SavedPlanError(f"{path}: the plan has no fingerprints; save it with `plan --out`")
     attributes, users = touched_objects(plan.changes)
+    users |= {tag.username for tag in plan.owner_tags}
     missing = sorted(attributes - set(fingerprinted["attributes"])) + sorted(
         users - set(fingerprinted["users"])
     )
@@ -102,9 +109,13 @@ def check_saved_plan(
     if stale:
         raise RefusedPlan("it is stale", stale)
     recomputed, errors = recomputed_changes(plan, manifest, live)
-    if errors:
-        raise RefusedPlan("planning its objects again fails", errors)
-    differences = changes_differences(plan.changes, recomputed)
+    # who owns each user now is compared below, so taking ownership is no error here
+    tags, owner_errors = ownership(manifest, live, take_ownership=True)
+    if errors or owner_errors:
+        raise RefusedPlan("planning its objects again fails", errors + owner_errors)
+    differences = changes_differences(plan.changes, recomputed) + tags_differences(
+        plan.owner_tags, tags
+    )
     if differences:
         raise RefusedPlan(
             "its changes are not what the manifests and Connect give now (was the file edited?)",
@@ -176,15 +187,29 @@ def changes_differences(saved: list[Change], recomputed: list[Change]) -> list[s
         return {f"{change_identity(c)} (phase {c.phase})": c.data for c in changes}
 
     saved_keyed, recomputed_keyed = keyed(saved), keyed(recomputed)
-    found = DeepDiff(saved_keyed, recomputed_keyed, ignore_numeric_type_changes=True)
-    lines = []
-    if not found and list(saved_keyed) != list(recomputed_keyed):
+    lines = differences(saved_keyed, recomputed_keyed)
+    if not lines and list(saved_keyed) != list(recomputed_keyed):
         lines.append("the plan's changes are out of order")
-    for levels in found.tree.values():
-        for level in levels:
-            plan_has, recomputed_has = _shown(level.t1), _shown(level.t2)
-            lines.append(f"{level.path()}: plan has {plan_has}, recomputed {recomputed_has}")
-    return sorted(lines)
+    return lines
+
+
+def tags_differences(saved: list[OwnerTag], recomputed: list[OwnerTag]) -> list[str]:
+    """One line per owner tag the plan and Connect now disagree on (another
+    owner tagged a user since, or the file was edited)."""
+    return differences(
+        {f"owner tag {t.username}": t.data for t in saved},
+        {f"owner tag {t.username}": t.data for t in recomputed},
+    )
+
+
+def differences(saved: dict[str, Any], recomputed: dict[str, Any]) -> list[str]:
+    """`root['key']...: plan has X, recomputed Y`, path by path (deepdiff)."""
+    found = DeepDiff(saved, recomputed, ignore_numeric_type_changes=True)
+    return sorted(
+        f"{level.path()}: plan has {_shown(level.t1)}, recomputed {_shown(level.t2)}"
+        for levels in found.tree.values()
+        for level in levels
+    )
 
 
 def _shown(value: Any) -> str:

@@ -8,7 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from reconciler.connect.pacer import AmbiguousWrite, QuotaPacer
+from reconciler.connect.pacer import (
+    RETRY_BUDGET_CAPACITY,
+    RETRY_COST,
+    TIMEOUT_RETRY_COST,
+    AmbiguousWrite,
+    QuotaPacer,
+    RetryBudget,
+    RetryBudgetExhausted,
+)
 from reconciler.connect.quotas import Quota
 from reconciler.emulator import FaultPlan, backend_from_snapshot
 from tests.conftest import INSTANCE_ID, small_snapshot
@@ -89,3 +97,60 @@ def test_pages_follows_tokens(connect) -> None:
     users = pacer.pages("ListUsers", "UserSummaryList", **IN, MaxResults=1)
     assert sorted(u["Username"] for u in users) == ["ann", "jane", "joe"]
     assert pacer.calls["ListUsers"] == 3
+
+
+# -- the retry budget (the SDKs' standard retry quota) -------------------------
+
+
+def test_an_outage_spends_the_retry_budget_then_calls_fail_at_once(connect) -> None:
+    emulator, client = connect
+    emulator.set_faults(FaultPlan(error=1.0))
+    pacer = QuotaPacer(client, time_scale=1000, max_attempts=8)
+    outcomes = []
+    for _ in range(20):
+        with pytest.raises((ClientError, RetryBudgetExhausted)) as raised:
+            pacer.call("ListUsers", **IN)
+        outcomes.append(isinstance(raised.value, RetryBudgetExhausted))
+    # 500 tokens at 5 a retry: 100 retries in all, then no call is retried.
+    assert pacer.retries["ListUsers"] == RETRY_BUDGET_CAPACITY // RETRY_COST == 100
+    assert emulator.stats.calls("ListUsers") == 20 + 100
+    # 14 calls x 7 retries = 98 retries; the 15th retries twice and runs dry
+    assert outcomes == [False] * 14 + [True] * 6
+    assert pacer.budget.available < RETRY_COST
+
+
+def test_successes_refill_the_budget(connect) -> None:
+    emulator, client = connect
+    pacer = QuotaPacer(client, time_scale=1000)
+    pacer.budget.available = 0
+    for _ in range(3):
+        pacer.call("ListUsers", **IN)
+    assert pacer.budget.available == 3  # one token back per call that needed no retry
+    pacer.budget.available = 100
+    emulator.set_faults(FaultPlan(error=0.5, seed=4))
+    while True:
+        before, retries_before = pacer.budget.available, pacer.retries["ListUsers"]
+        pacer.call("ListUsers", **IN)
+        retried = pacer.retries["ListUsers"] - retries_before
+        if retried:
+            break
+    # each retry took 5; the success gave back what its last retry cost
+    assert pacer.budget.available == before - RETRY_COST * retried + RETRY_COST
+
+
+def test_throttles_do_not_spend_the_budget(connect) -> None:
+    emulator, client = connect
+    emulator.set_faults(FaultPlan(throttle=1.0))
+    pacer = QuotaPacer(client, time_scale=1000, max_attempts=4)
+    with pytest.raises(ClientError, match="Throttling"):
+        pacer.call("ListUsers", **IN)
+    assert pacer.retries["ListUsers"] == 3
+    assert pacer.budget.available == RETRY_BUDGET_CAPACITY
+
+
+def test_a_timeout_costs_twice_a_retry() -> None:
+    budget = RetryBudget(capacity=15)
+    assert budget.acquire(TIMEOUT_RETRY_COST) and budget.acquire(RETRY_COST)
+    assert not budget.acquire(RETRY_COST)
+    budget.release(100)
+    assert budget.available == 15  # never above the capacity
