@@ -95,3 +95,20 @@ def test_verbose_logs_to_stderr(config_dir: Path, flag: str) -> None:
     assert result.returncode == 0
     assert "loaded 2 file(s)" in result.stderr
     assert "loaded" not in result.stdout
+
+
+def test_schema_has_an_id_and_the_shipped_copy_is_current() -> None:
+    schema = json.loads(CliRunner().invoke(cli, ["schema"]).output)
+    assert schema["$id"] == "urn:connect-reconciler:manifest:1"
+    shipped = json.loads((ROOT / "docs" / "manifest.schema.json").read_text())
+    assert shipped == schema, "regenerate: connect-reconciler schema > docs/manifest.schema.json"
+
+
+def test_every_config_file_names_the_schema_for_editors() -> None:
+    files = sorted((ROOT / "config").rglob("*.yaml"))
+    assert files
+    for path in files:
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), path
+        target = path.parent / first.split("=", 1)[1]
+        assert target.resolve() == ROOT / "docs" / "manifest.schema.json", path

@@ -121,7 +121,7 @@ def global_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 def epilog(exit_codes: str, example: str) -> str:
     """The `--help` epilog every command has: its exit codes and one example."""
-    return f"\b\nExit codes: {exit_codes}.\n\b\nExample:\n  {example}"
+    return f"\b\nExit codes: {exit_codes}.\n\n\b\nExample:\n  {example}"
 
 
 def use_color(opts: GlobalOptions, stream: TextIO | None = None) -> bool:

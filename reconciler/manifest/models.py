@@ -166,10 +166,16 @@ def known_keys() -> set[str]:
     return names
 
 
+SCHEMA_ID = "urn:connect-reconciler:manifest:1"
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of one manifest file (every section optional per file)."""
     schema = ManifestDocument.model_json_schema()
     schema["required"] = []  # sections may live in any file; the merge checks completeness
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    # A stable name (no host to serve it from); editors load the file
+    # docs/manifest.schema.json through the yaml-language-server modeline.
+    schema["$id"] = SCHEMA_ID
     schema["title"] = "connect-reconciler manifest"
     return schema

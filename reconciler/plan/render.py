@@ -13,6 +13,8 @@ from reconciler.plan.plan import Plan
 
 # GitHub refuses comments over 65,536 characters; leave room for a wrapper.
 MARKDOWN_LIMIT = 60_000
+# Hidden in rendered Markdown; a CI job finds its own PR comment by it.
+MARKDOWN_MARKER = "<!-- connect-reconciler-plan -->"
 
 
 def level(value: float) -> str:
@@ -275,6 +277,7 @@ class MarkdownRenderer:
 
     def render(self, plan: Plan) -> str:
         head = [
+            MARKDOWN_MARKER,
             f"### connect-reconciler plan for `{plan.instance_id}`",
             "",
             f"**{summary_line(plan)}**",

@@ -100,7 +100,9 @@ def test_plan_round_trips_through_json() -> None:
 
 def test_markdown_puts_the_summary_first_and_escapes_tables() -> None:
     markdown = MarkdownRenderer().render(sample_plan(1))
-    assert markdown.splitlines()[2].startswith("**1 attribute(s) to create")
+    # A hidden marker line first: the CI job finds its sticky comment by it.
+    assert markdown.splitlines()[0] == "<!-- connect-reconciler-plan -->"
+    assert markdown.splitlines()[3].startswith("**1 attribute(s) to create")
     assert "<details><summary>User changes (1)</summary>" in markdown
     assert "| user0\\|x |" in markdown
 

@@ -1,0 +1,153 @@
+"""docs/iam/ policies grant exactly the Connect actions the commands call.
+
+Every command runs against a served emulator as an `aws` target; the
+emulator counts the operations it was really sent (`GET /_emulator/stats`).
+Each operation is the IAM action `connect:<Operation>` (Connect's actions are
+named after its API operations:
+https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonconnect.html).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from reconciler.connect.client import connect_client
+from reconciler.connect.quotas import DEFAULT_QUOTAS
+from reconciler.emulator import ConnectEmulator, load_snapshot
+from tests.conftest import ROOT
+
+DEMO = ROOT / "examples" / "demo-snapshot.json"
+PLAN_POLICY = ROOT / "docs" / "iam" / "plan-policy.json"
+APPLY_POLICY = ROOT / "docs" / "iam" / "apply-policy.json"
+# Called only when the manifests ask for it, so the runs below may not see
+# them; each is listed with the condition (and asserted not to be a guess:
+# it must be a real Connect operation in botocore's model).
+CONDITIONAL_WRITES = {
+    # settings.owner: apply tags the attributes it creates (issue #13).
+    "TagResource": "apply with settings.owner set tags what it creates",
+}
+# Read by every command that talks to Connect; a read policy must never
+# grant any of these prefixes' opposites.
+READ_PREFIXES = ("Describe", "List", "Search", "Get")
+
+# Manifests that make the reader use every read it has: a hierarchy-group
+# selector besides the demo's routing-profile one, and (for apply) an
+# attribute to update and one to delete.
+HIERARCHY_GROUP = "groups:\n  - match: {hierarchy_group: Denver}\n    sets: [retention]\n"
+
+
+def actions(policy: Path) -> set[str]:
+    """The `connect:` actions a policy document allows."""
+    document = json.loads(policy.read_text())
+    found: set[str] = set()
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        listed = statement["Action"]
+        found |= {listed} if isinstance(listed, str) else set(listed)
+    assert all(a.startswith("connect:") and "*" not in a for a in found), found
+    return found
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory) -> tuple[set[str], set[str]]:
+    """(what the read commands call, what apply calls), each command run
+    once against the demo instance served over HTTP, manifests in ./config."""
+    workdir = tmp_path_factory.mktemp("iam")
+    server = ConnectEmulator(load_snapshot(DEMO)).start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(workdir)
+            patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+            patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            patch.delenv("AWS_PROFILE", raising=False)
+            config = workdir / "config"
+            shutil.copytree(ROOT / "config", config)
+            (config / "hierarchy.yaml").write_text(HIERARCHY_GROUP)
+            # The emulator does not throttle here; pace as fast as it answers.
+            fast = "".join(f"    {op}: {{rate: 10000, burst: 100}}\n" for op in DEFAULT_QUOTAS)
+            settings = (config / "instance.yaml").read_text() + "  quotas:\n" + fast
+            (config / "instance.yaml").write_text(settings)
+            reads = read_commands(server)
+            # Prune, so that an attribute nobody holds is deleted (Legacy
+            # Queue, held by an unmanaged user, stays: declared external).
+            pruning = "prune_attributes: true\n  external_attributes: [Legacy Queue]"
+            (config / "instance.yaml").write_text(
+                settings.replace("prune_attributes: false", pruning)
+            )
+            attributes = (config / "attributes.yaml").read_text()
+            (config / "attributes.yaml").write_text(
+                attributes.replace("Portuguese]", "Portuguese, Italian]")
+            )
+            client = connect_client(endpoint_url=server.url, emulator=True)
+            client.create_predefined_attribute(
+                InstanceId=server.backend.instance["Id"],
+                Name="Unused",
+                Values={"StringList": ["x"]},
+            )
+            applied = called(server, "apply", "--auto-approve", "--force", "--journal", "j.jsonl")
+            return reads, applied
+    finally:
+        server.stop()
+
+
+def called(server: ConnectEmulator, *args: str) -> set[str]:
+    """Operations one command sent, as IAM actions."""
+    reset = urllib.request.Request(f"{server.url}/_emulator/reset", b"", method="POST")
+    urllib.request.urlopen(reset).close()
+    result = CliRunner().invoke(cli, [*args, "--endpoint-url", server.url])
+    assert result.exit_code in (0, 2, 3), result.output
+    with urllib.request.urlopen(f"{server.url}/_emulator/stats") as response:
+        stats = json.load(response)
+    return {f"connect:{op}" for op, counts in stats.items() if counts.get("calls")}
+
+
+def read_commands(server: ConnectEmulator) -> set[str]:
+    """Every read command, with the options that add reads."""
+    reads = called(server, "plan")
+    reads |= called(server, "drift")
+    reads |= called(server, "coverage", "--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z")
+    reads |= called(server, "export", "--out", "exported")  # no --region: DescribeInstance
+    reads |= called(server, "export", "--snapshot", "exported.json")
+    shutil.copytree("config", "update-me")
+    reads |= called(server, "export", "--update", "update-me")
+    return reads
+
+
+def test_plan_policy_grants_exactly_what_the_read_commands_call(observed) -> None:
+    reads, _ = observed
+    assert actions(PLAN_POLICY) == reads
+
+
+def test_apply_policy_adds_exactly_apply_writes(observed) -> None:
+    reads, applied = observed
+    writes = applied - reads
+    assert writes == {
+        "connect:CreatePredefinedAttribute",
+        "connect:UpdatePredefinedAttribute",
+        "connect:DeletePredefinedAttribute",
+        "connect:AssociateUserProficiencies",
+        "connect:UpdateUserProficiencies",
+        "connect:DisassociateUserProficiencies",
+    }
+    conditional = {f"connect:{op}" for op in CONDITIONAL_WRITES}
+    assert actions(APPLY_POLICY) == reads | writes | conditional
+
+
+def test_conditional_actions_are_real_connect_operations() -> None:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("connect")
+    assert set(CONDITIONAL_WRITES) <= set(model.operation_names)
+
+
+def test_read_policy_has_no_write_action() -> None:
+    granted = {a.removeprefix("connect:") for a in actions(PLAN_POLICY)}
+    assert granted and all(a.startswith(READ_PREFIXES) for a in granted)
+    assert actions(PLAN_POLICY) < actions(APPLY_POLICY)
