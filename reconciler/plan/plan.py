@@ -135,4 +135,5 @@ class Plan:
 
 def _known_members() -> set[str]:
     """Every top-level member to_data writes (saved plans add `saved_at`)."""
-    return set(Plan("", None, "", []).to_data(with_fingerprints=True)) | {"saved_at"}
+    every = Plan("", None, "", [], read=ReadChoice("list"))
+    return set(every.to_data(with_fingerprints=True)) | {"saved_at"}
