@@ -39,3 +39,16 @@ def test_serve_refuses_a_quota_below_one(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--max-attributes" in result.stderr
+
+
+def test_serve_refuses_a_malformed_snapshot_with_exit_1(tmp_path: Path) -> None:
+    snapshot = tmp_path / "s.json"
+    snapshot.write_text(json.dumps({**small_snapshot(), "Users": None}))
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "emulator", "serve", "--snapshot", str(snapshot)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"error: {snapshot}: Users: expected a list, got null\n"

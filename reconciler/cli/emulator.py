@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from reconciler import limits
-from reconciler.cli.common import global_options, options
+from reconciler.cli.common import ExitCode, global_options, options
 from reconciler.emulator import (
     ConnectEmulator,
     FaultPlan,
@@ -75,8 +76,11 @@ def serve(
         backend = (
             load_snapshot(snapshot_path, **quotas) if snapshot_path else empty_backend(**quotas)
         )
-    except (ValueError, SnapshotError) as exc:
+    except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    except SnapshotError as exc:  # a bad file, not bad usage: exit 1 as other commands
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.ERROR)
     if persist and snapshot_path is None:
         raise click.UsageError("--persist needs --snapshot FILE")
     server = ConnectEmulator(
