@@ -85,6 +85,10 @@ IMPLEMENTED_MEMBERS: dict[str, Any] = {
     "DisassociateUserProficiencies": ANY,
     "ListUserProficiencies": ANY,
     "DescribeContact": ANY,
+    # Tag operations (helper i13's handlers): every member is implemented.
+    "TagResource": ANY,
+    "UntagResource": ANY,
+    "ListTagsForResource": ANY,
     "SearchContacts": {
         **_PAGED,
         "TimeRange": ANY,
