@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from reconciler.connect.model_check import require_model
 from reconciler.connect.quotas import Quota
 from reconciler.connect.target import Connection, TargetError, open_target
 from reconciler.emulator import SnapshotError
@@ -142,6 +143,9 @@ def connected(
             tasks[what] = bar.add_task(what, total=total)
         bar.update(tasks[what], completed=done)
 
+    # Every command that talks to Connect starts here: an older botocore would
+    # speak an older API (ModelTooOld, exit 1). Offline commands skip the cost.
+    require_model()
     show = progress if sys.stderr.isatty() and not opts.quiet else None
     try:
         quotas = (
