@@ -17,7 +17,14 @@ def test_serve_takes_the_account_quotas_and_writes_them_back(tmp_path: Path) -> 
     command = [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
                "--snapshot", str(snapshot), "--persist",
                "--max-proficiencies-per-user", "3", "--max-attributes", "40"]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    # A shell without job control starts background jobs with SIGINT ignored,
+    # and the child would inherit that: give it the default, as a terminal would.
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         assert server.stdout is not None
         assert server.stdout.readline().startswith("Connect emulator at http://")
