@@ -50,8 +50,9 @@ _CONTACT_FIELDS = {
 # with InvalidParameterException naming it: the emulator never ignores a
 # filter it does not understand (DESIGN §4). Operations absent here are refused.
 ANY: Any = True
-_STRING_CONDITION = {"FieldName": ANY, "Value": ANY, "ComparisonType": ANY}
-_ATTRIBUTE_CRITERIA: dict[str, Any] = {"StringCondition": _STRING_CONDITION}
+_ATTRIBUTE_CRITERIA: dict[str, Any] = {
+    "StringCondition": {"FieldName": ANY, "Value": ANY, "ComparisonType": ANY}
+}
 _ATTRIBUTE_CRITERIA["AndConditions"] = _ATTRIBUTE_CRITERIA
 _ATTRIBUTE_CRITERIA["OrConditions"] = _ATTRIBUTE_CRITERIA
 # SearchContacts' SearchCriteria members and the contact member each matches.
@@ -85,16 +86,16 @@ IMPLEMENTED_MEMBERS: dict[str, Any] = {
     "DisassociateUserProficiencies": ANY,
     "ListUserProficiencies": ANY,
     "DescribeContact": ANY,
-    # Tag operations (helper i13's handlers): every member is implemented.
-    "TagResource": ANY,
-    "UntagResource": ANY,
-    "ListTagsForResource": ANY,
     "SearchContacts": {
         **_PAGED,
         "TimeRange": ANY,
         "SearchCriteria": dict.fromkeys(_CONTACT_CRITERIA, ANY),
         "Sort": ANY,
     },
+    # Tag operations (helper i13's handlers): every member is implemented.
+    "TagResource": ANY,
+    "UntagResource": ANY,
+    "ListTagsForResource": ANY,
 }
 
 
