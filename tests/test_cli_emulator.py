@@ -47,7 +47,14 @@ def test_serve_takes_the_account_quotas_and_writes_them_back(tmp_path: Path) -> 
     command = [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
                "--snapshot", str(snapshot), "--persist",
                "--max-proficiencies-per-user", "3", "--max-attributes", "40"]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    # A shell without job control starts background jobs with SIGINT ignored,
+    # and the child would inherit that: give it the default, as a terminal would.
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         assert server.stdout is not None
         assert server.stdout.readline().startswith("Connect emulator at http://")
@@ -69,3 +76,16 @@ def test_serve_refuses_a_quota_below_one(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--max-attributes" in result.stderr
+
+
+def test_serve_refuses_a_malformed_snapshot_with_exit_1(tmp_path: Path) -> None:
+    snapshot = tmp_path / "s.json"
+    snapshot.write_text(json.dumps({**small_snapshot(), "Users": None}))
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "emulator", "serve", "--snapshot", str(snapshot)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"error: {snapshot}: Users: expected a list, got null\n"

@@ -20,7 +20,7 @@ from reconciler.cli.plan import plan
 from reconciler.cli.schema import schema
 from reconciler.cli.show import show
 from reconciler.cli.validate import validate
-from reconciler.connect.model_check import ModelTooOld, require_model
+from reconciler.connect.model_check import ModelTooOld
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,12 +37,10 @@ for command in (validate, plan, apply, show, drift, coverage, export, schema, em
 def main() -> None:
     """Console entry point: no traceback for expected failures."""
     try:
-        require_model()
-    except ModelTooOld as exc:
+        cli(standalone_mode=True)
+    except ModelTooOld as exc:  # raised by the first command to need the model
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.ERROR)
-    try:
-        cli(standalone_mode=True)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

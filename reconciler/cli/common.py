@@ -26,6 +26,7 @@ from botocore.exceptions import (
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from reconciler.connect.model_check import require_model
 from reconciler.connect.pacer import READ_PREFIXES
 from reconciler.connect.quotas import Quota
 from reconciler.connect.target import Connection, TargetError, open_target
@@ -287,6 +288,9 @@ def connected(
     click.get_current_context().find_root().meta["progress"] = bar
     instance_id = instance_id or (manifest.instance.instance_id if manifest else None)
     region = opts.region or (manifest.instance.region_name if manifest else None)
+    # Every command that talks to Connect starts here: an older botocore would
+    # speak an older API (ModelTooOld, exit 1). Offline commands skip the cost.
+    require_model()
     try:
         quotas = (
             {op: Quota(q.rate, q.burst) for op, q in manifest.settings.quotas.items()}

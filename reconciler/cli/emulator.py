@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 
 import click
 
 from reconciler import limits
-from reconciler.cli.common import LOGGING, epilog, global_options, options
+from reconciler.cli.common import LOGGING, ExitCode, epilog, global_options, options
 from reconciler.emulator import (
     ConnectEmulator,
     FaultPlan,
@@ -91,8 +92,11 @@ def serve(
         backend = (
             load_snapshot(snapshot_path, **settings) if snapshot_path else empty_backend(**settings)
         )
-    except (ValueError, SnapshotError) as exc:
+    except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    except SnapshotError as exc:  # a bad file, not bad usage: exit 1 as other commands
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.ERROR)
     if persist and snapshot_path is None:
         raise click.UsageError("--persist needs --snapshot FILE")
     server = ConnectEmulator(

@@ -5,9 +5,14 @@ an old botocore means an old API: members the tool sends would be refused
 client-side and members the emulator returns would be dropped. Every shape
 and member the tool and the emulator rely on is listed here; the first
 botocore release that has them all is the declared floor (pyproject.toml).
-The floor was found by loading each candidate release's
-botocore/data/connect/2017-08-08/service-2.json against REQUIREMENTS
-(`missing_from`); releases before it lack at least one.
+The floor was found by loading candidate releases' (`pip download --no-deps
+botocore==X`) botocore/data/connect/2017-08-08/service-2.json.gz and
+checking it with `missing_from`: 1.34.100 lacks 17 requirements (Purposes,
+AttributeConfiguration, the 100-character and 500-value limits, ListCondition,
+RoutingCriteria, SegmentAttributes' ValueMap/ValueInteger, ...); 1.35.0 14;
+1.36.0 to 1.40.25 still the predefined attribute members; 1.40.30 to 1.40.39
+only SearchContacts' summary RoutingCriteria; 1.40.40, 1.40.76, 1.41.0,
+1.41.6, 1.42.1 and 1.44.5 none.
 """
 
 from __future__ import annotations

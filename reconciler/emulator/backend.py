@@ -54,8 +54,9 @@ _CONTACT_FIELDS = {
 # with InvalidParameterException naming it: the emulator never ignores a
 # filter it does not understand (DESIGN §4). Operations absent here are refused.
 ANY: Any = True
-_STRING_CONDITION = {"FieldName": ANY, "Value": ANY, "ComparisonType": ANY}
-_ATTRIBUTE_CRITERIA: dict[str, Any] = {"StringCondition": _STRING_CONDITION}
+_ATTRIBUTE_CRITERIA: dict[str, Any] = {
+    "StringCondition": {"FieldName": ANY, "Value": ANY, "ComparisonType": ANY}
+}
 _ATTRIBUTE_CRITERIA["AndConditions"] = _ATTRIBUTE_CRITERIA
 _ATTRIBUTE_CRITERIA["OrConditions"] = _ATTRIBUTE_CRITERIA
 # SearchContacts' SearchCriteria members and the contact member each matches.
@@ -95,6 +96,10 @@ IMPLEMENTED_MEMBERS: dict[str, Any] = {
         "SearchCriteria": dict.fromkeys(_CONTACT_CRITERIA, ANY),
         "Sort": ANY,
     },
+    # Tag operations (helper i13's handlers): every member is implemented.
+    "TagResource": ANY,
+    "UntagResource": ANY,
+    "ListTagsForResource": ANY,
 }
 
 
@@ -108,8 +113,7 @@ def unimplemented_members(value: Any, spec: Any, path: str) -> list[str]:
             for index, item in enumerate(value)
             for found in unimplemented_members(item, spec, f"{path}[{index}]")
         ]
-    if not isinstance(value, dict):
-        return []
+    # A dict spec is a structure's, and input was validated against its shape.
     found = []
     for key, item in value.items():
         where = f"{path}.{key}" if path else key

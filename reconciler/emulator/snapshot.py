@@ -93,9 +93,9 @@ def _epoch(value: Any) -> float:
         epoch = to_epoch(value)
         to_iso(epoch)
     except (OverflowError, OSError) as exc:
-        raise ValueError(f"timestamp {value!r} is out of range") from exc
+        raise ValueError(f"timestamp {value!r:.40} is out of range") from exc
     except ValueError as exc:
-        raise ValueError(f"not a timestamp: {value!r}") from exc
+        raise ValueError(f"not a timestamp: {value!r:.40}") from exc
     return epoch
 
 

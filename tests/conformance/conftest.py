@@ -116,6 +116,11 @@ def _emulator() -> Iterator[Endpoint]:
             {"Name": "connect:Subtype", "Values": {"StringList": ["connect:Chat"]},
              "AttributeConfiguration": {"IsReadOnly": True}},
         ],
+        "Contacts": [
+            {"Id": f"c-{n}", "Channel": "VOICE", "InitiationMethod": "INBOUND",
+             "InitiationTimestamp": time.time() - 3600 * (n + 1)}
+            for n in range(3)
+        ],
     }  # fmt: skip
     with ConnectEmulator(backend_from_snapshot(snapshot), check_responses=True) as server:
         session = {

@@ -13,6 +13,8 @@ the emulator until i12's SearchUsers field checks merge; it is marked xfail
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from tests.conformance.conftest import Endpoint
@@ -67,6 +69,8 @@ def test_names_differing_only_in_case_are_duplicates(endpoint) -> None:
     code, status = endpoint.error(
         "CreatePredefinedAttribute", Name=name.upper(), Values={"StringList": ["a"]}
     )
+    if not code:  # created after all: delete it with the rest
+        endpoint.created.append(name.upper())
     assert (code, status) == ("DuplicateResourceException", 409)
 
 
@@ -88,7 +92,9 @@ def test_search_predefined_attributes_by_name(endpoint) -> None:
             "SearchPredefinedAttributes",
             SearchCriteria={"OrConditions": [{"StringCondition": condition}]},
         )
-        return [a["Name"] for a in page["PredefinedAttributes"]] == [name]
+        listed = page["PredefinedAttributes"]
+        # The reader relies on values coming with the search (no Describe each).
+        return [(a["Name"], a["Values"]["StringList"]) for a in listed] == [(name, ["a"])]
 
     assert endpoint.eventually(found)
 
@@ -321,3 +327,34 @@ def test_search_users_refuses_other_proficiency_field_names(endpoint, request) -
     criteria = {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": [
         {"StringCondition": {"FieldName": "AttributeName", "Value": "x", "ComparisonType": "EXACT"}}]}}  # fmt: skip
     assert endpoint.error("SearchUsers", SearchCriteria=criteria)[0] == "InvalidParameterException"
+
+
+def test_search_users_by_usernames(endpoint) -> None:
+    # API_SearchUsers; UserSearchCriteria documents the Username field and OrConditions.
+    def username_is(name: str) -> dict:
+        return {
+            "StringCondition": {"FieldName": "Username", "Value": name, "ComparisonType": "EXACT"}
+        }
+
+    found = endpoint.call(
+        "SearchUsers", SearchCriteria={"OrConditions": [username_is(u) for u in endpoint.users]}
+    )
+    assert {u["Username"]: u["Id"] for u in found["Users"]} == endpoint.users
+
+
+@pytest.mark.undocumented
+def test_search_contacts_default_order(endpoint) -> None:
+    # The reader reads "newest first" without a Sort; the default order is not stated.
+    now = dt.datetime.now(dt.UTC)
+    window = {
+        "Type": "INITIATION_TIMESTAMP",
+        "StartTime": now - dt.timedelta(days=7),
+        "EndTime": now,
+    }
+    contacts = endpoint.call("SearchContacts", TimeRange=window, MaxResults=100)["Contacts"]
+    times = [c["InitiationTimestamp"] for c in contacts if "InitiationTimestamp" in c]
+    if len(times) < 2:
+        pytest.skip("fewer than two contacts in the last seven days")
+    order = "newest first" if times == sorted(times, reverse=True) else (
+        "oldest first" if times == sorted(times) else "neither")  # fmt: skip
+    choice(endpoint, "SearchContacts order without Sort", (order, 0), "newest first")

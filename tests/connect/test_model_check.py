@@ -20,6 +20,7 @@ from reconciler.connect.model_check import (
     missing_from,
     require_model,
 )
+from tests.conftest import write_config
 
 
 def installed_model_json() -> dict:
@@ -63,23 +64,36 @@ def test_requirements_are_distinct() -> None:
     assert len(set(REQUIREMENTS)) == len(REQUIREMENTS)
 
 
-def test_the_cli_exits_1_naming_the_version_under_an_older_model(tmp_path: Path) -> None:
+def run_under_an_older_model(tmp_path: Path, *command: str) -> subprocess.CompletedProcess:
     # AWS_DATA_PATH models win over botocore's own: the CLI sees an older API.
     document = installed_model_json()
     document["shapes"]["CreatePredefinedAttributeRequest"]["members"].pop("Purposes")
     folder = tmp_path / "connect" / "2017-08-08"
     folder.mkdir(parents=True)
     (folder / "service-2.json").write_text(json.dumps(document))
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "schema"],
+    write_config(tmp_path / "config", {})  # manifests that validate: plan gets to connect
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *command],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         env={**os.environ, "AWS_DATA_PATH": str(tmp_path)},
         timeout=60,
     )
+
+
+@pytest.mark.parametrize(
+    "command", [["emulator", "serve", "--port", "0"], ["plan", "--target", "emulator:s.json"]]
+)
+def test_commands_that_need_the_model_exit_1_naming_the_version(tmp_path: Path, command) -> None:
+    result = run_under_an_older_model(tmp_path, *command)
     assert result.returncode == 1
     assert f"install botocore>={BOTOCORE_FLOOR}" in result.stderr
     assert "CreatePredefinedAttribute input Purposes" in result.stderr
+
+
+def test_offline_validate_does_not_need_the_model(tmp_path: Path) -> None:
+    assert run_under_an_older_model(tmp_path, "validate").returncode == 0
 
 
 def test_pyproject_declares_the_floor_found_here() -> None:

@@ -793,3 +793,11 @@ def test_connect_language_keeps_its_system_values_and_settings(
     assert code == "InvalidParameterException"
     assert message in text
     assert language_values(with_language) == ["en-US", "fr-CA"]
+
+
+def test_connect_language_settings_resent_unchanged_are_accepted(with_language) -> None:
+    with_language.update_predefined_attribute(
+        **IN, Name="connect:Language", Purposes=[],
+        AttributeConfiguration={"EnableValueValidationOnAssociation": False},
+    )  # fmt: skip
+    assert language_values(with_language) == ["en-US", "fr-CA"]

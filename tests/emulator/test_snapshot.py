@@ -293,3 +293,35 @@ def test_random_snapshots_load_or_fail_with_a_snapshot_error(document) -> None:
     # A loaded snapshot writes back as JSON that loads to the same state.
     written = json.loads(json.dumps(snapshot_of(backend)))
     assert snapshot_of(backend_from_snapshot(written)) == written
+
+
+def test_a_snapshot_in_describe_shape_plans(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli import cli
+    from tests.conftest import INSTANCE_ID, write_config
+
+    monkeypatch.chdir(tmp_path)
+    snapshot = small_snapshot()
+    snapshot["RoutingProfiles"] = [
+        {"RoutingProfile": {"RoutingProfileId": "rp-basic", "Name": "Basic Routing Profile"}},
+        {"RoutingProfile": {"RoutingProfileId": "rp-spanish", "Name": "Spanish Support"}},
+    ]
+    snapshot["UserHierarchyGroups"] = [
+        {"HierarchyGroup": g} for g in snapshot["UserHierarchyGroups"]
+    ]
+    (tmp_path / "snapshot.json").write_text(json.dumps(snapshot))
+    write_config(tmp_path / "config", {
+        "instance.yaml": f"instance:\n  id: {INSTANCE_ID}\n  region: us-east-1\n",
+        "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, Spanish, French]}\n  Skill: {values: [Billing, Payments]}\n",
+        "sets.yaml": "proficiency_sets:\n  spanish: {Language: {Spanish: 4}, Skill: {Billing: 3}}\n",
+        "groups.yaml": "groups:\n  - match: {routing_profile: Spanish Support}\n    sets: [spanish]\n",
+    }, base=False)  # fmt: skip
+    plan = ["plan", "--detailed-exitcode", "--target", "emulator:snapshot.json"]
+    result = CliRunner().invoke(cli, plan)
+    assert result.exit_code == 0, result.output  # jane, in Spanish Support, already matches
+    groups = tmp_path / "config" / "groups.yaml"
+    groups.write_text(groups.read_text().replace("Spanish Support", "Basic Routing Profile"))
+    result = CliRunner().invoke(cli, [*plan, "--format", "json"])
+    assert result.exit_code == 2, result.output
+    assert {c.get("username") for c in json.loads(result.output)["changes"]} == {"joe", "ann"}
