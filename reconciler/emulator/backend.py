@@ -96,7 +96,7 @@ IMPLEMENTED_MEMBERS: dict[str, Any] = {
         "SearchCriteria": dict.fromkeys(_CONTACT_CRITERIA, ANY),
         "Sort": ANY,
     },
-    # Tag operations (helper i13's handlers): every member is implemented.
+    # Tag operations: every member is implemented.
     "TagResource": ANY,
     "UntagResource": ANY,
     "ListTagsForResource": ANY,
