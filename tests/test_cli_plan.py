@@ -309,3 +309,47 @@ def test_a_set_edited_in_a_commit_narrows_to_exactly_its_holders(demo_repo: Path
     assert document["narrowing"]["users"] == [f"{h}@example.com" for h in holders]
     assert document["narrowing"]["changed_since"] == "HEAD~1"
     assert {c["username"] for c in document["changes"]} <= set(document["narrowing"]["users"])
+
+
+@pytest.mark.parametrize("read", ["list", "search"])
+@pytest.mark.parametrize(
+    "narrowing",
+    [
+        ["--changed-since", "HEAD~1"],
+        ["--attribute", "Skill"],
+        ["--user", "laura.jackson@example.com"],
+    ],
+    ids=["changed-since", "attribute", "user"],
+)
+def test_a_saved_narrowed_plan_applies_exactly_itself_and_refuses_an_edit(
+    demo_repo: Path, narrowing: list[str], read: str
+) -> None:
+    """Narrowing x saved plans x read strategy: what `plan --out` saved is
+    what `apply FILE` recomputes (deferred changes stay deferred), an edited
+    copy is refused, and afterwards the narrowed scope is in sync."""
+    sets = demo_repo / "config" / "sets.yaml"
+    sets.write_text(sets.read_text().replace("Skill: {Retention: 4}", "Skill: {Retention: 5}"))
+    git(demo_repo, "commit", "-qam", "retention 5")
+    saved = run("plan", *narrowing, "--read", read, "--out", "plan.json")
+    assert saved.exit_code == 0, saved.output
+    plan = json.loads((demo_repo / "plan.json").read_text())
+    assert plan["narrowing"] is not None and plan["read"]["strategy"] == read
+    assert plan["changes"], "the change under test must plan something"
+    edited = json.loads(json.dumps(plan))
+    entry = next(
+        c[step][0]
+        for c in edited["changes"]
+        if c["kind"] == "user_proficiencies"
+        for step in ("update", "associate")
+        if c[step]
+    )
+    entry["level"] = 1.0 if entry["level"] != 1.0 else 2.0
+    (demo_repo / "edited.json").write_text(json.dumps(edited))
+    before = (demo_repo / "snapshot.json").read_bytes()
+    refused = run("apply", "edited.json")
+    assert refused.exit_code == 4, refused.output
+    assert (demo_repo / "snapshot.json").read_bytes() == before
+    applied = run("apply", "plan.json")
+    assert applied.exit_code == 0, applied.output
+    again = run("plan", *narrowing, "--read", "list", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output

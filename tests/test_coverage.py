@@ -234,7 +234,10 @@ def test_parse_since() -> None:
     ("expression", "fragment"),
     [
         ("'Language = Spanish >='", "column 22: expected a level"),
-        ("'Language = Klingon >= 2'", "uses Language/Klingon, which the manifests do not declare"),
+        (
+            "'Language = Klingon >= 2'",
+            "uses 'Language/Klingon', which the manifests do not declare",
+        ),
         ("{AttributeCondition: {Name: Language}}", "Name and Value are required"),
     ],
 )

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -55,10 +55,16 @@ def saved_plan_or_exit(
         click.echo(f"refusing to apply: {exc}", err=True)
         sys.exit(ExitCode.STALE_PLAN)
     except RefusedPlan as refused:
-        click.echo(f"refusing to apply {path}: {refused.reason} (run plan again):", err=True)
-        for problem in refused.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(ExitCode.STALE_PLAN)
+        refuse(str(path), refused)
+    return saved
+
+
+def refuse(what: str, refused: RefusedPlan) -> NoReturn:
+    """Say why `what` is not applied, one line per problem, and exit 4."""
+    click.echo(f"refusing to apply {what}: {refused.reason} (run plan again):", err=True)
+    for problem in refused.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(ExitCode.STALE_PLAN)
 
 
 def checked_plan(
@@ -71,10 +77,7 @@ def checked_plan(
     if plan.read is not None and plan.read.strategy == "search" and not plan.errors:
         stale = stale_objects(plan, reread(plan, manifest, connection.reader))
         if stale:
-            click.echo("refusing to apply the plan: it is stale (run plan again):", err=True)
-            for problem in stale:
-                click.echo(f"  {problem}", err=True)
-            sys.exit(ExitCode.STALE_PLAN)
+            refuse("the plan", RefusedPlan("it is stale", stale))
     return plan
 
 

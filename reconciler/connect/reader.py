@@ -95,7 +95,11 @@ class ReadScope:
     groups: list[GroupMatch] = field(default_factory=list)
     only_users: set[str] | None = None
     only_attributes: set[str] | None = None
+    # proficiencies wanted in these attributes only (--attribute): the search read asks for less
+    proficiency_attributes: set[str] | None = None
     owners: bool = False  # read users' owner tags (SearchUsers returns Tags; ListUsers not)
+    # "list" forces ListUserProficiencies (re-reads that must not trust the search index)
+    strategy: str | None = None
 
 
 @dataclass
@@ -168,9 +172,8 @@ class LiveStateReader:
             started: dict[str, Future[Proficiencies]] = {}
 
             # Only when the list read is certain: auto narrowed to users always lists.
-            eager = self.strategy == "list" or (
-                self.strategy == "auto" and scope.only_users is not None
-            )
+            strategy = scope.strategy or self.strategy
+            eager = strategy == "list" or (strategy == "auto" and scope.only_users is not None)
 
             def start(page: dict[str, str]) -> None:
                 if not eager:
@@ -184,9 +187,10 @@ class LiveStateReader:
             user_ids = {name: record["Id"] for name, record in listed.items()}
             ordered = sorted(managed)
             ids = [user_ids[u] for u in ordered]
-            choice = self.choose_read(scope, attributes.result(), len(ids))
+            searchable = _proficiency_attributes(attributes.result(), scope.proficiency_attributes)
+            choice = self.choose_read(strategy, scope, searchable, len(ids))
             if choice.strategy == "search":
-                found = self.proficiencies_by_search(attributes.result(), set(ids))
+                found = self.proficiencies_by_search(searchable, set(ids))
                 held = [found.get(i, {}) for i in ids]
             else:
                 for username in ordered:
@@ -214,20 +218,20 @@ class LiveStateReader:
             )
 
     def choose_read(
-        self, scope: ReadScope, attributes: dict[str, Attribute], users: int
+        self, strategy: str, scope: ReadScope, attributes: dict[str, Attribute], users: int
     ) -> ReadChoice:
         """How to read `users` users' proficiencies in `attributes`: as asked,
         or (auto) whichever is estimated to take less time at the quotas in
         force. Search needs at least one page per query, so it is only
         estimated (one SearchUsers per attribute: its holder count) when that
         floor is below the list read."""
-        if self.strategy == "list" or any(
+        if strategy == "list" or any(
             len({v.casefold() for v in a.values}) < len(a.values) for a in attributes.values()
         ):
             # Search matches values case-insensitively: values equal but for
             # case would be confused, so such an instance is always listed.
-            return ReadChoice("list", self.strategy)
-        if self.strategy == "search":
+            return ReadChoice("list", strategy)
+        if strategy == "search":
             return ReadChoice("search", "search")
         list_rate = self.pacer.quota("ListUserProficiencies").rate
         search_rate = self.pacer.quota("SearchUsers").rate
@@ -618,3 +622,13 @@ def attribute_of(record: dict[str, Any]) -> Attribute:
         tuple(record.get("Purposes") or ()),
         bool(configuration.get("EnableValueValidationOnAssociation", False)),
     )
+
+
+def _proficiency_attributes(
+    attributes: dict[str, Attribute], wanted: set[str] | None
+) -> dict[str, Attribute]:
+    """The attributes whose proficiencies a read needs: all, or `wanted`."""
+    if wanted is None:
+        return attributes
+    folded = {name.casefold() for name in wanted}
+    return {name: a for name, a in attributes.items() if name.casefold() in folded}

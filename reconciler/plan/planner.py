@@ -11,6 +11,7 @@ import difflib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from reconciler import limits
 from reconciler.connect.reader import (
@@ -27,6 +28,7 @@ from reconciler.coverage import (
     Expression,
     Requirement,
     coverage_rows,
+    references,
 )
 from reconciler.manifest import Manifest
 from reconciler.plan.changes import REMOVE_PHASE, AttributeChange, Change
@@ -85,6 +87,21 @@ class Narrowing:
         }
 
 
+def narrowing_from_data(data: dict[str, Any] | None) -> Narrowing:
+    """The Narrowing a saved plan's `narrowing` member records (none: a full
+    plan). For `--changed-since` its attributes are declarations: they never
+    narrow users' proficiencies. KeyError or TypeError when malformed."""
+    if data is None:
+        return Narrowing()
+    users = None if data["users"] is None else frozenset(map(str, data["users"]))
+    attributes = None if data["attributes"] is None else frozenset(map(str, data["attributes"]))
+    reasons = tuple(map(str, data["reasons"]))
+    if data["changed_since"] is not None:
+        declarations = attributes or frozenset()
+        return Narrowing(users, None, declarations, str(data["changed_since"]), reasons)
+    return Narrowing(users, attributes, reasons=reasons)
+
+
 def _folded(names: frozenset[str]) -> set[str]:
     return {name.casefold() for name in names}
 
@@ -106,8 +123,19 @@ def read_scope(manifest: Manifest, narrowing: Narrowing) -> ReadScope:
         all_users=manifest.settings.users == "all",
         groups=[group.match for group in manifest.groups],
         only_users=set(narrowing.users) if narrowing.users is not None else None,
+        proficiency_attributes=proficiency_attributes(manifest, narrowing),
         owners=manifest.settings.owner is not None,
     )
+
+
+def proficiency_attributes(manifest: Manifest, narrowing: Narrowing) -> set[str] | None:
+    """Whose proficiencies an `--attribute` plan reads: those attributes, and
+    the ones routing requirements name (the coverage guard counts the read
+    users by them); None, every attribute, when not narrowed by attribute."""
+    if narrowing.attributes is None:
+        return None
+    named = {name for r in manifest.requirements for name, _ in references(r.expression)}
+    return set(narrowing.attributes) | named
 
 
 def desired_state(
@@ -145,7 +173,7 @@ def merged_proficiencies(
     return proficiencies
 
 
-def _narrowed_live(live: RoutingState, narrowing: Narrowing) -> RoutingState:
+def narrowed_live(live: RoutingState, narrowing: Narrowing) -> RoutingState:
     if narrowing.attributes is None:
         return live
     users = {
@@ -264,7 +292,8 @@ def make_plan(
     at the whole instance (DESIGN §3, "Narrowing"). With `settings.owner`,
     users another owner tagged are errors unless `take_ownership`."""
     narrowing = narrowing or Narrowing()
-    live = reader.read(read_scope(manifest, narrowing))
+    scope = read_scope(manifest, narrowing)
+    live = reader.read(scope)
     errors = list(live.errors)
     if live.missing_users:
         errors.append(
@@ -273,7 +302,7 @@ def make_plan(
             f"{names(live.missing_users)}"
         )
     desired, desired_errors = desired_state(manifest, live, narrowing)
-    current = _narrowed_live(live.state, narrowing)
+    current = narrowed_live(live.state, narrowing)
     errors += desired_errors + reference_errors(desired, current)
     settings = manifest.settings
     policy = diff_policy(manifest)
@@ -321,7 +350,8 @@ def make_plan(
         # Read by search for some attributes only: touched users are listed
         # whole, so a saved plan's fingerprints match apply's re-read.
         touched = {c.username for c in changes if not isinstance(c, AttributeChange)}
-        fingerprinted, misread = reader.relisted(live.state, touched, set(narrowing.attributes))
+        searched = scope.proficiency_attributes or set()
+        fingerprinted, misread = reader.relisted(live.state, touched, searched)
         errors += misread
     return Plan(
         instance_id=manifest.instance.instance_id,

@@ -35,6 +35,10 @@ from reconciler.plan.planner import (
     Narrowing,
     desired_state,
     diff_policy,
+    instance_managed,
+    narrowed_changes,
+    narrowed_live,
+    narrowing_from_data,
     ownership,
     read_scope,
 )
@@ -108,7 +112,7 @@ def check_saved_plan(
     stale = stale_objects(plan, live)
     if stale:
         raise RefusedPlan("it is stale", stale)
-    recomputed, errors = recomputed_changes(plan, manifest, live)
+    recomputed, errors = recomputed_changes(plan, manifest, live, reader)
     # who owns each user now is compared below, so taking ownership is no error here
     tags, owner_errors = ownership(manifest, live, take_ownership=True)
     if errors or owner_errors:
@@ -131,6 +135,7 @@ def reread(plan: Plan, manifest: Manifest, reader: LiveStateReader) -> LiveState
     if not scope.only_users:  # no user to read: no group to resolve either
         scope.groups = []
     scope.only_attributes = set(plan.fingerprints["attributes"])
+    scope.strategy = "list"  # never the search index, which may trail writes
     return reader.read(scope)
 
 
@@ -157,11 +162,15 @@ def stale_objects(plan: Plan, live: LiveState) -> list[str]:
 
 
 def recomputed_changes(
-    plan: Plan, manifest: Manifest, live: LiveState
+    plan: Plan, manifest: Manifest, live: LiveState, reader: LiveStateReader
 ) -> tuple[list[Change], list[str]]:
     """The changes the manifests ask for the plan's objects given `live`,
-    and any plan errors doing so."""
-    narrowing = Narrowing()
+    narrowed as the plan was (so what it deferred stays deferred), and any
+    plan errors doing so."""
+    try:
+        narrowing = narrowing_from_data(plan.narrowing)
+    except (KeyError, TypeError) as exc:
+        return [], [f"its narrowing member is malformed ({exc!r})"]
     desired, errors = desired_state(manifest, live, narrowing)
     touched = {name.casefold() for name in plan.fingerprints["attributes"]}
 
@@ -169,8 +178,15 @@ def recomputed_changes(
         attributes = {n: a for n, a in state.attributes.items() if n.casefold() in touched}
         return RoutingState(attributes, state.users)
 
-    policy = diff_policy(manifest)
-    return diff(only_touched(desired), only_touched(live.state), policy), live.errors + errors
+    current = narrowed_live(live.state, narrowing)
+    changes = diff(only_touched(desired), only_touched(current), diff_policy(manifest))
+    if narrowing.active:
+        managed = instance_managed(manifest, reader, live)
+        changes, _, holder_errors = narrowed_changes(
+            changes, narrowing, desired, reader, set(live.state.users), managed
+        )
+        errors += holder_errors
+    return changes, live.errors + errors
 
 
 def change_identity(change: Change) -> str:

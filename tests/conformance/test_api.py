@@ -4,11 +4,6 @@ Each test names its source. Tests marked `undocumented` check a choice no AWS
 page states: on the emulator they assert the emulator's choice (see
 docs/emulator-fidelity.md); against AWS they record what AWS does and the
 session ends with a report of it.
-
-Depends on helper i12's branch: `test_search_users_refuses_other_proficiency_
-field_names` (the emulator refusing `AttributeName`) is expected to fail on
-the emulator until i12's SearchUsers field checks merge; it is marked xfail
-(strict) there, so the marker must go when they do.
 """
 
 from __future__ import annotations
@@ -318,12 +313,8 @@ def test_search_users_by_proficiency_name_value_and_limit(endpoint) -> None:
     assert holders(5) == set()
 
 
-def test_search_users_refuses_other_proficiency_field_names(endpoint, request) -> None:
+def test_search_users_refuses_other_proficiency_field_names(endpoint) -> None:
     # API_Condition documents `name`/`value`; other names are not fields.
-    if not endpoint.on_aws:
-        request.applymarker(
-            pytest.mark.xfail(reason="needs i12's SearchUsers field checks", strict=True)
-        )
     criteria = {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": [
         {"StringCondition": {"FieldName": "AttributeName", "Value": "x", "ComparisonType": "EXACT"}}]}}  # fmt: skip
     assert endpoint.error("SearchUsers", SearchCriteria=criteria)[0] == "InvalidParameterException"

@@ -376,7 +376,7 @@ def test_full_plan_reads_proficiencies_from_the_first_page_of_users(connect, tmp
     )
     plan = make_plan(
         load_manifest(tmp_path / "config"),
-        LiveStateReader(QuotaPacer(client, time_scale=1000), INSTANCE_ID),
+        LiveStateReader(QuotaPacer(client, time_scale=1000), INSTANCE_ID, strategy="list"),
     )
     assert plan.errors == [] and plan.changes == [] and plan.unchanged_users == 1_100
     assert len(seen_before_second_page) == 1 and seen_before_second_page[0] > 0

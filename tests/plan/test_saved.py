@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from reconciler.cli import cli
 from reconciler.plan.fingerprint import proficiencies_fingerprint
 from tests.test_apply import cli_run, workdir  # noqa: F401 - workdir is a fixture
 
@@ -144,17 +146,22 @@ def test_a_saved_plan_applies_without_asking_and_says_how(workdir: Path) -> None
     assert cli_run("plan", "--detailed-exitcode").exit_code == 0
 
 
+def show(*args: str):
+    """`show` as a user runs it: it takes no target (it never reads Connect)."""
+    return CliRunner().invoke(cli, ["show", *args])
+
+
 def test_show_renders_a_saved_plan_offline(workdir: Path) -> None:  # noqa: F811
     saved(workdir)
     (workdir / "snapshot.json").unlink()  # no Connect to read
-    text = cli_run("show", "plan.json")
+    text = show("plan.json")
     assert text.exit_code == 0, text.output
     assert "~ user jane" in text.output and "Language/Spanish: 4 → 5" in text.output
-    shown = json.loads(cli_run("show", "plan.json", "--format", "json").output)
+    shown = json.loads(show("plan.json", "--format", "json").output)
     assert [c["kind"] for c in shown["changes"]] == [
         "create_attribute", "update_attribute", "user_proficiencies", "update_attribute",
     ]  # fmt: skip
-    assert cli_run("show", "missing.json").exit_code == 1
+    assert show("missing.json").exit_code == 1
     (workdir / "plan.json").write_text("[]")
-    refused = cli_run("show", "plan.json")
+    refused = show("plan.json")
     assert refused.exit_code == 1 and "not a saved plan" in refused.output
