@@ -603,3 +603,14 @@ def test_a_read_only_snapshot_directory_fails_before_any_change(
     assert "unexpected" not in result.stderr and "Applied" not in result.stdout
     assert snapshot.read_bytes() == before
     assert not (read_only_snapshot / "journals").exists()  # no call was made
+
+
+def test_a_journal_directory_that_cannot_be_made_is_an_error_before_any_change(
+    workdir: Path,
+) -> None:
+    (workdir / "taken").write_text("a file where the journal directory would go")
+    before = (workdir / "snapshot.json").read_bytes()
+    result = cli_run("apply", "--auto-approve", "--journal", "taken/journals")
+    assert result.exit_code == 1
+    assert "cannot write a journal in taken/journals" in result.output
+    assert (workdir / "snapshot.json").read_bytes() == before

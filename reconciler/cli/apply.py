@@ -186,6 +186,7 @@ def apply(
     if planfile is not None and take_ownership:
         raise click.UsageError("--take-ownership is for plan: a saved plan says whom it tags")
     manifest = load_or_exit(opts)
+    region = opts.region or manifest.instance.region_name
     renderer = TextRenderer(color=sys.stdout.isatty())
     snapshot = emulator_snapshot(opts.target)
     with (
@@ -194,7 +195,6 @@ def apply(
     ):
         connection.lock = lock
         if planfile is not None:
-            region = opts.region or manifest.instance.region_name
             todo = saved_plan_or_exit(planfile, manifest, region, connection)
         else:
             todo = make_plan(manifest, connection.reader, take_ownership=take_ownership)
@@ -211,10 +211,14 @@ def apply(
         if planfile is None and not auto_approve:  # a saved plan was reviewed: never ask
             confirm_or_exit(renderer.render(todo))
         started = time.perf_counter()
-        journal_file = Journal(journal_path(journal))
+        try:
+            journal_file = Journal(journal_path(journal))
+        except OSError as exc:
+            click.echo(f"error: cannot write a journal in {journal}: {exc.strerror}", err=True)
+            sys.exit(ExitCode.ERROR)
         header = {
             "instance": connection.instance_id,
-            "region": opts.region or manifest.instance.region_name,
+            "region": region,
             "target": opts.target,
             "owner": manifest.settings.owner,
         }
