@@ -257,16 +257,16 @@ def test_partial_failure_then_rerun_converges(rig) -> None:
 
 
 def test_an_outage_stops_new_writes_once_the_retry_budget_is_spent(rig, tmp_path: Path) -> None:
-    rig.emulator.reset(backend_from_snapshot(many_users_snapshot()))
-    files = many_users_manifest()  # only user changes: the attributes are as live
+    rig.emulator.reset(backend_from_snapshot(many_users_snapshot(60)))
+    files = many_users_manifest(60)  # only user changes: the attributes are as live
     files["attributes.yaml"] = (
         "predefined_attributes:\n  Language: {values: [English, Spanish, French, German, Dutch]}\n  Skill: {values: [Billing, Payments]}\n"
     )
     manifest = rig.manifest(files)
     plan, result = rig.apply(manifest, FaultPlan(error=1.0))
-    assert len(plan.changes) == 150 and not result.applied
+    assert len(plan.changes) == 60 and not result.applied
     assert result.stopped == NOT_STARTED_FAILING
-    assert len(result.failed) + len(result.skipped) == 150 and len(result.skipped) > 100
+    assert len(result.failed) + len(result.skipped) == 60 and len(result.skipped) > 40
     writes = sum(
         rig.emulator.stats.calls(op)
         for op in (
@@ -275,7 +275,7 @@ def test_an_outage_stops_new_writes_once_the_retry_budget_is_spent(rig, tmp_path
             "DisassociateUserProficiencies",
         )
     )
-    # one first attempt per started change plus 500 / 5 retries; 12 attempts each would be 1,800
+    # one first attempt per started change plus 500 / 5 retries; 12 attempts each would be 720
     assert writes == len(result.failed) + 100
     records = journal_lines(tmp_path / "journal.jsonl")
     assert records[-1]["status"] == "partial" and records[-1]["not_started"] == result.skipped
