@@ -2,7 +2,8 @@
 
 A write whose connection dropped may or may not have happened (AmbiguousWrite);
 the applier re-reads that object and sends only what is still missing, so a
-retry never applies twice nor fails on "already associated". A phase that
+retry never applies twice nor fails on "already associated"; each re-send is
+a retry and draws on the pacer's retry budget. A phase that
 did not fully succeed stops the later phases (removing a value some user
 still holds would fail or strand them); re-running apply re-plans from live
 state and finishes the work. When the service keeps failing (the pacer's
@@ -302,12 +303,18 @@ class Applier:
                 duration=round(time.perf_counter() - started, 3),
             )
 
+    def _before_resend(self, attempt: int, unknown: AmbiguousWrite) -> None:
+        """A re-send after an unknown outcome is a retry: it draws on the
+        retry budget (RetryBudgetExhausted when spent); none after the last."""
+        if attempt < MAX_AMBIGUOUS_RETRIES:
+            self.pacer.spend_retry(unknown.operation, unknown.cause)
+
     # -- owner tags -----------------------------------------------------------
 
     def _tag(self, tag: OwnerTag) -> None:
         # Tagging again with the same value changes nothing: an unknown
         # outcome is simply sent again.
-        for _ in range(MAX_AMBIGUOUS_RETRIES):
+        for attempt in range(1, MAX_AMBIGUOUS_RETRIES + 1):
             try:
                 self._write(
                     tag,
@@ -317,21 +324,22 @@ class Applier:
                     tags={OWNER_TAG: tag.owner},
                 )
                 return
-            except AmbiguousWrite:
-                continue
+            except AmbiguousWrite as unknown:
+                self._before_resend(attempt, unknown)
         raise AmbiguousWrite("TagResource", RuntimeError(f"{tag.username}: outcome still unknown"))
 
     # -- attributes ---------------------------------------------------------
 
     def _attribute(self, change: AttributeChange) -> None:
-        for _ in range(MAX_AMBIGUOUS_RETRIES):
+        for attempt in range(1, MAX_AMBIGUOUS_RETRIES + 1):
             try:
                 self._attribute_call(change)
                 return
-            except AmbiguousWrite:
+            except AmbiguousWrite as unknown:
                 live = self.reader.attributes({change.name}).get(change.name)
                 if _attribute_matches(live, change.after):
                     return
+                self._before_resend(attempt, unknown)
                 if change.kind == "create_attribute" and live is not None:
                     # The create did happen, but not as wanted: finish as an update.
                     change = AttributeChange(
@@ -368,7 +376,7 @@ class Applier:
         self, change: UserProficiencyChange, step: str, entries: tuple[ProficiencyEntry, ...]
     ) -> None:
         pending = list(entries)
-        for _ in range(MAX_AMBIGUOUS_RETRIES):
+        for attempt in range(1, MAX_AMBIGUOUS_RETRIES + 1):
             try:
                 self._write(
                     change,
@@ -377,11 +385,12 @@ class Applier:
                     UserProficiencies=[_request_entry(step, e) for e in pending],
                 )
                 return
-            except AmbiguousWrite:
+            except AmbiguousWrite as unknown:
                 held = self.reader.proficiencies(change.user_id)
                 pending = [e for e in pending if not _entry_done(step, e, held)]
                 if not pending:
                     return
+                self._before_resend(attempt, unknown)
         raise AmbiguousWrite(
             _USER_OPERATIONS[step], RuntimeError(f"{change.username}: outcome still unknown")
         )
