@@ -283,6 +283,18 @@ def test_an_outage_stops_new_writes_once_the_retry_budget_is_spent(rig, tmp_path
     assert sum(r["type"] == "retry" for r in records) == 100
 
 
+def test_dropped_connections_spend_the_retry_budget_too(rig) -> None:
+    rig.emulator.reset(backend_from_snapshot(many_users_snapshot(60)))
+    files = many_users_manifest(60)
+    files["attributes.yaml"] = (
+        "predefined_attributes:\n  Language: {values: [English, Spanish, French, German, Dutch]}\n  Skill: {values: [Billing, Payments]}\n"
+    )
+    _, result = rig.apply(rig.manifest(files), FaultPlan(drop_before=1.0))
+    # every write is ambiguous, re-read and re-sent: each re-send is a retry
+    assert result.stopped == NOT_STARTED_FAILING and len(result.skipped) > 20
+    assert rig.pacer.budget.available < 10
+
+
 # -- the CLI --------------------------------------------------------------------
 
 

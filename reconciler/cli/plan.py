@@ -18,7 +18,7 @@ from reconciler.cli.common import (
 )
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
-from reconciler.plan.render import RENDERERS, TextRenderer
+from reconciler.plan.render import RENDERERS, renderer_for
 from reconciler.plan.saved import save_plan
 
 
@@ -86,7 +86,7 @@ def plan(
             take_ownership=take_ownership,
         )
     result.region = opts.region or result.region  # the region read is the one a saved plan is for
-    renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
+    renderer = renderer_for(fmt, terminal=sys.stdout.isatty())
     click.echo(renderer.render(result))
     if out is not None:
         if result.errors:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.common import ExitCode, global_options, options
-from reconciler.plan.render import RENDERERS, TextRenderer
+from reconciler.plan.render import RENDERERS, renderer_for
 from reconciler.plan.saved import SavedPlanError, load_plan
 
 
@@ -30,5 +30,5 @@ def show(ctx: click.Context, planfile: Path, fmt: str) -> None:
     except SavedPlanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.ERROR)
-    renderer = TextRenderer(color=sys.stdout.isatty()) if fmt == "text" else RENDERERS[fmt]()
+    renderer = renderer_for(fmt, terminal=sys.stdout.isatty())
     click.echo(renderer.render(saved))
