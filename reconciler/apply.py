@@ -2,7 +2,8 @@
 
 A write whose connection dropped may or may not have happened (AmbiguousWrite);
 the applier re-reads that object and sends only what is still missing, so a
-retry never applies twice nor fails on "already associated". A phase that
+retry never applies twice nor fails on "already associated"; each re-send is
+a retry and draws on the pacer's retry budget. A phase that
 did not fully succeed stops the later phases (removing a value some user
 still holds would fail or strand them); re-running apply re-plans from live
 state and finishes the work. When the service keeps failing (the pacer's
@@ -19,14 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -170,21 +174,24 @@ class Applier:
 
     def apply(self, plan: Plan) -> ApplyResult:
         """Apply every change in plan order and close the journal's record;
-        never raises for an API error. On KeyboardInterrupt the changes in
-        flight finish, the journal says `interrupted`, and it is re-raised."""
+        never raises for an API error. Ctrl-C (SIGINT) starts nothing more:
+        the changes in flight finish, the rest are listed as not started, the
+        journal says `interrupted`, and KeyboardInterrupt is raised. A second
+        Ctrl-C abandons the changes in flight."""
         result = ApplyResult()
         calls_before = Counter(self.pacer.calls)
         retries_before = sum(self.pacer.retries.values())
         try:
-            self._phases(plan, result)
-        except KeyboardInterrupt:
-            result.stopped = NOT_STARTED_INTERRUPTED
-            done = {*result.applied, *result.failed, *result.skipped}
-            result.skipped += [describe(c) for c in plan.changes if describe(c) not in done]
-            raise
+            with self._interruptible():
+                self._phases(plan, result)
         finally:
             result.calls = Counter(self.pacer.calls) - calls_before
             result.throttles_absorbed = sum(self.pacer.retries.values()) - retries_before
+            if self._stop_reason == NOT_STARTED_INTERRUPTED:
+                result.stopped = NOT_STARTED_INTERRUPTED
+                done = {*result.applied, *result.failed, *result.skipped}
+                everything = [*plan.owner_tags, *plan.changes]
+                result.skipped += [describe(c) for c in everything if describe(c) not in done]
             self.journal.write(
                 "end",
                 status=result.status,
@@ -193,7 +200,29 @@ class Applier:
                 not_started=list(result.skipped),
                 reason=result.stopped,
             )
+        if result.stopped == NOT_STARTED_INTERRUPTED:
+            raise KeyboardInterrupt
         return result
+
+    @contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """While applying, the first SIGINT only stops new changes (a
+        KeyboardInterrupt could land anywhere, even between a worker's call
+        and its journal line); the second one interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers belong to the main thread
+            return
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            log.warning("interrupted: starting nothing more; Ctrl-C again to abandon")
+            self._stop_reason = NOT_STARTED_INTERRUPTED
+            signal.signal(signal.SIGINT, previous)
+
+        previous = signal.signal(signal.SIGINT, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _phases(self, plan: Plan, result: ApplyResult) -> None:
         done = 0
@@ -204,6 +233,8 @@ class Applier:
             for phase in (ADD_PHASE, USER_PHASE, REMOVE_PHASE)
         ]
         for changes in phases:
+            if self._stop_reason == NOT_STARTED_INTERRUPTED:
+                return  # apply lists what is left
             if changes and (result.failed or result.skipped):
                 result.stopped = result.stopped or NOT_STARTED_EARLIER_PHASE
                 for change in changes:
@@ -213,17 +244,9 @@ class Applier:
             with ThreadPoolExecutor(
                 max_workers=self.parallelism, thread_name_prefix="apply"
             ) as pool:
-                futures = [(c, pool.submit(self._run, c)) for c in changes]
-                interrupted = False
-                for change, future in futures:
-                    while True:
-                        try:
-                            status, detail = future.result()
-                            break
-                        except KeyboardInterrupt:
-                            # Start nothing more; collect what is in flight.
-                            self._stop_reason = NOT_STARTED_INTERRUPTED
-                            interrupted = True
+                for change, (status, detail) in zip(
+                    changes, pool.map(self._run, changes), strict=True
+                ):
                     done += 1
                     self.progress("Applying", done, total)
                     if status == "applied":
@@ -233,8 +256,6 @@ class Applier:
                     else:
                         result.skipped.append(describe(change))
                         result.stopped = detail
-                if interrupted:
-                    raise KeyboardInterrupt
 
     def _journal_change(self, change: Change | OwnerTag, result: str, **details: Any) -> None:
         self.journal.write("change", change=describe(change), result=result, **details)
@@ -302,12 +323,18 @@ class Applier:
                 duration=round(time.perf_counter() - started, 3),
             )
 
+    def _before_resend(self, attempt: int, unknown: AmbiguousWrite) -> None:
+        """A re-send after an unknown outcome is a retry: it draws on the
+        retry budget (RetryBudgetExhausted when spent); none after the last."""
+        if attempt < MAX_AMBIGUOUS_RETRIES:
+            self.pacer.spend_retry(unknown.operation, unknown.cause)
+
     # -- owner tags -----------------------------------------------------------
 
     def _tag(self, tag: OwnerTag) -> None:
         # Tagging again with the same value changes nothing: an unknown
         # outcome is simply sent again.
-        for _ in range(MAX_AMBIGUOUS_RETRIES):
+        for attempt in range(1, MAX_AMBIGUOUS_RETRIES + 1):
             try:
                 self._write(
                     tag,
@@ -317,21 +344,22 @@ class Applier:
                     tags={OWNER_TAG: tag.owner},
                 )
                 return
-            except AmbiguousWrite:
-                continue
+            except AmbiguousWrite as unknown:
+                self._before_resend(attempt, unknown)
         raise AmbiguousWrite("TagResource", RuntimeError(f"{tag.username}: outcome still unknown"))
 
     # -- attributes ---------------------------------------------------------
 
     def _attribute(self, change: AttributeChange) -> None:
-        for _ in range(MAX_AMBIGUOUS_RETRIES):
+        for attempt in range(1, MAX_AMBIGUOUS_RETRIES + 1):
             try:
                 self._attribute_call(change)
                 return
-            except AmbiguousWrite:
+            except AmbiguousWrite as unknown:
                 live = self.reader.attributes({change.name}).get(change.name)
                 if _attribute_matches(live, change.after):
                     return
+                self._before_resend(attempt, unknown)
                 if change.kind == "create_attribute" and live is not None:
                     # The create did happen, but not as wanted: finish as an update.
                     change = AttributeChange(
@@ -368,7 +396,7 @@ class Applier:
         self, change: UserProficiencyChange, step: str, entries: tuple[ProficiencyEntry, ...]
     ) -> None:
         pending = list(entries)
-        for _ in range(MAX_AMBIGUOUS_RETRIES):
+        for attempt in range(1, MAX_AMBIGUOUS_RETRIES + 1):
             try:
                 self._write(
                     change,
@@ -377,11 +405,12 @@ class Applier:
                     UserProficiencies=[_request_entry(step, e) for e in pending],
                 )
                 return
-            except AmbiguousWrite:
+            except AmbiguousWrite as unknown:
                 held = self.reader.proficiencies(change.user_id)
                 pending = [e for e in pending if not _entry_done(step, e, held)]
                 if not pending:
                     return
+                self._before_resend(attempt, unknown)
         raise AmbiguousWrite(
             _USER_OPERATIONS[step], RuntimeError(f"{change.username}: outcome still unknown")
         )

@@ -258,16 +258,16 @@ def test_partial_failure_then_rerun_converges(rig) -> None:
 
 
 def test_an_outage_stops_new_writes_once_the_retry_budget_is_spent(rig, tmp_path: Path) -> None:
-    rig.emulator.reset(backend_from_snapshot(many_users_snapshot()))
-    files = many_users_manifest()  # only user changes: the attributes are as live
+    rig.emulator.reset(backend_from_snapshot(many_users_snapshot(60)))
+    files = many_users_manifest(60)  # only user changes: the attributes are as live
     files["attributes.yaml"] = (
         "predefined_attributes:\n  Language: {values: [English, Spanish, French, German, Dutch]}\n  Skill: {values: [Billing, Payments]}\n"
     )
     manifest = rig.manifest(files)
     plan, result = rig.apply(manifest, FaultPlan(error=1.0))
-    assert len(plan.changes) == 150 and not result.applied
+    assert len(plan.changes) == 60 and not result.applied
     assert result.stopped == NOT_STARTED_FAILING
-    assert len(result.failed) + len(result.skipped) == 150 and len(result.skipped) > 100
+    assert len(result.failed) + len(result.skipped) == 60 and len(result.skipped) > 40
     writes = sum(
         rig.emulator.stats.calls(op)
         for op in (
@@ -276,12 +276,24 @@ def test_an_outage_stops_new_writes_once_the_retry_budget_is_spent(rig, tmp_path
             "DisassociateUserProficiencies",
         )
     )
-    # one first attempt per started change plus 500 / 5 retries; 12 attempts each would be 1,800
+    # one first attempt per started change plus 500 / 5 retries; 12 attempts each would be 720
     assert writes == len(result.failed) + 100
     records = journal_lines(tmp_path / "journal.jsonl")
     assert records[-1]["status"] == "partial" and records[-1]["not_started"] == result.skipped
     assert records[-1]["reason"] == NOT_STARTED_FAILING
     assert sum(r["type"] == "retry" for r in records) == 100
+
+
+def test_dropped_connections_spend_the_retry_budget_too(rig) -> None:
+    rig.emulator.reset(backend_from_snapshot(many_users_snapshot(60)))
+    files = many_users_manifest(60)
+    files["attributes.yaml"] = (
+        "predefined_attributes:\n  Language: {values: [English, Spanish, French, German, Dutch]}\n  Skill: {values: [Billing, Payments]}\n"
+    )
+    _, result = rig.apply(rig.manifest(files), FaultPlan(drop_before=1.0))
+    # every write is ambiguous, re-read and re-sent: each re-send is a retry
+    assert result.stopped == NOT_STARTED_FAILING and len(result.skipped) > 20
+    assert rig.pacer.budget.available < 10
 
 
 # -- the CLI --------------------------------------------------------------------
@@ -769,3 +781,14 @@ def test_a_declared_connect_language_that_is_not_live_is_never_created(workdir: 
     assert "system attribute connect:Language does not exist in Connect (never created)" in (
         result.output
     )
+
+
+def test_a_journal_directory_that_cannot_be_made_is_an_error_before_any_change(
+    workdir: Path,
+) -> None:
+    (workdir / "taken").write_text("a file where the journal directory would go")
+    before = (workdir / "snapshot.json").read_bytes()
+    result = cli_run("apply", "--auto-approve", "--journal", "taken/journals")
+    assert result.exit_code == 1
+    assert "cannot write a journal in taken/journals" in result.output
+    assert (workdir / "snapshot.json").read_bytes() == before

@@ -29,7 +29,7 @@ from reconciler.connect.target import Connection, emulator_snapshot
 from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
-from reconciler.plan.render import TextRenderer
+from reconciler.plan.render import renderer_for
 from reconciler.plan.saved import (
     RefusedPlan,
     SavedPlanError,
@@ -225,7 +225,8 @@ def apply(
     if planfile is not None and take_ownership:
         raise click.UsageError("--take-ownership is for plan: a saved plan says whom it tags")
     manifest = load_or_exit(opts)
-    renderer = TextRenderer(color=use_color(opts))
+    region = opts.region or manifest.instance.region_name
+    renderer = renderer_for("text", terminal=use_color(opts))
     snapshot = emulator_snapshot(opts.target)
     with (
         snapshot_locked_or_exit(snapshot, lock_timeout) as lock,
@@ -238,7 +239,6 @@ def apply(
                 click.echo("error: a saved plan keeps its own narrowing; drop --user/"
                            "--attribute/--changed-since", err=True)  # fmt: skip
                 sys.exit(ExitCode.ERROR)
-            region = opts.region or manifest.instance.region_name
             todo = saved_plan_or_exit(planfile, manifest, region, connection)
         else:
             narrowing = narrowing_or_exit(opts, manifest, connection.reader, users, attributes,
@@ -257,10 +257,14 @@ def apply(
         if planfile is None and not auto_approve:  # a saved plan was reviewed: never ask
             confirm_or_exit(renderer.render(todo))
         started = time.perf_counter()
-        journal_file = Journal(journal_path(journal))
+        try:
+            journal_file = Journal(journal_path(journal))
+        except OSError as exc:
+            click.echo(f"error: cannot write a journal in {journal}: {exc.strerror}", err=True)
+            sys.exit(ExitCode.ERROR)
         header = {
             "instance": connection.instance_id,
-            "region": opts.region or manifest.instance.region_name,
+            "region": region,
             "target": opts.target,
             "owner": manifest.settings.owner,
         }

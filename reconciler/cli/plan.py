@@ -27,7 +27,7 @@ from reconciler.manifest.gitref import GitRefError, manifest_at
 from reconciler.plan.changed import NotNarrowable, changed_narrowing
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
-from reconciler.plan.render import RENDERERS, TextRenderer
+from reconciler.plan.render import RENDERERS, renderer_for
 from reconciler.plan.saved import save_plan
 
 
@@ -154,7 +154,7 @@ def plan(
         )
         result = make_plan(manifest, connection.reader, narrowing, take_ownership=take_ownership)
     result.region = opts.region or result.region  # the region read is the one a saved plan is for
-    renderer = TextRenderer(color=use_color(opts)) if fmt == "text" else RENDERERS[fmt]()
+    renderer = renderer_for(fmt, terminal=use_color(opts))
     click.echo(renderer.render(result))
     if out is not None:
         if result.errors:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.common import LOGGING, ExitCode, epilog, global_options, options, use_color
-from reconciler.plan.render import RENDERERS, TextRenderer
+from reconciler.plan.render import renderer_for
 from reconciler.plan.saved import SavedPlanError, load_plan
 
 
@@ -35,5 +35,5 @@ def show(ctx: click.Context, planfile: Path, fmt: str) -> None:
     except SavedPlanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.ERROR)
-    renderer = TextRenderer(color=use_color(opts)) if fmt == "text" else RENDERERS[fmt]()
+    renderer = renderer_for(fmt, terminal=use_color(opts))
     click.echo(renderer.render(saved))

@@ -199,9 +199,7 @@ class QuotaPacer:
                 if not retryable or attempt == self.max_attempts:
                     raise
                 if not is_throttle(error):
-                    last_cost = TIMEOUT_RETRY_COST if isinstance(error, _TIMEOUTS) else RETRY_COST
-                    if not self.budget.acquire(last_cost):
-                        raise RetryBudgetExhausted(operation=operation, error=error) from error
+                    last_cost = self.spend_retry(operation, error)
                 with self._lock:
                     self.retries[operation] += 1
                     delay = self._random.uniform(0, self.base_delay * 2 ** (attempt - 1))
@@ -214,6 +212,15 @@ class QuotaPacer:
                 self.budget.release(last_cost or NO_RETRY_INCREMENT)
                 return response
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def spend_retry(self, operation: str, error: Exception) -> int:
+        """Take a retry's tokens from the budget (also before re-sending a
+        write whose outcome was unknown) and return them; raise
+        RetryBudgetExhausted when too few are left."""
+        cost = TIMEOUT_RETRY_COST if isinstance(error, _TIMEOUTS) else RETRY_COST
+        if not self.budget.acquire(cost):
+            raise RetryBudgetExhausted(operation=operation, error=error) from error
+        return cost
 
     def pages(self, operation: str, key: str, **params: Any) -> list[Any]:
         """Every item under `key` across all pages of a paginated call."""

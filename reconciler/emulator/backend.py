@@ -618,8 +618,9 @@ class ConnectBackend:
     def _check_tag(self, key: str, value: str | None = None) -> None:
         # The service model's TagKey pattern ^(?!aws:)[\p{L}\p{Z}\p{N}_.:/=+\-@]*$
         # (lengths 1-128, TagValue up to 256, are checked from the model).
-        # Tag restrictions reserve `aws:` in any case for keys and values
-        # (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html).
+        # Keys and values "cannot be prefixed with aws:" (AWS::Connect::User Tag,
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-connect-user-tag.html);
+        # AWS's tag restrictions reserve it in any letter case, so do we.
         for text in (key, value or ""):
             if text.casefold().startswith("aws:"):
                 raise self._bad(f"Tag {key!r}: the aws: prefix is reserved.")
@@ -631,7 +632,8 @@ class ConnectBackend:
         for key, value in params["tags"].items():
             self._check_tag(key, value)
         tags = {**user.get("Tags", {}), **params["tags"]}
-        # TagMap allows 1-50 entries (service model); a resource holds at most 50.
+        # TagMap allows 1-50 entries (service model); AWS's tag restrictions
+        # allow 50 per resource: more in all is refused (strict; undocumented code).
         if not params["tags"] or len(tags) > MAX_TAGS_PER_RESOURCE:
             raise self._bad(f"A resource has 1 to {MAX_TAGS_PER_RESOURCE} tags.")
         user["Tags"] = tags

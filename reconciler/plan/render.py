@@ -368,3 +368,8 @@ def _escape(text: str) -> str:
 
 
 RENDERERS = {r.name: r for r in (TextRenderer, JsonRenderer, MarkdownRenderer)}
+
+
+def renderer_for(fmt: str, terminal: bool) -> TextRenderer | JsonRenderer | MarkdownRenderer:
+    """The renderer for `--format fmt`; text is coloured only on a terminal."""
+    return TextRenderer(color=terminal) if fmt == "text" else RENDERERS[fmt]()
