@@ -413,3 +413,11 @@ def test_max_contacts_says_when_it_cut_the_window(demo_dir: Path) -> None:
     assert "--max-contacts 50 cut the window: read the newest 50 of 320 contacts" in cut.stderr
     whole = run("coverage", *WEEK)
     assert "cut the window" not in whole.stderr
+
+
+def test_contact_steps_show_agents_by_username() -> None:
+    agents = {"MatchCriteria": {"AgentsCriteria": {"AgentIds": ["id-jane", "id-gone"]}}}
+    step = {"Expression": {"AttributeCondition": agents}}
+    found = contact_steps([{"Id": "1", "RoutingCriteria": {"Steps": [step]}}], {"id-jane": "jane"})
+    # A user deleted since keeps their id: nothing better to show.
+    assert list(found.steps) == ["agent is one of [jane, id-gone]"]
