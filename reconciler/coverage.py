@@ -17,7 +17,7 @@ desired state, requirements and contact steps.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,14 +241,18 @@ def parse_text(text: str) -> Expression:
     return _TextParser(text).parse()
 
 
-def to_text(expression: Expression, nested: bool = False) -> str:
-    """The text form (agent conditions render for display only)."""
+def to_text(
+    expression: Expression, nested: bool = False, agent_names: Mapping[str, str] | None = None
+) -> str:
+    """The text form (agent conditions render for display only, with the
+    agents' usernames from `agent_names` where known)."""
     if isinstance(expression, AllOf | AnyOf):
         joiner = " AND " if isinstance(expression, AllOf) else " OR "
-        text = joiner.join(to_text(e, nested=True) for e in expression.items)
+        text = joiner.join(to_text(e, True, agent_names) for e in expression.items)
         return f"({text})" if nested else text
     if expression.agent_ids is not None:
-        text = f"agent is one of [{', '.join(expression.agent_ids)}]"
+        names = [(agent_names or {}).get(agent, agent) for agent in expression.agent_ids]
+        text = f"agent is one of [{', '.join(names)}]"
     else:
         text = f"{_quoted(expression.name or '')} = {_quoted(expression.value or '')}"
         if expression.max_level is not None:
@@ -428,8 +432,11 @@ class ContactSteps:
         return [Requirement(text, expression, 1) for text, (expression, _) in self.steps.items()]
 
 
-def contact_steps(contacts: Iterable[dict[str, Any]]) -> ContactSteps:
-    """Group identical steps of the contacts' RoutingCriteria."""
+def contact_steps(
+    contacts: Iterable[dict[str, Any]], agent_names: Mapping[str, str] | None = None
+) -> ContactSteps:
+    """Group identical steps of the contacts' RoutingCriteria (agents shown
+    by username, from `agent_names`: id -> username)."""
     found = ContactSteps()
     for contact in contacts:
         found.contacts += 1
@@ -444,7 +451,7 @@ def contact_steps(contacts: Iterable[dict[str, Any]]) -> ContactSteps:
             except ExpressionError:
                 found.unreadable += 1
                 continue
-            text = to_text(expression)
+            text = to_text(expression, agent_names=agent_names)
             if text not in seen_here:
                 seen_here.add(text)
                 count = found.steps.get(text, (expression, 0))[1]

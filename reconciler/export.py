@@ -56,9 +56,11 @@ def group_contributions(groups: list[GroupSelector], live: LiveState) -> dict[st
     return given
 
 
-def known_usernames(reader: LiveStateReader) -> list[str]:
-    """Every username on the instance (to suggest the closest to a typo)."""
-    return [u["Username"] for u in reader.pages("ListUsers", "UserSummaryList", MaxResults=1000)]
+def usernames_by_id(reader: LiveStateReader) -> dict[str, str]:
+    """Every user on the instance, id -> username (to suggest the closest
+    name to a typo, or to show agents by name)."""
+    listed = reader.pages("ListUsers", "UserSummaryList", MaxResults=1000)
+    return {u["Id"]: u["Username"] for u in listed}
 
 
 def instance_region(reader: LiveStateReader) -> str | None:

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.cli.common import error_message, unknown_names
+from reconciler.cli.common import GlobalOptions, ProgressBar, error_message, unknown_names
 from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, write_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
@@ -245,3 +245,62 @@ def test_unknown_names_suggests_the_closest() -> None:
 
 def test_small_snapshot_is_the_instance_the_fixture_uses() -> None:
     assert small_snapshot()["Instance"]["Id"] == INSTANCE_ID
+
+
+def test_progress_pause_takes_the_bar_off_and_an_update_brings_it_back() -> None:
+    bar = ProgressBar(GlobalOptions())
+    bar.shown = True  # as on a terminal
+    try:
+        bar("Reading proficiencies", 5, 40)
+        assert bar.display.live.is_started and len(bar.display.tasks) == 1
+        bar.pause()
+        assert not bar.display.live.is_started and not bar.display.tasks
+        bar("Applying", 1, 40)
+        assert bar.display.live.is_started
+        assert [t.description for t in bar.display.tasks] == ["Applying"]
+    finally:
+        bar.pause()
+
+
+def test_small_reads_show_no_bar() -> None:
+    bar = ProgressBar(GlobalOptions())
+    bar.shown = True
+    bar("Reading proficiencies", 1, 3)
+    assert not bar.display.live.is_started
+
+
+def test_apply_prompt_is_not_drawn_over(demo: Path) -> None:
+    """On a terminal, the read's progress bar is off the screen once apply
+    asks: nothing is drawn while the user types."""
+    main, secondary = pty.openpty()
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "--target", "emulator:snapshot.json"],
+        cwd=demo, env=environment, stdin=secondary, stdout=secondary, stderr=secondary,
+    )  # fmt: skip
+    os.close(secondary)
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while b"Only 'yes' is accepted" not in seen:
+            assert time.monotonic() < deadline, seen[-500:]
+            ready, _, _ = select.select([main], [], [], 5)
+            if ready:
+                seen += os.read(main, 65536)
+        assert b"Reading proficiencies" in seen  # there was a bar during the read
+        # A live bar redraws ten times a second; a paused one never.
+        ready, _, _ = select.select([main], [], [], 0.5)
+        assert not ready, os.read(main, 65536)
+        os.write(main, b"no\n")
+        rest = b""
+        while b"Apply cancelled." not in rest and time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 5)
+            if ready:
+                rest += os.read(main, 65536)
+        assert b"Apply cancelled." in rest
+        assert process.wait(timeout=60) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(main)

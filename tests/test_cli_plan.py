@@ -353,3 +353,23 @@ def test_a_saved_narrowed_plan_applies_exactly_itself_and_refuses_an_edit(
     assert applied.exit_code == 0, applied.output
     again = run("plan", *narrowing, "--read", "list", "--detailed-exitcode")
     assert again.exit_code == 0, again.output
+
+
+def test_drift_on_a_guard_tripping_change_exits_2_with_the_guard_in_the_report(
+    small: Path,
+) -> None:
+    (small / "config" / "settings.yaml").write_text(
+        "settings:\n  max_change_percent: 10\n  min_existing_objects: 1\n"
+    )
+    (small / "config" / "users.yaml").write_text(IN_SYNC.replace("Spanish: 4", "Spanish: 5"))
+    assert run("plan").exit_code == 3  # the same change: plan says a guard would refuse
+    drift = run("drift")
+    report = json.loads(drift.stdout)
+    assert drift.exit_code == 2 and report["in_sync"] is False
+    assert [g["guard"] for g in report["guards"]] == ["max_change_percent"]
+
+
+def test_drift_with_plan_errors_exits_1(small: Path) -> None:
+    (small / "config" / "users.yaml").write_text(IN_SYNC + "  ghost: {}\n")
+    drift = run("drift")
+    assert drift.exit_code == 1 and json.loads(drift.stdout)["errors"]

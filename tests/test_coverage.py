@@ -385,3 +385,46 @@ def test_contact_reads_take_criteria_from_summaries_paced(connect) -> None:
     with_criteria = {c["Id"] for c in read.contacts if c.get("RoutingCriteria")}
     assert with_criteria == {c["Id"] for c in in_window[:250]} - set(lacking)
     assert emulator.stats.total("throttled") == 0
+
+
+@pytest.fixture
+def demo_dir(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copy(DEMO, tmp_path / "snapshot.json")
+    return tmp_path
+
+
+WEEK = ("--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z")
+
+
+def test_coverage_json_and_markdown(demo_dir: Path) -> None:
+    result = run("coverage", "--format", "json", *WEEK)
+    assert result.exit_code == 2
+    document = json.loads(result.stdout)
+    assert [r["name"] for r in document["requirements"]] == [
+        "spanish-billing", "tier3-escalations", "emea-french",
+    ]  # fmt: skip
+    assert all(r["met"] for r in document["requirements"])
+    assert document["contacts"]["read"] == 320
+    assert document["contacts"]["without_criteria"] == 74
+    portuguese = [s for s in document["contacts"]["steps"] if "Portuguese" in s["name"]]
+    assert portuguese and not portuguese[0]["met"] and portuguese[0]["contacts"] == 6
+    markdown = run("coverage", "--format", "markdown")
+    assert markdown.exit_code == 0
+    assert "| `spanish-billing` " in markdown.stdout and "routing step" not in markdown.stdout
+
+
+def test_max_contacts_says_when_it_cut_the_window(demo_dir: Path) -> None:
+    cut = run("coverage", "--max-contacts", "50", *WEEK)
+    assert "--max-contacts 50 cut the window: read the newest 50 of 320 contacts" in cut.stderr
+    whole = run("coverage", *WEEK)
+    assert "cut the window" not in whole.stderr
+
+
+def test_contact_steps_show_agents_by_username() -> None:
+    agents = {"MatchCriteria": {"AgentsCriteria": {"AgentIds": ["id-jane", "id-gone"]}}}
+    step = {"Expression": {"AttributeCondition": agents}}
+    found = contact_steps([{"Id": "1", "RoutingCriteria": {"Steps": [step]}}], {"id-jane": "jane"})
+    # A user deleted since keeps their id: nothing better to show.
+    assert list(found.steps) == ["agent is one of [jane, id-gone]"]

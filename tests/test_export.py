@@ -240,3 +240,28 @@ def test_generated_instance_round_trips(connect) -> None:
                 assert "sets.yaml" in files.files
         finally:
             shutil.rmtree(directory)
+
+
+def test_unknown_users_are_an_error_with_the_closest_names(workdir: Path) -> None:
+    result = run("export", "--out", "config", "--users", "david.kin@example.com")
+    assert result.exit_code == 1
+    assert (
+        "no user named 'david.kin@example.com' (did you mean david.kim@example.com" in result.output
+    )
+    assert not (workdir / "config").exists()
+
+
+@pytest.mark.parametrize(
+    ("threshold", "said"),
+    [("2", "--infer-sets 2: "), ("1000", "--infer-sets 1000: no set inferred: at most ")],
+)
+def test_infer_sets_says_what_it_found(workdir: Path, threshold: str, said: str) -> None:
+    result = run("export", "--out", "config", "--infer-sets", threshold)
+    assert result.exit_code == 0
+    assert said in result.stderr
+    if threshold == "2":
+        count = int(result.stderr.split("--infer-sets 2: ")[1].split()[0])
+        sets = (workdir / "config" / "sets.yaml").read_text()
+        assert count == sum(
+            1 for line in sets.splitlines() if line.startswith("  ") and not line.startswith("    ")
+        )

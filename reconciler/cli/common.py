@@ -250,22 +250,22 @@ class ProgressBar:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn())  # fmt: skip
         console = Console(stderr=True, no_color=not use_color(opts, sys.stderr))
-        self._bar = Progress(*columns, console=console, transient=True)
+        self.display = Progress(*columns, console=console, transient=True)
         self._tasks: dict[str, Any] = {}
 
     def __call__(self, what: str, done: int, total: int) -> None:
         if not self.shown or total < PROGRESS_THRESHOLD:
             return
         if what not in self._tasks:
-            self._bar.start()
-            self._tasks[what] = self._bar.add_task(what, total=total)
-        self._bar.update(self._tasks[what], completed=done)
+            self.display.start()
+            self._tasks[what] = self.display.add_task(what, total=total)
+        self.display.update(self._tasks[what], completed=done)
 
     def pause(self) -> None:
         """Stop drawing and forget finished bars (before a prompt or exit)."""
-        self._bar.stop()
+        self.display.stop()
         for what, task in list(self._tasks.items()):
-            self._bar.remove_task(task)
+            self.display.remove_task(task)
             del self._tasks[what]
 
 

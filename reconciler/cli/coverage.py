@@ -19,6 +19,7 @@ from reconciler.cli.common import (
 )
 from reconciler.coverage import contact_steps, parse_since
 from reconciler.emulator.protocol import to_epoch
+from reconciler.export import usernames_by_id
 from reconciler.plan.planner import make_plan
 from reconciler.plan.render import TextRenderer, coverage_data, coverage_markdown, coverage_report
 
@@ -72,7 +73,8 @@ def coverage(
                     "raise it or narrow --from-contacts/--until to see them all",
                     err=True,
                 )
-            steps = contact_steps(read.contacts)
+            # Steps that name agents show them by username, not by id.
+            steps = contact_steps(read.contacts, usernames_by_id(connection.reader))
         extra = steps.requirements() if steps else []
         result = make_plan(manifest, connection.reader, extra_requirements=extra)
     if result.errors:

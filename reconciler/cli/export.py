@@ -21,11 +21,11 @@ from reconciler.cli.common import (
 from reconciler.export import (
     group_contributions,
     instance_region,
-    known_usernames,
     manifest_files,
     read_live,
     snapshot_document,
     update_manifests,
+    usernames_by_id,
 )
 
 
@@ -95,7 +95,7 @@ def export(
         declared = set(manifest.desired.users) if update_dir is not None and manifest else set()
         unknown = set(live.missing_users) - declared
         if unknown:
-            known = known_usernames(connection.reader)
+            known = usernames_by_id(connection.reader).values()
             problem = unknown_names("user", unknown, known)
             click.echo(f"error: --users: {problem}", err=True)
             sys.exit(ExitCode.ERROR)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.common import LOGGING, ExitCode, epilog, global_options, options, use_color
-from reconciler.plan.render import renderer_for
+from reconciler.plan.render import RENDERERS, renderer_for
 from reconciler.plan.saved import SavedPlanError, load_plan
 
 

@@ -686,6 +686,10 @@ class ConnectBackend:
             key=lambda c: _present_first(_dig(c, key)), reverse=sort.get("Order") != "ASCENDING"
         )
         page, token = self._page(matched, params)
+        # Each summary is the stored contact cut to ContactSearchSummary's
+        # members by the serializer, RoutingCriteria included ("latest routing
+        # criteria on the contact"):
+        # https://docs.aws.amazon.com/connect/latest/APIReference/API_ContactSearchSummary.html
         return {"Contacts": page, "NextToken": token, "TotalCount": len(matched)}
 
 

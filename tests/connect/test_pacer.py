@@ -6,8 +6,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
+from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import (
     RETRY_BUDGET_CAPACITY,
     RETRY_COST,
@@ -18,7 +19,7 @@ from reconciler.connect.pacer import (
     RetryBudgetExhausted,
 )
 from reconciler.connect.quotas import Quota
-from reconciler.emulator import FaultPlan, backend_from_snapshot
+from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
 from tests.conftest import INSTANCE_ID, small_snapshot
 
 IN = {"InstanceId": INSTANCE_ID}
@@ -154,3 +155,26 @@ def test_a_timeout_costs_twice_a_retry() -> None:
     assert not budget.acquire(RETRY_COST)
     budget.release(100)
     assert budget.available == 15  # never above the capacity
+
+
+def test_an_endpoint_never_reached_fails_at_once() -> None:
+    client = connect_client(endpoint_url="http://127.0.0.1:9", emulator=True)
+    pacer = QuotaPacer(client, time_scale=1000)
+    with pytest.raises(EndpointConnectionError):
+        pacer.call("ListUsers", **IN)
+    assert pacer.calls["ListUsers"] == 1 and pacer.retries["ListUsers"] == 0
+
+
+def test_an_endpoint_lost_after_answering_is_retried() -> None:
+    server = ConnectEmulator(backend_from_snapshot(small_snapshot())).start()
+    try:
+        pacer = QuotaPacer(connect_client(endpoint_url=server.url, emulator=True),
+                           time_scale=1000, max_attempts=3)  # fmt: skip
+        assert pacer.call("ListUsers", **IN)["UserSummaryList"]
+    finally:
+        server.stop()
+    # Drop the kept-alive connection, so the next call has to connect anew.
+    pacer.client._endpoint.http_session.close()
+    with pytest.raises(EndpointConnectionError):
+        pacer.call("ListUsers", **IN)
+    assert pacer.retries["ListUsers"] == 2
