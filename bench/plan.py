@@ -37,7 +37,9 @@ import platform
 import resource
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,7 +177,12 @@ def print_run(run: Run, peer: Run | None, list_floor: float, search_floor: float
     print("    " + ", ".join(ratios))
 
 
-def bench_size(users: int, scale: float, drift: float) -> None:
+@contextmanager
+def served_instance(
+    users: int, scale: float, drift: float
+) -> Iterator[tuple[RoutingState, RoutingState, Manifest, str]]:
+    """(declared state, drifted live state, manifests, emulator URL) of a
+    synthetic instance served at `scale`."""
     shape = Shape(users=users, attributes=20, values=10, proficiencies=8)
     state = synthetic_state(shape)
     live = drifted(state, drift)
@@ -190,17 +197,37 @@ def bench_size(users: int, scale: float, drift: float) -> None:
             f"API at {scale:g}x (real s = wall x {scale:g})"
         )
         with served_emulator(snapshot, scale) as url:
-            runs: dict[str, Run] = {}
-            plans: dict[str, Any] = {}
-            for read in ("list", "search", "auto"):
-                runs[read], plans[read] = our_plan(url, scale, manifest, read)
-            peer = peer_refresh(url, scale, live)
-            some = Narrowing(users=frozenset(sorted(manifest.desired.users)[:20]))
-            client = connect_client(endpoint_url=url, emulator=True)
-            reader = LiveStateReader(QuotaPacer(client, time_scale=scale), INSTANCE_ID)
-            narrowed, _ = measured(
-                "ours --user x20", url, scale, lambda: make_plan(manifest, reader, some)
-            )
+            yield state, live, manifest, url
+
+
+def throttle_runs(users: int, scale: float, drift: float, repeat: int) -> None:
+    """Our list read `repeat` times against one emulator: throttles per run."""
+    with served_instance(users, scale, drift) as (_, _, manifest, url):
+        throttled = []
+        for _ in range(repeat):
+            run, _ = our_plan(url, scale, manifest, "list")
+            ratio = run.real_s / run.floor[0]
+            print(f"  {run.name}: calls {run.calls}, throttled {run.throttled}, "
+                  f"real {run.real_s:.0f} s, wall/floor {ratio:.3f}")  # fmt: skip
+            throttled.append(run.throttled)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  machine load average (1, 5, 15 min): {load} on {os.cpu_count()} CPUs")
+    print(f"THROTTLES plan users={users} read=list runs={repeat} throttled={throttled}")
+
+
+def bench_size(users: int, scale: float, drift: float) -> None:
+    with served_instance(users, scale, drift) as (state, live, manifest, url):
+        runs: dict[str, Run] = {}
+        plans: dict[str, Any] = {}
+        for read in ("list", "search", "auto"):
+            runs[read], plans[read] = our_plan(url, scale, manifest, read)
+        peer = peer_refresh(url, scale, live)
+        some = Narrowing(users=frozenset(sorted(manifest.desired.users)[:20]))
+        client = connect_client(endpoint_url=url, emulator=True)
+        reader = LiveStateReader(QuotaPacer(client, time_scale=scale), INSTANCE_ID)
+        narrowed, _ = measured(
+            "ours --user x20", url, scale, lambda: make_plan(manifest, reader, some)
+        )
     list_floor, search_floor = runs["list"].floor[0], runs["search"].floor[0]
     for read in ("list", "search", "auto"):
         print_run(runs[read], peer, list_floor, search_floor)
@@ -241,6 +268,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,50000", help="users per instance")
     parser.add_argument("--scales", default="50,50,100", help="time scale per size")
     parser.add_argument("--drift", type=float, default=0.05)
+    parser.add_argument(
+        "--throttle-runs",
+        type=int,
+        default=0,
+        help="instead: only our list read, this many times per size, counting throttles",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     scales = [float(s) for s in args.scales.split(",")]
@@ -252,7 +285,10 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}, "
           f"Python {platform.python_version()}")  # fmt: skip
     for users, scale in zip(sizes, scales, strict=True):
-        bench_size(users, scale, args.drift)
+        if args.throttle_runs:
+            throttle_runs(users, scale, args.drift, args.throttle_runs)
+        else:
+            bench_size(users, scale, args.drift)
 
 
 if __name__ == "__main__":

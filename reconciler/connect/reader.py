@@ -77,7 +77,8 @@ class ReadChoice:
         """One line for renderers, e.g. "by search (auto: ~750 s vs ~5000 s by list)"."""
         how = "SearchUsers" if self.strategy == "search" else "ListUserProficiencies"
         if self.requested != "auto":
-            return f"proficiencies read by {how} (--read {self.requested})"
+            why = "" if self.requested == self.strategy else ": values equal but for case"
+            return f"proficiencies read by {how} (--read {self.requested}{why})"
         if self.search_seconds is None:
             return f"proficiencies read by {how} (auto: search cannot be cheaper)"
         return (

@@ -110,6 +110,9 @@ def test_values_equal_but_for_case_are_always_listed(connect) -> None:
     emulator.reset(backend_from_snapshot(snapshot))
     live = reader(client, "search").read(ReadScope(set(), all_users=True))
     assert live.read == ReadChoice("list", "search")
+    assert live.read.describe() == (
+        "proficiencies read by ListUserProficiencies (--read search: values equal but for case)"
+    )
 
 
 def test_unknown_strategy_is_refused(connect) -> None:
