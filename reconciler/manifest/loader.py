@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import gc
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from pydantic import ValidationError
 
 from reconciler import limits
 from reconciler.coverage import ExpressionError, Requirement, parse_expression, references
-from reconciler.manifest.errors import ManifestError, ManifestInvalid
+from reconciler.manifest.errors import ManifestError, ManifestInvalid, clip, excerpt
 from reconciler.manifest.models import (
     GroupMatch,
     InstanceSpec,
@@ -26,7 +28,7 @@ from reconciler.manifest.models import (
     SettingsSpec,
     known_keys,
 )
-from reconciler.manifest.source import DocPath, SourceFile, read_source
+from reconciler.manifest.source import DocPath, SourceFile, parse_source, read_bounded
 from reconciler.state import Attribute, Proficiencies, RoutingState, UserState
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ class MergedDocument:
         self.errors.append(
             source.error(
                 path,
-                f"{'.'.join(map(str, path))} is already defined at {where}",
+                f"{clip('.'.join(map(str, path)))} is already defined at {where}",
                 "define each key in one file only",
                 at_key=True,
             )
@@ -130,20 +132,86 @@ class MergedDocument:
         return f"{error.file}:{error.line}:{error.column}"
 
 
+_SUFFIXES = (".yaml", ".yml")
+
+
 def find_manifest_files(config_dir: Path) -> list[Path]:
-    """Every *.yaml / *.yml under `config_dir`, skipping hidden folders, sorted."""
-    found = [
-        path
-        for pattern in ("*.yaml", "*.yml")
-        for path in config_dir.rglob(pattern)
-        if path.is_file() and not any(p.startswith(".") for p in path.relative_to(config_dir).parts)
-    ]
+    """Every *.yaml / *.yml under `config_dir`, skipping hidden entries, sorted.
+
+    Nothing that could hold a manifest is skipped silently: an unreadable
+    directory, a dangling or looping symlink and a name that is not UTF-8 are
+    errors naming the path (ManifestInvalid).
+    """
+    found: list[Path] = []
+    errors: list[ManifestError] = []
+
+    def problem(path: Path, message: str, hint: str) -> None:
+        errors.append(ManifestError(_display(path), 1, 1, message, hint))
+
+    def walk(directory: Path, ancestors: frozenset[tuple[int, int]]) -> None:
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            problem(directory, f"cannot read the directory: {exc.strerror or exc}", _PERMISSION)
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith("."):
+                continue
+            try:
+                status = path.stat()
+            except OSError as exc:
+                if entry.is_symlink():
+                    loop = exc.errno == errno.ELOOP
+                    problem(
+                        path,
+                        "symlink loop" if loop else "dangling symlink: its target does not exist",
+                        "fix or remove the link",
+                    )
+                else:
+                    problem(path, f"cannot read it: {exc.strerror or exc}", _PERMISSION)
+                continue
+            is_dir = stat.S_ISDIR(status.st_mode)
+            is_manifest = entry.name.endswith(_SUFFIXES)
+            if (is_dir or is_manifest) and not _is_utf8(entry.name):
+                problem(path, "the name is not valid UTF-8", "rename it using UTF-8 characters")
+            elif is_dir:
+                identity = (status.st_dev, status.st_ino)
+                if identity in ancestors:
+                    problem(path, "symlink loop: it leads back to a parent directory", "remove it")
+                else:
+                    walk(path, ancestors | {identity})
+            elif is_manifest:
+                if stat.S_ISREG(status.st_mode):
+                    found.append(path)
+                else:
+                    problem(path, "not a regular file", "manifests must be regular files")
+
+    root = config_dir.stat()
+    walk(config_dir, frozenset({(root.st_dev, root.st_ino)}))
+    if errors:
+        raise ManifestInvalid(errors)
     return sorted(found)
+
+
+_PERMISSION = "check its permissions: every manifest must be readable"
+
+
+def _is_utf8(name: str) -> bool:
+    # os.fsdecode keeps undecodable bytes as lone surrogates.
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _display(path: Path) -> str:
     relative = os.path.relpath(path)
-    return str(path) if relative.startswith("..") else relative
+    shown = str(path) if relative.startswith("..") else relative
+    # Undecodable bytes (lone surrogates) are shown escaped so printing works.
+    return shown.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @contextmanager
@@ -186,12 +254,8 @@ def _load(config_dir: Path) -> Manifest:
     errors: list[ManifestError] = []
     digest = hashlib.sha256()
     for path in paths:
-        display = _display(path)
-        digest.update(
-            str(path.relative_to(config_dir)).encode() + b"\0" + path.read_bytes() + b"\0"
-        )
         try:
-            sources.append(read_source(path, display))
+            sources.append(_read(path, config_dir, digest))
         except ManifestInvalid as invalid:
             errors.extend(invalid.errors)
     if errors:
@@ -221,6 +285,14 @@ def _load(config_dir: Path) -> Manifest:
     return manifest
 
 
+def _read(path: Path, config_dir: Path, digest: Any) -> SourceFile:
+    """Parse one file, adding its path and bytes to the manifest digest."""
+    display = _display(path)
+    raw = read_bounded(path, display)
+    digest.update(os.fsencode(path.relative_to(config_dir)) + b"\0" + raw + b"\0")
+    return parse_source(raw, display)
+
+
 _KNOWN_KEYS = known_keys()
 
 
@@ -241,14 +313,6 @@ _EXPECTED = {
 }
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
 def _schema_errors(exc: ValidationError, merged: MergedDocument) -> list[ManifestError]:
     errors = []
     for detail in exc.errors(include_url=False):
@@ -258,32 +322,35 @@ def _schema_errors(exc: ValidationError, merged: MergedDocument) -> list[Manifes
         if kind == "extra_forbidden":
             key = str(path[-1])
             close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "remove it"
-            errors.append(merged.error(path, f"unknown key {key!r}", hint, at_key=True))
+            hint = f"did you mean {excerpt(close[0])}?" if close else "remove it"
+            errors.append(merged.error(path, f"unknown key {excerpt(key)}", hint, at_key=True))
         elif kind == "missing":
             hint = (
                 "add an `instance:` block with `id` and `region`" if path == ("instance",) else ""
             )
             errors.append(
                 merged.error(
-                    path[:-1], f"missing required key {path[-1]!r}", hint, at_key=len(path) > 1
+                    path[:-1],
+                    f"missing required key {excerpt(path[-1])}",
+                    hint,
+                    at_key=len(path) > 1,
                 )
             )
         elif _is_level(path):
             errors.append(
                 merged.error(
                     path,
-                    f"level of {path[-2]}/{path[-1]} must be a whole number from "
-                    f"{limits.MIN_LEVEL} to {limits.MAX_LEVEL}, got {value!r}",
+                    f"level of {excerpt(f'{path[-2]}/{path[-1]}')} must be a whole number from "
+                    f"{limits.MIN_LEVEL} to {limits.MAX_LEVEL}, got {excerpt(value)}",
                     "1 is the lowest proficiency, 5 the highest",
                 )
             )
         elif kind in _EXPECTED:
-            errors.append(merged.error(path, f"expected {_EXPECTED[kind]}, got {_describe(value)}"))
+            errors.append(merged.error(path, f"expected {_EXPECTED[kind]}, got {excerpt(value)}"))
         else:
             message = detail["msg"].removeprefix("Value error, ").replace(" after validation", "")
             if not isinstance(value, dict | list):
-                message += f", got {value!r}"
+                message += f", got {excerpt(value)}"
             errors.append(merged.error(path, message))
     return errors
 
@@ -327,14 +394,14 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
             if attribute not in declared:
                 close = difflib.get_close_matches(attribute, [*declared, *external], n=1)
                 hint = (
-                    f"did you mean {close[0]!r}?"
+                    f"did you mean {excerpt(close[0])}?"
                     if close
                     else "declare it under predefined_attributes, or list it in "
                     "settings.external_attributes if it is managed elsewhere"
                 )
                 yield merged.error(
                     (*prefix, attribute),
-                    f"attribute {attribute!r} is not declared",
+                    f"attribute {excerpt(attribute)} is not declared",
                     hint,
                     at_key=True,
                 )
@@ -343,11 +410,14 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
                 if value not in declared[attribute]:
                     close = difflib.get_close_matches(value, declared[attribute], n=1)
                     hint = (
-                        f"did you mean {close[0]!r}?" if close else f"add it to {attribute}.values"
+                        f"did you mean {excerpt(close[0])}?"
+                        if close
+                        else "add it to the attribute's values"
                     )
                     yield merged.error(
                         (*prefix, attribute, value),
-                        f"value {value!r} is not declared for attribute {attribute!r}",
+                        f"value {excerpt(value)} is not declared for attribute "
+                        f"{excerpt(attribute)}",
                         hint,
                         at_key=True,
                     )
@@ -360,10 +430,12 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
             if name not in doc.proficiency_sets:
                 close = difflib.get_close_matches(name, list(doc.proficiency_sets), n=1)
                 hint = (
-                    f"did you mean {close[0]!r}?" if close else "define it under proficiency_sets"
+                    f"did you mean {excerpt(close[0])}?"
+                    if close
+                    else "define it under proficiency_sets"
                 )
                 yield merged.error(
-                    (*prefix, index), f"proficiency set {name!r} is not defined", hint
+                    (*prefix, index), f"proficiency set {excerpt(name)} is not defined", hint
                 )
 
     for index, group in enumerate(doc.groups):
@@ -377,7 +449,7 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
         if count > cap:
             yield merged.error(
                 ("users", username),
-                f"user {username!r} would hold {count} proficiencies; the limit is {cap}",
+                f"user {excerpt(username)} would hold {count} proficiencies; the limit is {cap}",
                 "drop some, or raise settings.max_proficiencies_per_user if your "
                 "account's quota is higher",
                 at_key=True,
@@ -389,7 +461,7 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
             expression = parse_expression(requirement.expression)
         except ExpressionError as error:
             yield merged.error(
-                path, f"routing requirement {requirement.name!r}: {error}", _EXPRESSION_HINT
+                path, f"routing requirement {excerpt(requirement.name)}: {error}", _EXPRESSION_HINT
             )
             continue
         for attribute, value in sorted(references(expression)):
@@ -398,8 +470,8 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
             if attribute not in declared or value not in declared[attribute]:
                 yield merged.error(
                     path,
-                    f"routing requirement {requirement.name!r} uses {attribute}/{value}, "
-                    "which the manifests do not declare",
+                    f"routing requirement {excerpt(requirement.name)} uses "
+                    f"{excerpt(f'{attribute}/{value}')}, which the manifests do not declare",
                     "declare it, or list the attribute in settings.external_attributes",
                 )
     seen: dict[str, int] = {}
@@ -408,7 +480,7 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
             first = merged.key_location(("routing_requirements", seen[requirement.name], "name"))
             yield merged.error(
                 ("routing_requirements", index, "name"),
-                f"routing requirement {requirement.name!r} is already defined at {first}",
+                f"routing requirement {excerpt(requirement.name)} is already defined at {first}",
             )
         seen.setdefault(requirement.name, index)
 
@@ -425,14 +497,14 @@ def _attribute_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
         path: DocPath = ("predefined_attributes", name)
         problem = limits.name_problem(name)
         if problem:
-            yield merged.error(path, f"attribute name {name!r}: {problem}", at_key=True)
+            yield merged.error(path, f"attribute name {excerpt(name)}: {problem}", at_key=True)
         folded = name.casefold()
         if folded in first_by_folded:
             other = first_by_folded[folded]
             where = merged.key_location(("predefined_attributes", other))
             yield merged.error(
                 path,
-                f"attribute {name!r} differs only in case from {other!r} at {where}",
+                f"attribute {excerpt(name)} differs only in case from {excerpt(other)} at {where}",
                 "Amazon Connect attribute names are case-insensitive; keep one",
                 at_key=True,
             )
@@ -441,15 +513,19 @@ def _attribute_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
         for index, value in enumerate(spec.values):
             problem = limits.name_problem(value)
             if problem:
-                yield merged.error((*path, "values", index), f"value {value[:40]!r}: {problem}")
+                yield merged.error(
+                    (*path, "values", index), f"value {excerpt(value, 40)}: {problem}"
+                )
             elif value in seen_values:
-                yield merged.error((*path, "values", index), f"value {value!r} is listed twice")
+                yield merged.error(
+                    (*path, "values", index), f"value {excerpt(value)} is listed twice"
+                )
             seen_values.add(value)
     for index, name in enumerate(doc.settings.external_attributes):
         if name in doc.predefined_attributes:
             yield merged.error(
                 ("settings", "external_attributes", index),
-                f"attribute {name!r} is both declared and external",
+                f"attribute {excerpt(name)} is both declared and external",
                 "an attribute is either managed here or elsewhere",
             )
 

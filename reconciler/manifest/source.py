@@ -1,78 +1,118 @@
 """Safe YAML reading that remembers where every value came from.
 
-We compose the YAML into nodes ourselves and build plain Python values from
-them instead of using a constructor, so that:
-- only the core schema's tags are accepted (no arbitrary objects),
+Hostile text is bounded before the C parser sees it (file size, flow nesting:
+libyaml's time grows with the square of flow depth). We then build plain
+Python values straight from the parser's events instead of composing a node
+tree or using a constructor, so that:
+- only the YAML 1.2 core schema is accepted (no arbitrary tags, no YAML 1.1
+  spellings such as `0b100`, `4_` or `yes`),
 - duplicate keys are errors, not "last one wins",
-- alias expansion is bounded (a billion-laughs file fails in milliseconds),
-- any path into the document can be turned back into a file position.
+- nesting depth and alias expansion are bounded (a billion-laughs file fails
+  in milliseconds, a deep one never reaches a recursive composer),
+- memory stays at the values themselves: a node tree costs ~10 KB per user.
+Positions are needed only for errors; the node tree that maps a path back to
+a line and column is composed from the kept text on the first lookup.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+)
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.resolver import VersionedResolver
 
-from reconciler.manifest.errors import ManifestError, ManifestInvalid
+from reconciler.manifest.errors import ManifestError, ManifestInvalid, excerpt
 
-# Values produced by alias expansion beyond this are refused: real manifests
-# reuse a few anchors, an alias bomb asks for billions.
+# Bounds on hostile input. Real manifests nest about six levels deep, reuse a
+# few anchors and stay well under a megabyte per thousand users.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 64
 MAX_ALIAS_NODES = 100_000
+MAX_NUMBER_CHARS = 100
 
 _TAG = "tag:yaml.org,2002:"
-_STR = f"{_TAG}str"
-_TIMESTAMP = f"{_TAG}timestamp"
-_SCALAR_TAGS = {f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null")}
-_COLLECTION_TAGS = {f"{_TAG}map", f"{_TAG}seq"}
+_STR, _INT, _FLOAT, _BOOL, _NULL = (f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null"))
+_MAP, _SEQ = f"{_TAG}map", f"{_TAG}seq"
+_PLAIN = "plain"  # an untagged plain scalar, typed by the core schema
+MAX_SHARED_CHARS = 200  # longer scalars are not worth looking up
+
+# https://yaml.org/spec/1.2.2/#1032-tag-resolution (the core schema)
+_CORE_NULL = re.compile(r"null|Null|NULL|~|")
+_CORE_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False}
+_CORE_BOOL |= {"FALSE": False}
+_CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_CORE_FLOAT = re.compile(
+    r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN"
+)
 
 PathPart = str | int
 DocPath = tuple[PathPart, ...]
 
 
-class _Yaml12Resolver(VersionedResolver):
-    """YAML 1.2 core schema, with the version fixed and results cached.
-
-    ruamel's resolver re-derives the document's YAML version for every scalar
-    through caught AttributeErrors, which is most of the load time of a large
-    manifest; manifests are always YAML 1.2.
-    """
-
-    processing_version = (1, 2)
-    _cache: dict[str, Any] = {}  # noqa: RUF012 - a process-wide cache is the point
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is ScalarNode and implicit[0]:
-            tag = self._cache.get(value)
-            if tag is None:
-                tag = super().resolve(kind, value, implicit)
-                if str(tag) == _TIMESTAMP:
-                    # Not in the 1.2 core schema; a date-like value is a name.
-                    tag = super().resolve(kind, value, (False, False))
-                self._cache[value] = tag
-            return tag
-        return super().resolve(kind, value, implicit)
+def _core_int(text: str) -> int:
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text)
 
 
-def _new_yaml() -> YAML:
-    yaml = YAML(typ="safe", pure=False)
-    yaml.Resolver = _Yaml12Resolver
-    return yaml
+def _core_float(text: str) -> float:
+    lowered = text.lower()
+    if lowered.endswith(".inf"):
+        return -math.inf if lowered.startswith("-") else math.inf
+    if lowered == ".nan":
+        return math.nan
+    return float(text)
+
+
+def _resolve_plain(text: str) -> Any:
+    """The value of a plain (unquoted, untagged) scalar under the core schema."""
+    if len(text) <= MAX_NUMBER_CHARS:
+        if _CORE_NULL.fullmatch(text):
+            return None
+        if text in _CORE_BOOL:
+            return _CORE_BOOL[text]
+        if _CORE_INT.fullmatch(text):
+            return _core_int(text)
+        if _CORE_FLOAT.fullmatch(text):
+            return _core_float(text)
+    return text
 
 
 @dataclass
 class SourceFile:
-    """One parsed manifest file: its values and the nodes they came from."""
+    """One parsed manifest file: its values, and its text for positions."""
 
     path: str
     data: Any
-    root: Node
+    text: str
+    _root: Node | None = field(default=None, repr=False)
     _index: dict[int, dict[str, tuple[Node, Node]]] = field(default_factory=dict, repr=False)
+
+    def _tree(self) -> Node:
+        if self._root is None:
+            # The text already loaded once within the bounds, so composing it
+            # (recursive in C) is safe.
+            self._root = YAML(typ="safe", pure=False).compose(self.text)
+        return self._root
 
     def _children(self, node: MappingNode) -> dict[str, tuple[Node, Node]]:
         index = self._index.get(id(node))
@@ -87,7 +127,7 @@ class SourceFile:
         A path that leaves the document (a missing member) resolves to the
         deepest node that exists, which is where the member should be added.
         """
-        node, key = self.root, None
+        node, key = self._tree(), None
         for part in path:
             if isinstance(node, MappingNode):
                 child = self._children(node).get(str(part))
@@ -110,69 +150,170 @@ class SourceFile:
         return ManifestError(self.path, line, column, message, hint)
 
 
+class _Stop(Exception):
+    """A bound was crossed: stop reading this file at once."""
+
+    def __init__(self, event: Event, message: str, hint: str) -> None:
+        self.event, self.message, self.hint = event, message, hint
+
+
+_NO_KEY = object()
+_SKIP = object()  # the value of a key that was refused
+
+
+@dataclass
+class _Frame:
+    """A collection being built: a list, or a dict with its pending key."""
+
+    value: list[Any] | dict[str, Any]
+    start: Event
+    size: int = 1
+    key: Any = _NO_KEY
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+
 class _Builder:
-    """Turns composed nodes into dicts, lists and scalars, collecting errors."""
+    """Turns parser events into dicts, lists and scalars, collecting errors."""
 
-    def __init__(self, path: str, yaml: YAML) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.yaml = yaml
         self.errors: list[ManifestError] = []
-        self.seen: set[int] = set()
+        self.anchors: dict[str, tuple[Any, int, str | None]] = {}  # value, size, scalar text
         self.alias_nodes = 0
-        self.scalars: dict[tuple[str, str], Any] = {}
+        # Names and levels repeat thousands of times; keep one object of each.
+        self.shared: dict[tuple[str, str], Any] = {}
 
-    def _error(self, node: Node, message: str, hint: str = "") -> None:
-        mark = node.start_mark
+    def _error(self, event: Event, message: str, hint: str = "") -> None:
+        mark = event.start_mark
         self.errors.append(ManifestError(self.path, mark.line + 1, mark.column + 1, message, hint))
 
-    def build(self, node: Node) -> Any:
-        if id(node) in self.seen:
-            # Only an alias makes us meet a node twice.
-            self.alias_nodes += 1
-            if self.alias_nodes > MAX_ALIAS_NODES:
-                raise _AliasBomb(node)
-        else:
-            self.seen.add(id(node))
-        tag = str(node.tag)
-        if isinstance(node, ScalarNode):
-            if tag not in _SCALAR_TAGS:
-                self._error(node, f"YAML tag {_short(tag)!r} is not allowed", _TAG_HINT)
-                return None
-            if tag == _STR:
-                return node.value
-            # Levels repeat thousands of times; construct each spelling once.
-            key = (tag, node.value)
-            if key not in self.scalars:
-                self.scalars[key] = self.yaml.constructor.construct_object(node)
-            return self.scalars[key]
-        if tag not in _COLLECTION_TAGS:
-            self._error(node, f"YAML tag {_short(tag)!r} is not allowed", _TAG_HINT)
-            return None
-        if isinstance(node, SequenceNode):
-            return [self.build(item) for item in node.value]
-        return self._mapping(node)
-
-    def _mapping(self, node: MappingNode) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        first: dict[str, Node] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                self._error(key_node, "a mapping key must be a plain name, not a list or mapping")
+    def build(self, events: Iterable[Event]) -> Any:
+        stack: list[_Frame] = []
+        root: Any = None
+        documents = 0
+        for event in events:
+            if isinstance(event, DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise _Stop(
+                        event,
+                        "a manifest file holds one YAML document, found a second",
+                        "remove the `---` line, or move the document to its own file",
+                    )
                 continue
+            if isinstance(event, CollectionStartEvent):
+                if len(stack) >= MAX_DEPTH:
+                    raise _Stop(
+                        event,
+                        f"YAML is nested more than {MAX_DEPTH} levels deep",
+                        "manifests need about six levels; flatten this value",
+                    )
+                is_map = isinstance(event, MappingStartEvent)
+                self._check_tag(event, _MAP if is_map else _SEQ)
+                stack.append(_Frame({} if is_map else [], event))
+                continue
+            if isinstance(event, MappingEndEvent | SequenceEndEvent):
+                frame = stack.pop()
+                value, size, text, event = frame.value, frame.size, None, frame.start
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (value, size, None)
+            elif isinstance(event, ScalarEvent):
+                value, size, text = self._scalar(event), 1, event.value
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (value, 1, text)
+            elif isinstance(event, AliasEvent):
+                value, size, text = self._alias(event)
+            else:  # stream and document ends
+                continue
+            if not stack:
+                root = value
+            else:
+                self._add(stack[-1], event, value, size, text)
+        return root
+
+    def _alias(self, event: AliasEvent) -> tuple[Any, int, str | None]:
+        if event.anchor not in self.anchors:
+            raise _Stop(
+                event,
+                f"alias *{excerpt(event.anchor)} names no anchor defined before it",
+                "define `&name` on a value above this line",
+            )
+        value, size, text = self.anchors[event.anchor]
+        self.alias_nodes += size
+        if self.alias_nodes > MAX_ALIAS_NODES:
+            raise _Stop(
+                event,
+                f"aliases expand to more than {MAX_ALIAS_NODES} values",
+                "this looks like an alias bomb; write the values out or use proficiency_sets",
+            )
+        return value, size, text
+
+    def _add(self, frame: _Frame, event: Event, value: Any, size: int, text: str | None) -> None:
+        frame.size += size
+        if isinstance(frame.value, list):
+            frame.value.append(value)
+            return
+        if frame.key is _NO_KEY:
+            if text is None:
+                self._error(event, "a mapping key must be a plain name, not a list or mapping")
+                frame.key = _SKIP
+                return
             # Keys are names (an attribute value may be written `1: 4`), so
             # their text is the key whatever type YAML would give it.
-            key = str(key_node.value)
-            if key in first:
-                line = first[key].start_mark.line + 1
+            key = self._shared(_STR, text)
+            line = frame.key_lines.get(key)
+            if line is not None:
                 self._error(
-                    key_node,
-                    f"duplicate key {key!r} (first defined on line {line})",
+                    event,
+                    f"duplicate key {excerpt(key)} (first defined on line {line})",
                     "YAML keeps only one of them; remove or merge the duplicate",
                 )
-                continue
-            first[key] = key_node
-            result[key] = self.build(value_node)
-        return result
+                frame.key = _SKIP
+                return
+            frame.key_lines[key] = event.start_mark.line + 1
+            frame.key = key
+            return
+        if frame.key is not _SKIP:
+            frame.value[frame.key] = value
+        frame.key = _NO_KEY
+
+    def _shared(self, tag: str, text: str) -> Any:
+        key = (tag, text)
+        value = self.shared.get(key)
+        if value is None:
+            value = _resolve_plain(text) if tag == _PLAIN else text
+            self.shared[key] = value
+        return value
+
+    def _check_tag(self, event: Event, expected: str) -> bool:
+        tag = event.tag
+        if tag is None or tag == "!" or str(tag) == expected:
+            return True
+        self._error(event, f"YAML tag {excerpt(_short(str(tag)))} is not allowed", _TAG_HINT)
+        return False
+
+    def _scalar(self, event: ScalarEvent) -> Any:
+        text = event.value
+        tag = None if event.tag is None else str(event.tag)
+        if tag is None:
+            # implicit[0] is the plain style, typed by the core schema; quoted is text.
+            kind = _PLAIN if event.implicit[0] else _STR
+            return self._shared(kind, text) if len(text) <= MAX_SHARED_CHARS else text
+        if tag in ("!", _STR):
+            return text
+        if tag in (_INT, _FLOAT, _BOOL, _NULL):
+            value = _resolve_plain(text)
+            kind = {int: _INT, float: _FLOAT, bool: _BOOL, type(None): _NULL}.get(type(value))
+            if kind == tag or (tag == _FLOAT and kind == _INT):
+                return float(value) if tag == _FLOAT else value
+            self._error(
+                event,
+                f"{excerpt(text)} is not a YAML 1.2 {_short(tag)[2:]}",
+                "write the value plainly and let YAML type it",
+            )
+            return None
+        self._error(event, f"YAML tag {excerpt(_short(tag))} is not allowed", _TAG_HINT)
+        return None
 
 
 _TAG_HINT = "manifests use plain YAML: remove the tag"
@@ -182,19 +323,72 @@ def _short(tag: str) -> str:
     return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
 
 
-class _AliasBomb(Exception):
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-
 def _line(text: str, index: int) -> str:
     lines = text.splitlines()
     return lines[index] if index < len(lines) else ""
 
 
-def read_source(path: Path, display: str) -> SourceFile:
-    """Parse one manifest file; raise ManifestInvalid with positioned errors."""
-    raw = path.read_bytes()
+def _where(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+# Flow brackets outside comments and quoted scalars. An apostrophe inside a
+# plain scalar can hide brackets from this scan; the exact depth bound on the
+# events still holds, this one only keeps libyaml's quadratic flow handling
+# from seeing absurd depths.
+_FLOW = re.compile(r"""[\[{]|[\]}]|"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|(?:^|(?<=\s))#[^\n]*""", re.M)
+
+
+def _flow_too_deep(text: str) -> int | None:
+    """Offset where flow collections nest deeper than MAX_DEPTH, if they do."""
+    depth = 0
+    for match in _FLOW.finditer(text):
+        char = match.group()[0]
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return match.start()
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return None
+
+
+def read_bounded(path: Path, display: str) -> bytes:
+    """The bytes of one manifest file; ManifestInvalid naming the path if it
+    cannot be read or is larger than MAX_FILE_BYTES."""
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ManifestInvalid(
+            [
+                ManifestError(
+                    display,
+                    1,
+                    1,
+                    f"cannot read the file: {exc.strerror or exc}",
+                    "check its permissions and that it is a regular file",
+                )
+            ]
+        ) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ManifestInvalid(
+            [
+                ManifestError(
+                    display,
+                    1,
+                    1,
+                    f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                    "split the manifests into several files",
+                )
+            ]
+        )
+    return raw
+
+
+def parse_source(raw: bytes, display: str) -> SourceFile:
+    """Parse one manifest file's bytes; raise ManifestInvalid with positioned errors."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -207,61 +401,68 @@ def read_source(path: Path, display: str) -> SourceFile:
                 )
             ]
         ) from None
+    del raw
     if "\x00" in text:
-        offset = text.index("\x00")
-        line = text.count("\n", 0, offset) + 1
-        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        line, column = _where(text, text.index("\x00"))
         raise ManifestInvalid(
             [ManifestError(display, line, column, "file contains a NUL byte: not a text file")]
         )
-    yaml = _new_yaml()
+    deep = _flow_too_deep(text)
+    if deep is not None:
+        line, column = _where(text, deep)
+        raise ManifestInvalid(
+            [
+                ManifestError(
+                    display,
+                    line,
+                    column,
+                    f"YAML is nested more than {MAX_DEPTH} levels deep",
+                    "manifests need about six levels; flatten this value",
+                )
+            ]
+        )
+    builder = _Builder(display)
     try:
-        root = yaml.compose(text)
+        data = builder.build(YAML(typ="safe", pure=False).parse(text))
+    except _Stop as stop:
+        mark = stop.event.start_mark
+        raise ManifestInvalid(
+            [ManifestError(display, mark.line + 1, mark.column + 1, stop.message, stop.hint)]
+        ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = f"invalid YAML: {exc.problem or exc.context}"
         if exc.problem and exc.context:
             message += f" ({exc.context})"
-        hint = ""
+        hint = "check the indentation and quoting around this position"
         if mark and "\t" in _line(text, mark.line)[: mark.column + 1]:
             hint = "YAML is indented with spaces; this line has a tab"
         raise ManifestInvalid([ManifestError(display, line, column, message, hint)]) from None
-    except (YAMLError, RecursionError) as exc:
-        raise ManifestInvalid([ManifestError(display, 1, 1, f"invalid YAML: {exc}")]) from None
-    if root is None:
+    except YAMLError as exc:
+        raise ManifestInvalid(
+            [ManifestError(display, 1, 1, f"invalid YAML: {excerpt(str(exc))}")]
+        ) from None
+    if builder.errors:
+        raise ManifestInvalid(builder.errors)
+    if data is None:
         raise ManifestInvalid(
             [ManifestError(display, 1, 1, "file has no YAML document", "add content or delete it")]
         )
-    builder = _Builder(display, yaml)
-    try:
-        data = builder.build(root)
-    except _AliasBomb as bomb:
-        mark = bomb.node.start_mark
-        raise ManifestInvalid(
-            [
-                ManifestError(
-                    display,
-                    mark.line + 1,
-                    mark.column + 1,
-                    f"aliases expand to more than {MAX_ALIAS_NODES} values",
-                    "this looks like an alias bomb; write the values out or use proficiency_sets",
-                )
-            ]
-        ) from None
-    except RecursionError:
-        raise ManifestInvalid([ManifestError(display, 1, 1, "YAML is nested too deeply")]) from None
-    if builder.errors:
-        raise ManifestInvalid(builder.errors)
     if not isinstance(data, dict):
+        source = SourceFile(display, data, text)
         raise ManifestInvalid(
             [
-                ManifestError(
-                    display,
-                    root.start_mark.line + 1,
-                    root.start_mark.column + 1,
+                source.error(
+                    (),
                     "the top level must be a mapping of sections (instance, users, ...)",
+                    "start the file with a section name such as `users:`",
                 )
             ]
         )
-    return SourceFile(display, data, root)
+    return SourceFile(display, data, text)
+
+
+def read_source(path: Path, display: str) -> SourceFile:
+    """Read and parse one manifest file; raise ManifestInvalid naming the problem."""
+    return parse_source(read_bounded(path, display), display)

@@ -212,7 +212,7 @@ CASES = [
         {USERS: "users: {}\n---\nusers: {}\n"},
         USERS,
         2,
-        "invalid YAML",
+        "holds one YAML document",
     ),
     Case(
         "missing instance",
