@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,66 @@ def test_missing_or_empty_config_directory(tmp_path: Path, monkeypatch, setup, m
     setup(tmp_path)
     with pytest.raises(ManifestInvalid, match=message.replace("*", r"\*")):
         load_manifest(Path("config"))
+
+
+def fs_errors(config_dir: Path) -> list[str]:
+    with pytest.raises(ManifestInvalid) as raised:
+        load_manifest(config_dir)
+    return [str(e) for e in raised.value.errors]
+
+
+def test_a_dangling_manifest_symlink_is_an_error_not_skipped(config_dir: Path) -> None:
+    write_config(config_dir, {})
+    (config_dir / "gone.yaml").symlink_to(config_dir / "nowhere.yaml")
+    [error] = fs_errors(config_dir)
+    assert error.startswith("config/gone.yaml:1:1: dangling symlink")
+
+
+def test_a_symlink_loop_is_an_error(config_dir: Path) -> None:
+    write_config(config_dir, {})
+    (config_dir / "a.yaml").symlink_to(config_dir / "b.yaml")
+    (config_dir / "b.yaml").symlink_to(config_dir / "a.yaml")
+    (config_dir / "teams").mkdir()
+    (config_dir / "teams" / "up").symlink_to(config_dir)
+    errors = fs_errors(config_dir)
+    assert [e.split("\n")[0].split(": ")[0:2] for e in errors] == [
+        ["config/a.yaml:1:1", "symlink loop"],
+        ["config/b.yaml:1:1", "symlink loop"],
+        ["config/teams/up:1:1", "symlink loop"],
+    ]
+
+
+def test_a_symlinked_directory_is_followed(config_dir: Path, tmp_path: Path) -> None:
+    write_config(tmp_path / "shared", {}, base=True)
+    (config_dir / "shared").symlink_to(tmp_path / "shared")
+    assert load_manifest(config_dir).instance.region == "us-east-1"
+
+
+def test_a_name_that_is_not_utf8_is_an_error_naming_it(config_dir: Path) -> None:
+    write_config(config_dir, {})
+    (config_dir / os.fsdecode(b"team-\xff.yaml")).write_text("users: {}\n")
+    [error] = fs_errors(config_dir)
+    assert error.startswith("config/team-\\xff.yaml:1:1: the name is not valid UTF-8")
+    error.encode("utf-8")  # printable: no lone surrogates
+
+
+def test_a_manifest_that_is_not_a_regular_file_is_an_error(config_dir: Path) -> None:
+    write_config(config_dir, {})
+    os.mkfifo(config_dir / "pipe.yaml")
+    [error] = fs_errors(config_dir)
+    assert error.startswith("config/pipe.yaml:1:1: not a regular file")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file or directory")
+def test_unreadable_files_and_directories_are_errors(config_dir: Path) -> None:
+    write_config(config_dir, {"teams/a.yaml": "users: {}\n", "locked.yaml": "users: {}\n"})
+    (config_dir / "teams").chmod(0)
+    (config_dir / "locked.yaml").chmod(0)
+    try:
+        errors = fs_errors(config_dir)
+    finally:
+        (config_dir / "teams").chmod(0o755)
+    assert [e.split("\n")[0].split(": ")[0:2] for e in errors] == [
+        ["config/locked.yaml:1:1", "cannot read the file"],
+        ["config/teams:1:1", "cannot read the directory"],
+    ]

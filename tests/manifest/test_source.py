@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.manifest import ManifestInvalid
-from reconciler.manifest.source import read_source
+from reconciler.manifest import source as source_module
+from reconciler.manifest.source import MAX_DEPTH, read_source
 
 
 def parse(tmp_path: Path, text: str):
@@ -53,6 +54,108 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     assert read_source(path, "m.yaml").data == {"users": {}}
 
 
-def test_deep_nesting_is_a_clean_error(tmp_path: Path) -> None:
-    with pytest.raises(ManifestInvalid):
-        parse(tmp_path, "a: " + "[" * 5000 + "]" * 5000 + "\n")
+def errors_of(tmp_path: Path, text: str | bytes) -> list[str]:
+    path = tmp_path / "m.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(ManifestInvalid) as raised:
+        read_source(path, "m.yaml")
+    return [str(e) for e in raised.value.errors]
+
+
+@pytest.mark.parametrize("depth", [65, 5000, 30_000])
+def test_deep_flow_nesting_is_refused_before_parsing(tmp_path: Path, depth: int) -> None:
+    # depth 30,000 segfaulted the C composer; the bound is checked on the text
+    [error] = errors_of(tmp_path, "proficiency_sets:\n  deep: " + "[" * depth + "]" * depth)
+    assert error.startswith("m.yaml:2:")
+    assert f"nested more than {MAX_DEPTH} levels" in error
+
+
+def test_deep_block_nesting_is_refused_with_its_position(tmp_path: Path) -> None:
+    [error] = errors_of(tmp_path, "a:\n" + "- " * 5000 + "x\n")
+    assert error.startswith("m.yaml:2:") and "nested more than" in error
+
+
+def test_brackets_in_quotes_and_comments_do_not_count_as_nesting(tmp_path: Path) -> None:
+    deep = "[" * 100
+    source = parse(tmp_path, f"a: '{deep}'\nb: \"{deep}\"  # {deep}\nc: [[1]]\n")
+    assert source.data == {"a": deep, "b": deep, "c": [[1]]}
+
+
+@pytest.mark.parametrize("text", ["0b100", "4_", "0x_4", "1_000", "0o_7", "+0x4", "0777_"])
+def test_yaml_1_1_number_spellings_are_text(tmp_path: Path, text: str) -> None:
+    assert parse(tmp_path, f"a: {text}\n").data == {"a": text}
+
+
+def test_core_schema_numbers(tmp_path: Path) -> None:
+    source = parse(tmp_path, "a: 0o17\nb: -3\nc: .inf\nd: -.Inf\ne: 1e3\nf: +4\n")
+    expected = {"a": 15, "b": -3, "c": float("inf"), "d": float("-inf"), "e": 1000.0, "f": 4}
+    assert source.data == expected
+
+
+def test_a_number_too_long_for_int_is_text_not_a_crash(tmp_path: Path) -> None:
+    digits = "9" * 5000
+    assert parse(tmp_path, f"a: {digits}\n").data == {"a": digits}
+
+
+def test_explicit_core_tags_are_checked(tmp_path: Path) -> None:
+    assert parse(tmp_path, "a: !!int 4\nb: !!float 4\nc: !!str 4\n").data == {
+        "a": 4,
+        "b": 4.0,
+        "c": "4",
+    }
+    [error] = errors_of(tmp_path, "a: !!int 0b100\n")
+    assert error.startswith("m.yaml:1:4: '0b100' is not a YAML 1.2 int")
+
+
+def test_a_second_document_is_an_error(tmp_path: Path) -> None:
+    [error] = errors_of(tmp_path, "users: {}\n---\nusers: {}\n")
+    assert error.startswith("m.yaml:2:") and "one YAML document" in error
+
+
+def test_alias_to_an_undefined_anchor_is_positioned(tmp_path: Path) -> None:
+    [error] = errors_of(tmp_path, "a: 1\nb: *nowhere\n")
+    assert error.startswith("m.yaml:2:4: alias *'nowhere' names no anchor")
+
+
+def test_aliases_share_values_and_keys_may_be_aliases(tmp_path: Path) -> None:
+    source = parse(tmp_path, "a: &k name\nb: &l [1, 2]\nc: *l\n*k : 3\n")
+    assert source.data == {"a": "name", "b": [1, 2], "c": [1, 2], "name": 3}
+
+
+def test_collection_keys_and_duplicates_are_positioned(tmp_path: Path) -> None:
+    errors = errors_of(tmp_path, "? [a]\n: 1\nb: 2\nb: 3\n")
+    assert errors[0].startswith("m.yaml:1:3: a mapping key must be a plain name")
+    assert errors[1].startswith("m.yaml:4:1: duplicate key 'b' (first defined on line 3)")
+
+
+def test_long_bad_values_are_quoted_short(tmp_path: Path) -> None:
+    [error] = errors_of(tmp_path, "a: !!int " + "x" * 4_000_000 + "\n")
+    assert error.startswith("m.yaml:1:4: 'xxxx")
+    assert len(error) < 300
+
+
+def test_a_file_larger_than_the_bound_is_refused_unparsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(source_module, "MAX_FILE_BYTES", 1000)
+    [error] = errors_of(tmp_path, "a: " + "x" * 2000 + "\n")
+    assert error.startswith("m.yaml:1:1: file is larger than")
+
+
+def test_a_file_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ManifestInvalid, match=r"gone\.yaml:1:1: cannot read the file"):
+        read_source(tmp_path / "gone.yaml", "gone.yaml")
+
+
+def test_top_level_that_is_not_a_mapping_is_positioned(tmp_path: Path) -> None:
+    [error] = errors_of(tmp_path, "# header\n- a\n- b\n")
+    assert error.startswith("m.yaml:2:1: the top level must be a mapping")
+
+
+def test_positions_of_an_error_are_found_after_loading(tmp_path: Path) -> None:
+    # Positions come from the kept text, composed only when an error asks.
+    source = parse(tmp_path, "users:\n  jane: {sets: [a]}\n")
+    assert source.position(("users", "jane", "sets", 0)) == (2, 17)
