@@ -32,7 +32,7 @@ from reconciler.emulator import load_snapshot
 from reconciler.emulator.protocol import to_epoch
 from reconciler.manifest import ManifestInvalid, load_manifest
 from reconciler.plan.planner import make_plan
-from tests.conftest import INSTANCE_ID, ROOT, write_config
+from tests.conftest import INSTANCE_ID, ROOT, ManualClock, write_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 JANE = {("Language", "Spanish"): 4.0, ("Skill", "Billing"): 3.0}
@@ -359,8 +359,10 @@ def test_contact_steps_grouping_and_skips() -> None:
 def test_contact_reads_are_paced_under_the_search_contacts_quota(connect) -> None:
     emulator, client = connect
     scale = 10.0
-    emulator.reset(load_snapshot(DEMO), quota_scale=scale)
-    reader = LiveStateReader(QuotaPacer(client, time_scale=scale), emulator.backend.instance["Id"])
+    clock = ManualClock()
+    emulator.reset(load_snapshot(DEMO), quota_scale=scale, clock=clock)
+    pacer = QuotaPacer(client, time_scale=scale, clock=clock, sleep=clock.sleep)
+    reader = LiveStateReader(pacer, emulator.backend.instance["Id"])
     end = to_epoch("2026-11-21T00:00:00Z")
     contacts = reader.contacts(end - 7 * 86400, end, 250)
     stats = emulator.stats.snapshot()

@@ -77,8 +77,12 @@ class QuotaPacer:
         max_attempts: int = 8,
         base_delay: float = 0.25,
         seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
+        self._clock = clock  # tests inject a clock shared with the emulator
+        self._sleep = sleep
         self.overrides = overrides or {}
         self.time_scale = time_scale
         self.max_attempts = max_attempts
@@ -112,7 +116,7 @@ class QuotaPacer:
         with self._lock:
             if operation not in self._buckets:
                 self._buckets[operation] = TokenBucket(
-                    pacing_quota(self.quota(operation)), self.time_scale
+                    pacing_quota(self.quota(operation)), self.time_scale, self._clock, self._sleep
                 )
             return self._buckets[operation]
 
@@ -137,7 +141,7 @@ class QuotaPacer:
                     self.retries[operation] += 1
                     delay = self._random.uniform(0, self.base_delay * 2 ** (attempt - 1))
                 log.debug("%s failed (%s); retry %d in %.2fs", operation, error, attempt, delay)
-                time.sleep(delay / self.time_scale)
+                self._sleep(delay / self.time_scale)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def pages(self, operation: str, key: str, **params: Any) -> list[Any]:

@@ -37,7 +37,8 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.manifest.errors import ManifestError, ManifestInvalid, excerpt
+from reconciler.manifest.errors import ManifestError, ManifestInvalid
+from reconciler.quoting import excerpt
 
 # Bounds on hostile input. Real manifests nest about six levels deep, reuse a
 # few anchors and stay well under a megabyte per thousand users.

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from reconciler.connect.pacer import AmbiguousWrite, QuotaPacer
 from reconciler.connect.quotas import Quota
 from reconciler.emulator import FaultPlan, backend_from_snapshot
-from tests.conftest import INSTANCE_ID, small_snapshot
+from tests.conftest import INSTANCE_ID, ManualClock, small_snapshot
 
 IN = {"InstanceId": INSTANCE_ID}
 # In-process, client and emulator threads share one GIL; at 10x the pacer's
@@ -35,12 +35,16 @@ def test_paced_concurrent_calls_are_never_throttled(connect) -> None:
 def test_quota_overrides_are_paced(connect) -> None:
     emulator, client = connect
     slow = {"ListUsers": Quota(rate=1, burst=1)}
-    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE)
+    clock = ManualClock()
+    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE, clock=clock)
     emulator.quotas = slow
-    pacer = QuotaPacer(client, overrides=slow, time_scale=SCALE)
+    pacer = QuotaPacer(client, overrides=slow, time_scale=SCALE, clock=clock, sleep=clock.sleep)
+    start = clock()
     for _ in range(10):
         pacer.call("ListUsers", **IN)
     assert emulator.stats.total("throttled") == 0
+    # nine waits at the paced rate (just under 1/s), none longer
+    assert 9 / SCALE < clock() - start < 9 / (SCALE * 0.8)
     assert pacer.quota("ListUsers") == Quota(1, 1)
 
 
