@@ -34,6 +34,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections import Counter
@@ -51,6 +52,7 @@ SNAPSHOT = ROOT / "examples" / "demo-snapshot.json"
 CPU_SECONDS = 30
 WALL_SECONDS = 45.0
 MEMORY_BYTES = 2 * 1024**3
+THREAD_STACK_BYTES = 1024**2  # thread stacks count against the memory limit
 NETWORK_MARK = "FUZZ-NETWORK-CALL"
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -317,7 +319,10 @@ def _child(case_dir: Path, args: list[str], write_end: int) -> None:
     os.dup2(write_end, 2)
     os.setsid()
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+    # RLIMIT_DATA counts what the heap really uses; RLIMIT_AS would also count
+    # each thread's 64 MB malloc arena reservation and refuse new threads.
+    resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_BYTES, MEMORY_BYTES))
+    threading.stack_size(THREAD_STACK_BYTES)
     _guard_sockets()
     os.chdir(case_dir)
     code = 0
