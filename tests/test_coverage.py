@@ -406,7 +406,9 @@ def test_contact_reads_are_paced_under_the_search_contacts_quota(connect) -> Non
     clock = ManualClock()
     emulator.reset(load_snapshot(DEMO), quota_scale=scale, clock=clock)
     pacer = QuotaPacer(client, time_scale=scale, clock=clock, sleep=clock.sleep)
-    reader = LiveStateReader(pacer, emulator.backend.instance["Id"])
+    # One worker: on the shared clock, calls then reach the emulator in the
+    # order they were paced, so load cannot bunch them (see test_pacer).
+    reader = LiveStateReader(pacer, emulator.backend.instance["Id"], workers=1)
     end = to_epoch("2026-11-21T00:00:00Z")
     contacts = reader.contacts(end - 7 * 86400, end, 250)
     stats = emulator.stats.snapshot()

@@ -341,7 +341,7 @@ def _schema_errors(exc: ValidationError, merged: MergedDocument) -> list[Manifes
             errors.append(
                 merged.error(
                     path,
-                    f"level of {excerpt(f'{path[-2]}/{path[-1]}')} must be a whole number from "
+                    f"level of {clip(f'{path[-2]}/{path[-1]}')} must be a whole number from "
                     f"{limits.MIN_LEVEL} to {limits.MAX_LEVEL}, got {excerpt(value)}",
                     "1 is the lowest proficiency, 5 the highest",
                 )
