@@ -21,9 +21,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.quoting import clip, excerpt
 from reconciler.state import Proficiencies, RoutingState
 
 GREATER_OR_EQUAL = "NumberGreaterOrEqualTo"
+# Routing steps nest a few levels; deeper input is refused, not recursed into.
+MAX_NESTING = 32
 
 
 class ExpressionError(ValueError):
@@ -124,7 +127,7 @@ def _tokens(text: str) -> list[_Token]:
         if kind == "space":
             continue
         if kind == "bad":
-            raise ExpressionError(f"unexpected {value!r}", match.start() + 1)
+            raise ExpressionError(f"unexpected {excerpt(value)}", match.start() + 1)
         if kind == "word" and value in _KEYWORDS:
             kind = value
         tokens.append(_Token(kind, value, match.start() + 1))
@@ -136,6 +139,7 @@ class _TextParser:
     def __init__(self, text: str) -> None:
         self.tokens = _tokens(text)
         self.index = 0
+        self.depth = 0
 
     @property
     def token(self) -> _Token:
@@ -145,7 +149,7 @@ class _TextParser:
         token = self.token
         if token.kind != kind:
             expected = {"eq": "'='", "paren": "')'", "end": "the end"}.get(kind, kind)
-            found = repr(token.text) if token.text else "the end"
+            found = excerpt(token.text) if token.text else "the end"
             raise ExpressionError(f"expected {expected}, found {found}", token.column)
         self.index += 1
         return token
@@ -173,18 +177,26 @@ class _TextParser:
         token = self.token
         if token.kind == "NOT":
             self.index += 1
+            if self.token.kind == "NOT":
+                raise ExpressionError("NOT applies to a single condition", self.token.column)
             inner = self.unary()
-            if not isinstance(inner, Condition) or inner.negated:
+            if not isinstance(inner, Condition):
                 raise ExpressionError("NOT applies to a single condition", token.column)
             return Condition(
                 inner.name, inner.value, inner.min_level, inner.max_level, negated=True
             )
         if token.kind == "paren" and token.text == "(":
+            if self.depth >= MAX_NESTING:
+                raise ExpressionError(
+                    f"parentheses nest more than {MAX_NESTING} deep", token.column
+                )
             self.index += 1
+            self.depth += 1
             inner = self.any_of()
             if self.token.text != ")":
                 self.take("paren")
             self.index += 1
+            self.depth -= 1
             return inner
         return self.condition()
 
@@ -197,7 +209,7 @@ class _TextParser:
         while self.token.kind == "word":
             words.append(self.take("word").text)
         if not words:
-            found = repr(token.text) if token.text else "the end"
+            found = excerpt(token.text) if token.text else "the end"
             raise ExpressionError(f"expected {what}, found {found}", token.column)
         return " ".join(words)
 
@@ -222,7 +234,7 @@ class _TextParser:
             level = float(token.text)
         except ValueError:
             raise ExpressionError(
-                f"expected a level 1 to 5, found {token.text or 'the end'!r}", token.column
+                f"expected a level 1 to 5, found {excerpt(token.text or 'the end')}", token.column
             ) from None
         self.index += 1
         _check_range(level, level, token.column)
@@ -275,12 +287,14 @@ def _quoted(text: str) -> str:
 # -- the structured form (a routing step's Expression) ----------------------------
 
 
-def parse_structured(data: Any, where: str = "expression") -> Expression:
+def parse_structured(data: Any, where: str = "expression", depth: int = 0) -> Expression:
     """Parse an API `Expression` (or a whole step holding one)."""
     if not isinstance(data, dict):
-        raise ExpressionError(f"{where}: expected a mapping")
+        raise ExpressionError(f"{where}: expected a mapping, got {excerpt(data)}")
+    if depth >= MAX_NESTING:
+        raise ExpressionError(f"{where}: expressions nest more than {MAX_NESTING} deep")
     if "Expression" in data and set(data) <= {"Expression", "Expiry", "Status"}:
-        return parse_structured(data["Expression"], f"{where}.Expression")
+        return parse_structured(data["Expression"], f"{where}.Expression", depth + 1)
     kinds = [
         k
         for k in ("AttributeCondition", "NotAttributeCondition", "AndExpression", "OrExpression")
@@ -291,7 +305,7 @@ def parse_structured(data: Any, where: str = "expression") -> Expression:
         raise ExpressionError(
             f"{where}: give exactly one of AttributeCondition, NotAttributeCondition, "
             "AndExpression, "
-            f"OrExpression{f' (unknown: {sorted(unknown)})' if unknown else ''}"
+            f"OrExpression{f' (unknown: {excerpt(sorted(unknown, key=str))})' if unknown else ''}"
         )
     kind = kinds[0]
     if kind in ("AndExpression", "OrExpression"):
@@ -299,7 +313,8 @@ def parse_structured(data: Any, where: str = "expression") -> Expression:
         if not isinstance(items, list) or not items:
             raise ExpressionError(f"{where}.{kind}: expected a non-empty list")
         parsed = tuple(
-            parse_structured(item, f"{where}.{kind}[{i}]") for i, item in enumerate(items)
+            parse_structured(item, f"{where}.{kind}[{i}]", depth + 1)
+            for i, item in enumerate(items)
         )
         return AllOf(parsed) if kind == "AndExpression" else AnyOf(parsed)
     return _attribute_condition(
@@ -307,38 +322,59 @@ def parse_structured(data: Any, where: str = "expression") -> Expression:
     )
 
 
-def _attribute_condition(data: Any, where: str, negated: bool) -> Condition:
+def _mapping(data: Any, where: str) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise ExpressionError(f"{where}: expected a mapping")
+        raise ExpressionError(f"{where}: expected a mapping, got {excerpt(data)}")
+    return data
+
+
+def _number(data: Any, where: str) -> float:
+    # bool is an int to Python, not a number to the API.
+    if isinstance(data, bool) or not isinstance(data, int | float):
+        raise ExpressionError(f"{where}: expected a level 1 to 5, got {excerpt(data)}")
+    return float(data)
+
+
+def _attribute_condition(data: Any, where: str, negated: bool) -> Condition:
+    data = _mapping(data, where)
     known = {"Name", "Value", "ProficiencyLevel", "Range", "MatchCriteria", "ComparisonOperator"}
     if set(data) - known:
-        raise ExpressionError(f"{where}: unknown member(s) {sorted(set(data) - known)}")
-    agents = (data.get("MatchCriteria") or {}).get("AgentsCriteria")
-    if agents is not None:
+        unknown = sorted(set(data) - known, key=str)
+        raise ExpressionError(f"{where}: unknown member(s) {clip(str(unknown))}")
+    if "MatchCriteria" in data:
+        criteria = _mapping(data["MatchCriteria"], f"{where}.MatchCriteria")
+        agents = _mapping(criteria.get("AgentsCriteria"), f"{where}.MatchCriteria.AgentsCriteria")
+        ids = agents.get("AgentIds") or []
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ExpressionError(
+                f"{where}.MatchCriteria.AgentsCriteria.AgentIds: expected a list of user ids"
+            )
+        name, value = data.get("Name"), data.get("Value")
         return Condition(
-            data.get("Name"),
-            data.get("Value"),
-            agent_ids=tuple(agents.get("AgentIds") or ()),
+            name if isinstance(name, str) else None,
+            value if isinstance(value, str) else None,
+            agent_ids=tuple(ids),
             negated=negated,
         )
     if not isinstance(data.get("Name"), str) or not isinstance(data.get("Value"), str):
         raise ExpressionError(f"{where}: Name and Value are required text")
     if "Range" in data:
-        bounds = data["Range"] or {}
-        low, high = bounds.get("MinProficiencyLevel"), bounds.get("MaxProficiencyLevel")
-        if not isinstance(low, int | float) or not isinstance(high, int | float):
+        bounds = _mapping(data["Range"], f"{where}.Range")
+        if "MinProficiencyLevel" not in bounds or "MaxProficiencyLevel" not in bounds:
             raise ExpressionError(
                 f"{where}.Range: MinProficiencyLevel and MaxProficiencyLevel are required"
             )
-        _check_range(float(low), float(high))
-        return Condition(data["Name"], data["Value"], float(low), float(high), negated=negated)
+        low = _number(bounds["MinProficiencyLevel"], f"{where}.Range.MinProficiencyLevel")
+        high = _number(bounds["MaxProficiencyLevel"], f"{where}.Range.MaxProficiencyLevel")
+        _check_range(low, high)
+        return Condition(data["Name"], data["Value"], low, high, negated=negated)
     if "ProficiencyLevel" in data:
         operator = data.get("ComparisonOperator", GREATER_OR_EQUAL)
         if operator != GREATER_OR_EQUAL:
             raise ExpressionError(
-                f"{where}: ComparisonOperator {operator!r} is not {GREATER_OR_EQUAL}"
+                f"{where}: ComparisonOperator {excerpt(operator)} is not {GREATER_OR_EQUAL}"
             )
-        level = float(data["ProficiencyLevel"])
+        level = _number(data["ProficiencyLevel"], f"{where}.ProficiencyLevel")
         _check_range(level, level)
         return Condition(data["Name"], data["Value"], level, negated=negated)
     return Condition(data["Name"], data["Value"], negated=negated)
@@ -447,7 +483,7 @@ def contact_steps(
         seen_here: set[str] = set()
         for step in steps:
             try:
-                expression = parse_structured(step.get("Expression"), "step")
+                expression = parse_structured(_mapping(step, "step").get("Expression"), "step")
             except ExpressionError:
                 found.unreadable += 1
                 continue

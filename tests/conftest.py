@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,26 @@ def write_config(directory: Path, files: dict[str, str | bytes], base: bool = Tr
         else:
             path.write_text(content, encoding="utf-8")
     return directory
+
+
+class ManualClock:
+    """A clock that moves only when someone sleeps on it: pacing tests share
+    one between client and emulator, so machine load cannot change what
+    they see."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        # A real sleep always lets some time pass; a wait of a rounding
+        # error's size must too, or a token bucket would spin on it.
+        with self._lock:
+            self.now += max(seconds, 1e-6)
 
 
 @pytest.fixture

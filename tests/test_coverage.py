@@ -32,7 +32,7 @@ from reconciler.emulator import load_snapshot
 from reconciler.emulator.protocol import to_epoch
 from reconciler.manifest import ManifestInvalid, load_manifest
 from reconciler.plan.planner import make_plan
-from tests.conftest import INSTANCE_ID, ROOT, write_config
+from tests.conftest import INSTANCE_ID, ROOT, ManualClock, write_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 JANE = {("Language", "Spanish"): 4.0, ("Skill", "Billing"): 3.0}
@@ -170,6 +170,13 @@ def test_structured_forms() -> None:
     )
 
 
+def _nested(depth: int) -> dict:
+    expression: dict = {"AttributeCondition": {"Name": "L", "Value": "v"}}
+    for _ in range(depth):
+        expression = {"AndExpression": [expression]}
+    return expression
+
+
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
@@ -202,11 +209,34 @@ def test_structured_forms() -> None:
         ({"AndExpression": []}, "non-empty list"),
         ({"AttributeCondition": {"Name": "L"}}, "Name and Value are required"),
         ("text", "expected a mapping"),
+        ({"AttributeCondition": {"Name": "L", "Value": "v", "ProficiencyLevel": True}}, "got True"),
+        ({"AttributeCondition": {"Name": "L", "Value": "v", "Range": [1, 2]}}, "Range: expected"),
+        (
+            {
+                "AttributeCondition": {
+                    "Name": "L",
+                    "Value": "v",
+                    "Range": {"MinProficiencyLevel": "1", "MaxProficiencyLevel": 2},
+                }
+            },
+            "MinProficiencyLevel: expected a level",
+        ),
+        ({"AttributeCondition": {"MatchCriteria": {"AgentsCriteria": 3}}}, "AgentsCriteria: exp"),
+        (
+            {"AttributeCondition": {"MatchCriteria": {"AgentsCriteria": {"AgentIds": "a"}}}},
+            "AgentIds: expected a list",
+        ),
+        (_nested(40), "nest more than 32 deep"),
     ],
 )
 def test_structured_errors(data, fragment) -> None:
     with pytest.raises(ExpressionError, match=fragment):
         parse_structured(data)
+
+
+def test_unreadable_contact_steps_are_counted_not_raised() -> None:
+    contacts = [{"Id": "1", "RoutingCriteria": {"Steps": ["not a step", {"Expression": 3}]}}]
+    assert contact_steps(contacts).unreadable == 2
 
 
 def test_search_criteria_translation() -> None:
@@ -239,6 +269,19 @@ def test_parse_since() -> None:
             "uses 'Language/Klingon', which the manifests do not declare",
         ),
         ("{AttributeCondition: {Name: Language}}", "Name and Value are required"),
+        # hostile input (issue 14): positioned errors, never RecursionError and co
+        ("'" + "(" * 400 + "L = S" + ")" * 400 + "'", "column 33: parentheses nest more than 32"),
+        ("'" + "NOT " * 1000 + "L = S'", "column 5: NOT applies to a single condition"),
+        (
+            "{AttributeCondition: {Name: L, Value: S, ProficiencyLevel: abc}}",
+            "ProficiencyLevel: expected a level 1 to 5, got 'abc'",
+        ),
+        (
+            "{AttributeCondition: {Name: L, Value: S, MatchCriteria: x}}",
+            "MatchCriteria: expected a mapping, got 'x'",
+        ),
+        ("'L = S >= " + "9" * 5000 + "'", "levels are 1 to 5"),
+        ("'L = \"" + "x" * 10_000 + "'", "unexpected '\"'"),
     ],
 )
 def test_requirement_errors_in_manifests_are_positioned(
@@ -253,6 +296,7 @@ def test_requirement_errors_in_manifests_are_positioned(
     (error,) = raised.value.errors
     assert (error.file, error.line) == ("config/routing.yaml", 3)
     assert fragment in error.message
+    assert len(error.message) < 300  # a bad value is quoted short
 
 
 def test_structured_requirement_in_yaml(config_dir: Path) -> None:
@@ -366,8 +410,12 @@ def test_contact_steps_grouping_and_skips() -> None:
 def test_contact_reads_take_criteria_from_summaries_paced(connect) -> None:
     emulator, client = connect
     scale = 10.0
-    emulator.reset(load_snapshot(DEMO), quota_scale=scale)
-    reader = LiveStateReader(QuotaPacer(client, time_scale=scale), emulator.backend.instance["Id"])
+    clock = ManualClock()
+    emulator.reset(load_snapshot(DEMO), quota_scale=scale, clock=clock)
+    pacer = QuotaPacer(client, time_scale=scale, clock=clock, sleep=clock.sleep)
+    # One worker: on the shared clock, calls then reach the emulator in the
+    # order they were paced, so load cannot bunch them (see test_pacer).
+    reader = LiveStateReader(pacer, emulator.backend.instance["Id"], workers=1)
     end = to_epoch("2026-11-21T00:00:00Z")
     read = reader.contacts(end - 7 * 86400, end, 250)
     stats = emulator.stats.snapshot()

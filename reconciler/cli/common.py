@@ -31,6 +31,7 @@ from reconciler.connect.pacer import READ_PREFIXES
 from reconciler.connect.quotas import Quota
 from reconciler.connect.target import Connection, TargetError, open_target
 from reconciler.emulator import SnapshotError
+from reconciler.logs import install_redaction
 from reconciler.manifest import Manifest, ManifestInvalid, load_manifest
 
 log = logging.getLogger("reconciler")
@@ -144,6 +145,7 @@ def options(ctx: click.Context) -> GlobalOptions:
     if opts.verbose >= 2:
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    install_redaction()
     return opts
 
 

@@ -130,8 +130,12 @@ class QuotaPacer:
         max_attempts: int = 8,
         base_delay: float = 0.25,
         seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
+        self._clock = clock  # tests inject a clock shared with the emulator
+        self._sleep = sleep
         self.overrides = overrides or {}
         self.time_scale = time_scale
         self.max_attempts = max_attempts
@@ -170,7 +174,7 @@ class QuotaPacer:
         with self._lock:
             if operation not in self._buckets:
                 self._buckets[operation] = TokenBucket(
-                    pacing_quota(self.quota(operation)), self.time_scale
+                    pacing_quota(self.quota(operation)), self.time_scale, self._clock, self._sleep
                 )
             return self._buckets[operation]
 
@@ -206,7 +210,7 @@ class QuotaPacer:
                 log.debug("%s failed (%s); retry %d in %.2fs", operation, error, attempt, delay)
                 if on_retry is not None:
                     on_retry(attempt, error, delay)
-                time.sleep(delay / self.time_scale)
+                self._sleep(delay / self.time_scale)
             else:
                 self._answered = True
                 self.budget.release(last_cost or NO_RETRY_INCREMENT)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
+import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +33,32 @@ CONTROL_PREFIX = "/_emulator/"
 # Operations whose effect a dropped connection may or may not have applied.
 _READ_PREFIXES = ("Describe", "List", "Search", "Get")
 
+# Limits on what a client may send. Connect documents no body or nesting
+# limit for these APIs; requests are a few KB, so the emulator chooses strict
+# bounds and answers as API Gateway-fronted AWS services do (413, 400
+# SerializationException) instead of holding memory or a thread.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 64
+READ_TIMEOUT = 30.0  # seconds a connection may sit idle or half-sent
+MAX_WORKERS = 128  # connections served at once; more wait in the backlog
+LISTEN_BACKLOG = 128
+MAX_LATENCY = 60.0
+_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]')
+
+
+def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays and objects deeper than `limit`."""
+    depth = 0
+    for match in _JSON_NESTING.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
 
 @dataclass
 class FaultPlan:
@@ -45,6 +74,23 @@ class FaultPlan:
     # for a user an IAM policy protects: a permanent, per-object failure.
     reject_users: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A nonsense plan must be refused where it is set, not make every
+        # later call fail.
+        for name in ("error", "throttle", "drop_before", "drop_after"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 <= value <= 1:
+                raise ValueError(f"fault {name} must be a rate from 0 to 1, got {value!r:.80}")
+        if not _is_number(self.latency) or not 0 <= self.latency <= MAX_LATENCY:
+            raise ValueError(
+                f"fault latency must be 0 to {MAX_LATENCY:g} seconds, got {self.latency!r:.80}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"fault seed must be an integer, got {self.seed!r:.80}")
+        users = self.reject_users
+        if not isinstance(users, tuple) or not all(isinstance(u, str) for u in users):
+            raise ValueError("fault reject_users must be a list of user ids")
+
     @classmethod
     def parse(cls, spec: str) -> FaultPlan:
         """`error=0.05,throttle=0.2,drop_before=0.01,drop_after=0.01,latency=0.002,seed=7`
@@ -58,8 +104,29 @@ class FaultPlan:
             if key == "reject_users":
                 values[key] = tuple(raw.split("+"))
             else:
-                values[key] = int(raw) if key == "seed" else float(raw)
+                try:
+                    values[key] = int(raw) if key == "seed" else float(raw)
+                except ValueError:
+                    raise ValueError(f"fault {key} must be a number, got {raw!r:.80}") from None
         return cls(**values)
+
+    @classmethod
+    def from_json(cls, document: Any) -> FaultPlan:
+        """A plan from the control endpoint's JSON object; ValueError on nonsense."""
+        if not isinstance(document, dict):
+            raise ValueError("the fault plan must be a JSON object")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(document) - names)
+        if unknown:
+            raise ValueError(f"unknown fault(s) {unknown!r:.80}; known: {', '.join(sorted(names))}")
+        users = document.get("reject_users", [])
+        if not isinstance(users, list):
+            raise ValueError("fault reject_users must be a list of user ids")
+        return cls(**{**document, "reject_users": tuple(users)})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class CallStats:
@@ -106,8 +173,11 @@ class ConnectEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         check_responses: bool = False,
+        read_timeout: float = READ_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
+        self.clock = clock  # the quota buckets' time (tests inject one)
         self.protocol = ConnectProtocol()
         self.stats = CallStats()
         self.quota_scale = quota_scale  # None: no throttling
@@ -119,8 +189,7 @@ class ConnectEmulator:
         # operation's output shape, and a misfit fails the call loudly.
         self.check_responses = check_responses
         self.checked_responses = 0
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((host, port), _handler_for(self, read_timeout))
         self._thread: threading.Thread | None = None
 
     @property
@@ -134,9 +203,12 @@ class ConnectEmulator:
         *,
         quota_scale: float | None = None,
         faults: FaultPlan | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Serve `backend` from now on, with fresh counters, buckets and faults."""
+        """Serve `backend` from now on, with fresh counters, buckets and faults,
+        the buckets on `clock`."""
         self.backend = backend
+        self.clock = clock
         self.stats.reset()
         self.quota_scale = quota_scale
         with self._buckets_lock:
@@ -161,7 +233,7 @@ class ConnectEmulator:
         with self._buckets_lock:
             if operation not in self._buckets:
                 self._buckets[operation] = TokenBucket(
-                    quota_for(operation, self.quotas), self.quota_scale
+                    quota_for(operation, self.quotas), self.quota_scale, clock=self.clock
                 )
             return self._buckets[operation]
 
@@ -219,17 +291,16 @@ class ConnectEmulator:
             self.stats.reset()
             document = {}
         elif action == "faults" and method == "PUT":
-            spec = json.loads(body or b"{}")
-            spec["reject_users"] = tuple(spec.get("reject_users", ()))
-            self.set_faults(FaultPlan(**spec))
+            try:
+                self.set_faults(FaultPlan.from_json(json.loads(body or b"{}")))
+            except ValueError as error:  # JSONDecodeError and UnicodeDecodeError included
+                return _json_response(400, {"message": str(error)})
             document = asdict(self.faults)
         elif action == "snapshot" and method == "GET":
             document = snapshot_of(self.backend)
         else:
-            return Response(
-                404, b'{"message": "unknown control path"}', {"Content-Type": "application/json"}
-            )
-        return Response(200, json.dumps(document).encode(), {"Content-Type": "application/json"})
+            return _json_response(404, {"message": "unknown control path"})
+        return _json_response(200, document)
 
     def start(self) -> ConnectEmulator:
         """Serve on a background thread; returns self for chaining."""
@@ -258,16 +329,95 @@ class ConnectEmulator:
         self.stop()
 
 
-def _handler_for(emulator: ConnectEmulator) -> type[BaseHTTPRequestHandler]:
+def _json_response(status: int, document: Any, error_type: str = "") -> Response:
+    headers = {"Content-Type": "application/json"}
+    if error_type:
+        headers["x-amzn-ErrorType"] = error_type
+    return Response(status, json.dumps(document).encode(), headers)
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_WORKERS at once, a deep backlog.
+
+    When every worker is busy the accept loop waits, so further connections
+    queue in the listen backlog instead of each holding a thread; idle ones
+    give their worker back after the read timeout.
+    """
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._workers = threading.BoundedSemaphore(MAX_WORKERS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._workers.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._workers.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._workers.release()
+
+
+def _handler_for(emulator: ConnectEmulator, read_timeout: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as boto3's connection pool expects
         # Headers and body leave in two writes; with Nagle on, the body waits
         # for the client's delayed ACK (40 ms a call).
         disable_nagle_algorithm = True
+        timeout = read_timeout  # per socket read: an idle or stalled client is let go
+
+        def _body(self) -> bytes | Response:
+            """The request body, or the error response that refuses it."""
+            if "Transfer-Encoding" in self.headers:
+                return _json_response(
+                    400,
+                    {"message": "Transfer-Encoding is not supported; send Content-Length"},
+                    "SerializationException",
+                )
+            raw = (self.headers.get("Content-Length") or "0").strip()
+            if not raw.isdigit() or not raw.isascii():
+                return _json_response(
+                    400,
+                    {"message": f"Content-Length {raw!r:.40} is not a non-negative integer"},
+                    "SerializationException",
+                )
+            length = int(raw)
+            if length > MAX_BODY_BYTES:
+                return _json_response(
+                    413,
+                    {"message": f"request body over {MAX_BODY_BYTES} bytes"},
+                    "RequestEntityTooLargeException",
+                )
+            body = self.rfile.read(length) if length else b""
+            if len(body) < length:
+                raise ConnectionError("client closed before sending the whole body")
+            if json_too_deep(body):
+                return _json_response(
+                    400,
+                    {"message": f"request body nests deeper than {MAX_JSON_DEPTH} levels"},
+                    "SerializationException",
+                )
+            return body
 
         def _dispatch(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            try:
+                body = self._body()
+            except (ConnectionError, TimeoutError):
+                self.close_connection = True
+                return
+            if isinstance(body, Response):
+                # The unread body (if any) would be taken for the next request.
+                self.close_connection = True
+                self._send(body)
+                return
             try:
                 if self.path.startswith(CONTROL_PREFIX):
                     response = emulator.control(self.command, urlsplit(self.path).path, body)
@@ -281,11 +431,16 @@ def _handler_for(emulator: ConnectEmulator) -> type[BaseHTTPRequestHandler]:
                 response = emulator.protocol.error(
                     ApiError("InternalServiceException", f"Emulator failure: {exc}")
                 )
+            self._send(response)
+
+        def _send(self, response: Response) -> None:
             self.send_response(response.status)
             for key, value in response.headers.items():
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(response.body)))
             self.send_header("x-amzn-RequestId", "00000000-0000-4000-8000-000000000000")
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(response.body)
 

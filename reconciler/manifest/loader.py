@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from reconciler import limits
 from reconciler.coverage import ExpressionError, Requirement, parse_expression, references
-from reconciler.manifest.errors import ManifestError, ManifestInvalid, clip, excerpt
+from reconciler.manifest.errors import ManifestError, ManifestInvalid
 from reconciler.manifest.models import (
     AttributeSpec,
     GroupMatch,
@@ -30,6 +30,7 @@ from reconciler.manifest.models import (
     known_keys,
 )
 from reconciler.manifest.source import DocPath, SourceFile, parse_source, read_bounded
+from reconciler.quoting import clip, excerpt
 from reconciler.state import Attribute, Proficiencies, RoutingState, UserState
 
 log = logging.getLogger(__name__)
@@ -364,7 +365,7 @@ def _schema_errors(exc: ValidationError, merged: MergedDocument) -> list[Manifes
             errors.append(
                 merged.error(
                     path,
-                    f"level of {excerpt(f'{path[-2]}/{path[-1]}')} must be a whole number from "
+                    f"level of {clip(f'{path[-2]}/{path[-1]}')} must be a whole number from "
                     f"{limits.MIN_LEVEL} to {limits.MAX_LEVEL}, got {excerpt(value)}",
                     "1 is the lowest proficiency, 5 the highest",
                 )
@@ -496,7 +497,7 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
                 yield merged.error(
                     path,
                     f"routing requirement {excerpt(requirement.name)} uses "
-                    f"{excerpt(f'{attribute}/{value}')}, which the manifests do not declare",
+                    f"{clip(f'{attribute}/{value}')}, which the manifests do not declare",
                     "declare it, or list the attribute in settings.external_attributes",
                 )
     seen: dict[str, int] = {}

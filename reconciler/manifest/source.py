@@ -18,26 +18,28 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _ruamel_yaml import CParser
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
-    CollectionStartEvent,
     DocumentStartEvent,
     Event,
     MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
     SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.manifest.errors import ManifestError, ManifestInvalid, excerpt
+from reconciler.manifest.errors import ManifestError, ManifestInvalid
+from reconciler.quoting import excerpt
 
 # Bounds on hostile input. Real manifests nest about six levels deep, reuse a
 # few anchors and stay well under a megabyte per thousand users.
@@ -49,7 +51,6 @@ MAX_NUMBER_CHARS = 100
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null"))
 _MAP, _SEQ = f"{_TAG}map", f"{_TAG}seq"
-_PLAIN = "plain"  # an untagged plain scalar, typed by the core schema
 MAX_SHARED_CHARS = 200  # longer scalars are not worth looking up
 
 # https://yaml.org/spec/1.2.2/#1032-tag-resolution (the core schema)
@@ -157,23 +158,30 @@ class _Stop(Exception):
         self.event, self.message, self.hint = event, message, hint
 
 
-_NO_KEY = object()
+_NO_KEY = object()  # also "not cached yet"
 _SKIP = object()  # the value of a key that was refused
 
 
-@dataclass
 class _Frame:
     """A collection being built: a list, or a dict with its pending key."""
 
-    value: list[Any] | dict[str, Any]
-    start: Event
-    size: int = 1
-    key: Any = _NO_KEY
-    key_lines: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("built_before", "is_list", "key", "key_lines", "start", "value")
+
+    def __init__(self, start: Event, is_list: bool, built_before: int) -> None:
+        self.start = start
+        self.is_list = is_list
+        self.value: list[Any] | dict[str, Any] = [] if is_list else {}
+        self.key: Any = _NO_KEY
+        self.key_lines: dict[str, int] = {}
+        self.built_before = built_before
 
 
 class _Builder:
-    """Turns parser events into dicts, lists and scalars, collecting errors."""
+    """Turns parser events into dicts, lists and scalars, collecting errors.
+
+    This loop runs once per event (~40 per user), so it is written for speed:
+    dispatch on the exact event type, one shared object per repeated scalar.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -181,18 +189,61 @@ class _Builder:
         self.anchors: dict[str, tuple[Any, int, str | None]] = {}  # value, size, scalar text
         self.alias_nodes = 0
         # Names and levels repeat thousands of times; keep one object of each.
-        self.shared: dict[tuple[str, str], Any] = {}
+        self.plain: dict[str, Any] = {}
+        self.quoted: dict[str, str] = {}
 
     def _error(self, event: Event, message: str, hint: str = "") -> None:
         mark = event.start_mark
         self.errors.append(ManifestError(self.path, mark.line + 1, mark.column + 1, message, hint))
 
-    def build(self, events: Iterable[Event]) -> Any:
+    def build(self, parser: Any) -> Any:
+        """The document's value, from a parser's `get_event`."""
+        get_event = parser.get_event
+        plain, quoted = self.plain, self.quoted
         stack: list[_Frame] = []
+        frame: _Frame | None = None
         root: Any = None
+        built = 0  # values built so far, aliases counted expanded
         documents = 0
-        for event in events:
-            if isinstance(event, DocumentStartEvent):
+        while True:
+            event = get_event()
+            kind = type(event)
+            text: str | None
+            if kind is ScalarEvent:
+                text = event.value
+                if event.tag is None and len(text) <= MAX_SHARED_CHARS:
+                    # implicit[0] is the plain style, typed by the core schema.
+                    cache = plain if event.implicit[0] else quoted
+                    value = cache.get(text, _NO_KEY)
+                    if value is _NO_KEY:
+                        value = cache[text] = _resolve_plain(text) if cache is plain else text
+                else:
+                    value = self._scalar(event)
+                size = 1
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (value, 1, text)
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                if len(stack) >= MAX_DEPTH:
+                    raise _Stop(
+                        event,
+                        f"YAML is nested more than {MAX_DEPTH} levels deep",
+                        "manifests need about six levels; flatten this value",
+                    )
+                is_list = kind is SequenceStartEvent
+                self._check_tag(event, _SEQ if is_list else _MAP)
+                frame = _Frame(event, is_list, built)
+                stack.append(frame)
+                continue
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                done = stack.pop()
+                value, text, event = done.value, None, done.start
+                size = built - done.built_before + 1
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (value, size, None)
+                frame = stack[-1] if stack else None
+            elif kind is AliasEvent:
+                value, size, text = self._alias(event)
+            elif kind is DocumentStartEvent:
                 documents += 1
                 if documents > 1:
                     raise _Stop(
@@ -201,35 +252,21 @@ class _Builder:
                         "remove the `---` line, or move the document to its own file",
                     )
                 continue
-            if isinstance(event, CollectionStartEvent):
-                if len(stack) >= MAX_DEPTH:
-                    raise _Stop(
-                        event,
-                        f"YAML is nested more than {MAX_DEPTH} levels deep",
-                        "manifests need about six levels; flatten this value",
-                    )
-                is_map = isinstance(event, MappingStartEvent)
-                self._check_tag(event, _MAP if is_map else _SEQ)
-                stack.append(_Frame({} if is_map else [], event))
+            elif kind is StreamEndEvent:
+                return root
+            else:  # stream start, document end
                 continue
-            if isinstance(event, MappingEndEvent | SequenceEndEvent):
-                frame = stack.pop()
-                value, size, text, event = frame.value, frame.size, None, frame.start
-                if event.anchor is not None:
-                    self.anchors[event.anchor] = (value, size, None)
-            elif isinstance(event, ScalarEvent):
-                value, size, text = self._scalar(event), 1, event.value
-                if event.anchor is not None:
-                    self.anchors[event.anchor] = (value, 1, text)
-            elif isinstance(event, AliasEvent):
-                value, size, text = self._alias(event)
-            else:  # stream and document ends
-                continue
-            if not stack:
+            built += size
+            if frame is None:
                 root = value
+            elif frame.is_list:
+                frame.value.append(value)  # type: ignore[union-attr]
+            elif frame.key is _NO_KEY:
+                self._key(frame, event, text)
             else:
-                self._add(stack[-1], event, value, size, text)
-        return root
+                if frame.key is not _SKIP:
+                    frame.value[frame.key] = value  # type: ignore[call-overload]
+                frame.key = _NO_KEY
 
     def _alias(self, event: AliasEvent) -> tuple[Any, int, str | None]:
         if event.anchor not in self.anchors:
@@ -248,57 +285,37 @@ class _Builder:
             )
         return value, size, text
 
-    def _add(self, frame: _Frame, event: Event, value: Any, size: int, text: str | None) -> None:
-        frame.size += size
-        if isinstance(frame.value, list):
-            frame.value.append(value)
+    def _key(self, frame: _Frame, event: Event, text: str | None) -> None:
+        if text is None:
+            self._error(event, "a mapping key must be a plain name, not a list or mapping")
+            frame.key = _SKIP
             return
-        if frame.key is _NO_KEY:
-            if text is None:
-                self._error(event, "a mapping key must be a plain name, not a list or mapping")
-                frame.key = _SKIP
-                return
-            # Keys are names (an attribute value may be written `1: 4`), so
-            # their text is the key whatever type YAML would give it.
-            key = self._shared(_STR, text)
-            line = frame.key_lines.get(key)
-            if line is not None:
-                self._error(
-                    event,
-                    f"duplicate key {excerpt(key)} (first defined on line {line})",
-                    "YAML keeps only one of them; remove or merge the duplicate",
-                )
-                frame.key = _SKIP
-                return
-            frame.key_lines[key] = event.start_mark.line + 1
-            frame.key = key
+        # Keys are names (an attribute value may be written `1: 4`), so their
+        # text is the key whatever type YAML would give it.
+        key = self.quoted.setdefault(text, text) if len(text) <= MAX_SHARED_CHARS else text
+        line = frame.key_lines.get(key)
+        if line is not None:
+            self._error(
+                event,
+                f"duplicate key {excerpt(key)} (first defined on line {line})",
+                "YAML keeps only one of them; remove or merge the duplicate",
+            )
+            frame.key = _SKIP
             return
-        if frame.key is not _SKIP:
-            frame.value[frame.key] = value
-        frame.key = _NO_KEY
+        frame.key_lines[key] = event.start_mark.line + 1
+        frame.key = key
 
-    def _shared(self, tag: str, text: str) -> Any:
-        key = (tag, text)
-        value = self.shared.get(key)
-        if value is None:
-            value = _resolve_plain(text) if tag == _PLAIN else text
-            self.shared[key] = value
-        return value
-
-    def _check_tag(self, event: Event, expected: str) -> bool:
+    def _check_tag(self, event: Event, expected: str) -> None:
         tag = event.tag
-        if tag is None or tag == "!" or str(tag) == expected:
-            return True
-        self._error(event, f"YAML tag {excerpt(_short(str(tag)))} is not allowed", _TAG_HINT)
-        return False
+        if tag is not None and tag != "!" and str(tag) != expected:
+            self._error(event, f"YAML tag {excerpt(_short(str(tag)))} is not allowed", _TAG_HINT)
 
     def _scalar(self, event: ScalarEvent) -> Any:
+        """A tagged or long scalar (the loop handles the common ones)."""
         text = event.value
         tag = None if event.tag is None else str(event.tag)
         if tag is None:
-            # implicit[0] is the plain style, typed by the core schema; quoted is text.
-            kind = _PLAIN if event.implicit[0] else _STR
-            return self._shared(kind, text) if len(text) <= MAX_SHARED_CHARS else text
+            return _resolve_plain(text) if event.implicit[0] else text
         if tag in ("!", _STR):
             return text
         if tag in (_INT, _FLOAT, _BOOL, _NULL):
@@ -337,20 +354,34 @@ def _where(text: str, offset: int) -> tuple[int, int]:
 # plain scalar can hide brackets from this scan; the exact depth bound on the
 # events still holds, this one only keeps libyaml's quadratic flow handling
 # from seeing absurd depths.
-_FLOW = re.compile(r"""[\[{]|[\]}]|"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|(?:^|(?<=\s))#[^\n]*""", re.M)
+_FLOW_MARKS = re.compile(r"""[\[\]{}"'#]""")
+_QUOTED_REST = {'"': re.compile(r'(?:[^"\\]|\\.)*"', re.S), "'": re.compile(r"(?:[^']|'')*'")}
+_TOKEN_START = " \t\r\n[{,:?-"
 
 
 def _flow_too_deep(text: str) -> int | None:
     """Offset where flow collections nest deeper than MAX_DEPTH, if they do."""
     depth = 0
-    for match in _FLOW.finditer(text):
-        char = match.group()[0]
+    position = 0
+    search = _FLOW_MARKS.search
+    while (mark := search(text, position)) is not None:
+        at = mark.start()
+        char = text[at]
+        position = at + 1
         if char in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                return match.start()
+                return at
         elif char in "]}":
             depth = max(depth - 1, 0)
+        elif at == 0 or text[at - 1] in _TOKEN_START:
+            if char == "#":
+                newline = text.find("\n", position)
+                position = len(text) if newline < 0 else newline
+            else:
+                rest = _QUOTED_REST[char].match(text, position)
+                if rest is not None:
+                    position = rest.end()
     return None
 
 
@@ -423,7 +454,11 @@ def parse_source(raw: bytes, display: str) -> SourceFile:
         )
     builder = _Builder(display)
     try:
-        data = builder.build(YAML(typ="safe", pure=False).parse(text))
+        parser = CParser(text)
+        try:
+            data = builder.build(parser)
+        finally:
+            parser.dispose()
     except _Stop as stop:
         mark = stop.event.start_mark
         raise ManifestInvalid(

@@ -20,36 +20,51 @@ from reconciler.connect.pacer import (
 )
 from reconciler.connect.quotas import Quota
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
-from tests.conftest import INSTANCE_ID, small_snapshot
+from tests.conftest import INSTANCE_ID, ManualClock, small_snapshot
 
 IN = {"InstanceId": INSTANCE_ID}
-# In-process, client and emulator threads share one GIL; at 10x the pacer's
-# reserve token absorbs 50 ms of scheduling skew.
+# Quotas run 10x faster. The pacing tests share a ManualClock with the
+# emulator, so the machine's load never reaches what they measure.
 SCALE = 10.0
 
 
 def test_paced_concurrent_calls_are_never_throttled(connect) -> None:
     emulator, client = connect
-    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE)
-    pacer = QuotaPacer(client, time_scale=SCALE)
-    operations = ["ListUsers", "ListRoutingProfiles", "SearchPredefinedAttributes"] * 15
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda op: pacer.call(op, **IN), operations))
+    clock = ManualClock()
+    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE, clock=clock)
+    pacer = QuotaPacer(client, time_scale=SCALE, clock=clock, sleep=clock.sleep)
+    operations = ["ListUsers", "ListRoutingProfiles", "SearchPredefinedAttributes"]
+
+    # The operations run concurrently, each on its own thread and bucket. On
+    # the shared clock one operation's calls reach the emulator in the order
+    # they were paced, so what passes the pacer passes the emulator whatever
+    # the machine's load (several threads of one operation could overtake
+    # each other in flight: that is scheduling, not pacing).
+    def fifteen_calls(operation: str) -> None:
+        for _ in range(15):
+            pacer.call(operation, **IN)
+
+    with ThreadPoolExecutor(len(operations)) as pool:
+        list(pool.map(fifteen_calls, operations))
     stats = emulator.stats.snapshot()
     assert emulator.stats.total("throttled") == 0
-    assert {op: s["calls"] for op, s in stats.items()} == dict.fromkeys(set(operations), 15)
+    assert {op: s["calls"] for op, s in stats.items()} == dict.fromkeys(operations, 15)
     assert sum(pacer.retries.values()) == 0
 
 
 def test_quota_overrides_are_paced(connect) -> None:
     emulator, client = connect
     slow = {"ListUsers": Quota(rate=1, burst=1)}
-    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE)
+    clock = ManualClock()
+    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE, clock=clock)
     emulator.quotas = slow
-    pacer = QuotaPacer(client, overrides=slow, time_scale=SCALE)
+    pacer = QuotaPacer(client, overrides=slow, time_scale=SCALE, clock=clock, sleep=clock.sleep)
+    start = clock()
     for _ in range(10):
         pacer.call("ListUsers", **IN)
     assert emulator.stats.total("throttled") == 0
+    # nine waits at the paced rate (just under 1/s), none longer
+    assert 9 / SCALE < clock() - start < 9 / (SCALE * 0.8)
     assert pacer.quota("ListUsers") == Quota(1, 1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -95,8 +96,14 @@ def test_emulator_serve_answers_the_cli_and_persists_on_interrupt(tmp_path: Path
     server = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0", "--snapshot", str(snapshot), "--persist"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # A shell's background job ignores SIGINT, and the child would inherit
+        # that: give it the default so the interrupt below reaches it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
+    interrupted = False
     try:
+        ready, _, _ = select.select([server.stdout], [], [], 30)
+        assert ready, "the emulator printed no banner within 30 s"
         banner = server.stdout.readline()
         url = banner.split(" at ")[1].split(" ")[0]
         aws(
@@ -109,9 +116,13 @@ def test_emulator_serve_answers_the_cli_and_persists_on_interrupt(tmp_path: Path
             "--values",
             "StringList=Voice,Chat",
         )
-    finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+        interrupted = True
+    finally:
+        if not interrupted:  # whatever failed above, the server must not outlive the test
+            server.kill()
+            server.wait(timeout=30)
     assert "Channel" in {
         a["Name"] for a in json.loads(snapshot.read_text())["PredefinedAttributes"]
     }

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
+import socket
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from reconciler.connect.quotas import DEFAULT_QUOTAS, Quota, TokenBucket, pacing_quota
-from reconciler.emulator import FaultPlan, backend_from_snapshot
-from tests.conftest import INSTANCE_ID, small_snapshot
+from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
+from reconciler.emulator.server import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_WORKERS, json_too_deep
+from tests.conftest import INSTANCE_ID, ManualClock, small_snapshot
 
 IN = {"InstanceId": INSTANCE_ID}
 SCALE = 50.0  # the default 2 requests/s runs at 100/s
@@ -49,8 +55,11 @@ def test_quotas_are_per_operation(connect) -> None:
 
 def test_calls_paced_at_the_quota_are_never_throttled(connect) -> None:
     emulator, client = connect
-    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE)
-    pacer = TokenBucket(pacing_quota(DEFAULT_QUOTAS["ListRoutingProfiles"]), SCALE)
+    clock = ManualClock()
+    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE, clock=clock)
+    pacer = TokenBucket(
+        pacing_quota(DEFAULT_QUOTAS["ListRoutingProfiles"]), SCALE, clock, clock.sleep
+    )
     for _ in range(40):
         pacer.take()
         client.list_routing_profiles(**IN)
@@ -172,3 +181,141 @@ def test_faults_and_snapshot_over_http(connect) -> None:
     assert {u["User"]["Username"] for u in snapshot["Users"]} == {"jane", "joe", "ann"}
     with pytest.raises(urllib.error.HTTPError):
         control(emulator, "GET", "nothing")
+
+
+# -- hostile clients (issue 14) -------------------------------------------------
+
+
+def raw_exchange(emulator, request: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes to the emulator and read until it closes or answers."""
+    host, port = emulator._server.server_address[:2]
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received or not _complete(received):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def _complete(received: bytes) -> bool:
+    head, _, body = received.partition(b"\r\n\r\n")
+    match = re.search(rb"Content-Length: (\d+)", head)
+    return match is not None and len(body) >= int(match.group(1))
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("length", [b"abc", b"-1", b"1e3", b"\xd9\xa3"])
+def test_an_invalid_content_length_is_a_400(connect, length: bytes) -> None:
+    emulator, client = connect
+    response = raw_exchange(
+        emulator, b"PUT /_emulator/faults HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n{}"
+    )
+    assert status_of(response) == 400
+    assert b"SerializationException" in response
+    client.list_users(**IN)  # the server is still up
+
+
+def test_a_body_over_the_limit_is_refused_unread_with_413(connect) -> None:
+    emulator, _ = connect
+    # Only the headers are sent: the answer must not wait for 2 GB.
+    response = raw_exchange(
+        emulator, b"PUT /_emulator/faults HTTP/1.1\r\nContent-Length: 2000000000\r\n\r\n"
+    )
+    assert status_of(response) == 413
+    assert b"Connection: close" in response
+
+
+def test_deeply_nested_json_is_a_400_serialization_exception(connect) -> None:
+    emulator, _ = connect
+    body = b"[" * 100_000 + b"]" * 100_000
+    assert len(body) <= MAX_BODY_BYTES
+    request = urllib.request.Request(f"{emulator.url}/_emulator/faults", data=body, method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=10)
+    assert raised.value.code == 400
+    assert raised.value.headers["x-amzn-ErrorType"] == "SerializationException"
+    # brackets inside strings are not nesting
+    assert not json_too_deep(b'{"a": "' + b"[" * 1000 + b'"}')
+    assert json_too_deep(b'{"a": ' + b"[" * (MAX_JSON_DEPTH + 1) + b"]")
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        {"error": "abc"},
+        {"error": 2},
+        {"throttle": True},
+        {"latency": -1},
+        {"latency": 1e9},
+        {"seed": 1.5},
+        {"reject_users": "id-ann"},
+        {"nonsense": 1},
+        [],
+    ],
+)
+def test_nonsense_fault_settings_are_refused_and_change_nothing(connect, plan) -> None:
+    emulator, client = connect
+    request = urllib.request.Request(
+        f"{emulator.url}/_emulator/faults", data=json.dumps(plan).encode(), method="PUT"
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=10)
+    assert raised.value.code == 400
+    assert emulator.faults == FaultPlan()
+    client.list_users(**IN)
+
+
+def test_fault_spec_values_are_validated() -> None:
+    with pytest.raises(ValueError, match="error must be a number"):
+        FaultPlan.parse("error=abc")
+    with pytest.raises(ValueError, match="rate from 0 to 1"):
+        FaultPlan.parse("throttle=1.5")
+
+
+def test_idle_connections_are_closed_after_the_read_timeout() -> None:
+    emulator = ConnectEmulator(backend_from_snapshot(small_snapshot()), read_timeout=0.2).start()
+    try:
+        host, port = emulator._server.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall(b"GET /_emulator/stats HTTP/1.1\r\nContent-Le")  # and then nothing
+            # The server gives up on the half-sent request and closes.
+            assert sock.recv(1024) == b""
+    finally:
+        emulator.stop()
+
+
+def test_backlog_and_workers_are_bounded(connect) -> None:
+    emulator, _ = connect
+    assert emulator._server.request_queue_size >= 128
+    assert emulator._server._workers._value <= MAX_WORKERS
+
+
+def test_fifty_threads_of_requests_are_all_answered_correctly(connect) -> None:
+    emulator, _ = connect
+    host, port = emulator._server.server_address[:2]
+    path = f"/routing-profiles-summary/{INSTANCE_ID}"
+
+    def client_thread(_: int) -> list[int]:
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            statuses = []
+            for _ in range(200):
+                connection.request("GET", path)
+                response = connection.getresponse()
+                body = json.loads(response.read())
+                statuses.append(response.status)
+                assert len(body["RoutingProfileSummaryList"]) == 2
+            return statuses
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(client_thread, range(50)))
+    assert [s for statuses in results for s in statuses] == [200] * 10_000
+    assert emulator.stats.snapshot()["ListRoutingProfiles"] == {"calls": 10_000, "ok": 10_000}
