@@ -309,3 +309,24 @@ def test_a_set_edited_in_a_commit_narrows_to_exactly_its_holders(demo_repo: Path
     assert document["narrowing"]["users"] == [f"{h}@example.com" for h in holders]
     assert document["narrowing"]["changed_since"] == "HEAD~1"
     assert {c["username"] for c in document["changes"]} <= set(document["narrowing"]["users"])
+
+
+def test_changed_since_edge_cases(demo_repo: Path) -> None:
+    combined = run("plan", "--changed-since", "HEAD", "--user", DANIEL)
+    assert combined.exit_code == 1 and "cannot be combined" in combined.output
+    instance = demo_repo / "config" / "instance.yaml"
+    instance.write_text(
+        instance.read_text().replace("max_change_percent: 30", "max_change_percent: 90")
+    )
+    full = run("plan", "--changed-since", "HEAD", "--format", "json")
+    assert "planning in full: settings changed since HEAD" in full.stderr
+    assert json.loads(full.stdout)["narrowing"] is None
+    settings = demo_repo / "config" / "settings.yaml"
+    settings.write_text("settings: [broken\n")
+    git(demo_repo, "add", "-A")
+    git(demo_repo, "commit", "-qm", "a broken commit")
+    settings.unlink()
+    broken = run("plan", "--changed-since", "HEAD")
+    assert broken.exit_code == 1
+    assert "the manifests at HEAD do not load" in broken.output
+    assert "HEAD:config/settings.yaml:2:1: invalid YAML" in broken.output

@@ -235,7 +235,7 @@ def make_plan(
     if narrowing.active:
         errors += unknown_attribute_errors(manifest, live.state, narrowing)
         managed = instance_managed(manifest, reader, live)
-        errors += unknown_user_errors(manifest, live, managed, narrowing)
+        errors += unknown_user_errors(live, managed, narrowing)
         changes, deferred, holder_errors = narrowed_changes(
             changes, narrowing, desired, reader, set(live.state.users), managed
         )
@@ -293,9 +293,7 @@ def instance_managed(manifest: Manifest, reader: LiveStateReader, live: LiveStat
     return reader.managed_users(read_scope(manifest, Narrowing()))[0]
 
 
-def unknown_user_errors(
-    manifest: Manifest, live: LiveState, managed: set[str], narrowing: Narrowing
-) -> list[str]:
+def unknown_user_errors(live: LiveState, managed: set[str], narrowing: Narrowing) -> list[str]:
     """`--user` names these manifests do not manage, with the closest names
     (`--changed-since` also names users the change stopped managing: left
     alone, as a full plan leaves them)."""
