@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from reconciler import limits
@@ -208,7 +209,25 @@ def make_plan(
     A narrowed plan reads and changes a subset, but every guard still looks
     at the whole instance (DESIGN §3, "Narrowing")."""
     narrowing = narrowing or Narrowing()
-    live = reader.read(read_scope(manifest, narrowing))
+    requirements = manifest.requirements + (extra_requirements or [])
+    # The service counts each requirement's eligible agents while the read runs.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="requirements") as pool:
+        others = pool.submit(
+            others_eligible, reader, requirements, every_user_read(manifest, narrowing)
+        )
+        live = reader.read(read_scope(manifest, narrowing))
+        return _planned(manifest, reader, narrowing, live, requirements, others)
+
+
+def _planned(
+    manifest: Manifest,
+    reader: LiveStateReader,
+    narrowing: Narrowing,
+    live: LiveState,
+    requirements: list[Requirement],
+    others: Future[dict[str, set[str] | None]],
+) -> Plan:
+    """The plan from what was read; `others` are the requirement counts."""
     errors = list(live.errors)
     if live.missing_users:
         errors.append(
@@ -231,7 +250,6 @@ def make_plan(
     )
     existing_attributes = sum(1 for n in desired.attributes if n in current.attributes) + deletes
     deferred: list[str] = []
-    requirements = manifest.requirements + (extra_requirements or [])
     if narrowing.active:
         errors += unknown_attribute_errors(manifest, live.state, narrowing)
         managed = instance_managed(manifest, reader, live)
@@ -244,13 +262,7 @@ def make_plan(
         managed = live.managed
         errors += unmanaged_holder_errors(changes, reader, managed)
     after = apply_changes(live.state, changes)
-    coverage = requirement_coverage(
-        reader,
-        live.state,
-        after,
-        requirements,
-        every_user_read=every_user_read(manifest, narrowing),
-    )
+    coverage = coverage_rows(requirements, live.state, after, others.result())
     share = change_share_guard(changes, len(managed) + existing_attributes, settings)
     guards: list[GuardFinding] = ([share] if share else []) + coverage_guard(coverage)
     if narrowing.active:
@@ -409,23 +421,17 @@ class InstanceEligibility:
         return matched
 
 
-def requirement_coverage(
-    reader: LiveStateReader,
-    before: RoutingState,
-    after: RoutingState,
-    requirements: list[Requirement],
-    every_user_read: bool = False,
-) -> list[CoverageRow]:
-    """Eligible agents per requirement, now and after: users read from
-    state, the others counted by the service (InstanceEligibility)."""
-    others: dict[str, set[str] | None] = {}
+def others_eligible(
+    reader: LiveStateReader, requirements: list[Requirement], every_user_read: bool
+) -> dict[str, set[str] | None]:
+    """Per requirement, the instance's users the service finds eligible
+    (InstanceEligibility); nobody else when the plan reads every user."""
+    if every_user_read:
+        return {requirement.name: set() for requirement in requirements}
     instance = InstanceEligibility(reader)
-    for requirement in requirements:
-        if every_user_read:
-            others[requirement.name] = set()  # every user is managed and read
-        else:
-            others[requirement.name] = instance.eligible(requirement.expression)
-    return coverage_rows(requirements, before, after, others)
+    return {
+        requirement.name: instance.eligible(requirement.expression) for requirement in requirements
+    }
 
 
 def unchecked_coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:
