@@ -57,9 +57,7 @@ def manifest_files_at(config_dir: Path, ref: str) -> list[tuple[str, str, bytes]
             f"(actions/checkout with fetch-depth: 0, or `git fetch --depth=1 origin {ref}`)"
         ) from None
     sha = commit.decode().strip()
-    listing = _git(
-        root, "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", sha, "--", inside or "."
-    )
+    listing = _git(root, "ls-tree", "-r", "-z", "--full-tree", sha, "--", inside or ".")
     entries: list[tuple[PurePosixPath, str]] = []
     for record in listing.split(b"\0"):
         if not record:

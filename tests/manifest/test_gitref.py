@@ -77,3 +77,12 @@ def test_outside_a_repository_is_an_error(tmp_path: Path) -> None:
     config = write_config(tmp_path / "config", BASE_FILES)
     with pytest.raises(GitRefError, match="is not inside a git repository"):
         manifest_at(config, "HEAD")
+
+
+def test_a_symlinked_manifest_at_the_ref_is_refused(repo: Path) -> None:
+    config = write_config(repo / "config", {})
+    (config / "linked.yaml").symlink_to(config / "attributes.yaml")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    with pytest.raises(GitRefError, match=r"HEAD:config/linked\.yaml is a symbolic link"):
+        manifest_at(config, "HEAD")
