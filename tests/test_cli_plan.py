@@ -267,6 +267,7 @@ def test_saved_narrowed_plan_records_and_applies_exactly_itself(demo: Path) -> N
     assert "NARROWED PLAN" in TextRenderer().render(plan)
     applied = run("apply", "plan.json", "--auto-approve")
     assert applied.exit_code == 0, applied.output
+    assert "NARROWED PLAN: only 1 user(s): laura.jackson@example.com." in applied.stderr
     snapshot = json.loads((demo / "snapshot.json").read_text())
     attributes = {a["Name"] for a in snapshot["PredefinedAttributes"]}
     assert "Certification" in attributes

@@ -21,7 +21,7 @@ from reconciler.connect.target import Connection
 from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import make_plan
-from reconciler.plan.render import TextRenderer
+from reconciler.plan.render import TextRenderer, narrowing_lines
 from reconciler.plan.saved import SavedPlanError, load_plan, stale_objects
 
 
@@ -118,6 +118,8 @@ def apply(
             narrowing = narrowing_or_exit(opts, manifest, connection.reader, users, attributes,
                                           changed_since)  # fmt: skip
             todo = make_plan(manifest, connection.reader, narrowing)
+        for line in narrowing_lines(todo):  # said even when nothing else is shown
+            click.echo(line, err=True)
         if todo.errors:
             click.echo(renderer.render(todo))
             sys.exit(ExitCode.ERROR)
