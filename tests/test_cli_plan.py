@@ -238,6 +238,7 @@ def test_user_narrowing_keeps_the_additions_its_users_need(demo: Path) -> None:
     assert document["narrowing"] == {
         "users": ["laura.jackson@example.com"],
         "attributes": None,
+        "declarations": [],
         "changed_since": None,
         "reasons": [],
         "deferred": ["remove value(s) Collections from Skill"],
@@ -331,3 +332,15 @@ def test_changed_since_edge_cases(demo_repo: Path) -> None:
     assert broken.exit_code == 1
     assert "the manifests at HEAD do not load" in broken.output
     assert "HEAD:config/settings.yaml:2:1: invalid YAML" in broken.output
+
+
+def test_a_changed_declaration_is_planned_and_named(demo_repo: Path) -> None:
+    attributes = demo_repo / "config" / "attributes.yaml"
+    attributes.write_text(attributes.read_text().replace("Tier 3]", "Tier 3, Tier 4]"))
+    result = run("plan", "--changed-since", "HEAD")
+    assert result.exit_code == 0, result.output
+    assert (
+        "! NARROWED PLAN: only changes since HEAD; 0 user(s); "
+        "changed attribute declaration(s): Tier." in result.output
+    )
+    assert "  ~ update attribute Tier\n      + value Tier 4" in result.output

@@ -71,9 +71,8 @@ class Narrowing:
         """The plan's `narrowing` member (docs/plan-format.md)."""
         return {
             "users": None if self.users is None else sorted(self.users),
-            "attributes": sorted({*(self.attributes or ()), *self.declarations})
-            if self.attributes is not None or self.declarations
-            else None,
+            "attributes": None if self.attributes is None else sorted(self.attributes),
+            "declarations": sorted(self.declarations),
             "changed_since": self.changed_since,
             "reasons": list(self.reasons),
             "deferred": list(deferred),
