@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 from reconciler import limits
 from reconciler.connect.reader import LiveState, LiveStateReader, ReadScope, search_criteria
@@ -77,6 +78,18 @@ class Narrowing:
             "reasons": list(self.reasons),
             "deferred": list(deferred),
         }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Narrowing:
+        """The narrowing a saved plan's `narrowing` member records, so apply
+        can recompute exactly what the plan covered."""
+        return cls(
+            users=None if data["users"] is None else frozenset(data["users"]),
+            attributes=None if data["attributes"] is None else frozenset(data["attributes"]),
+            declarations=frozenset(data["declarations"]),
+            changed_since=data["changed_since"],
+            reasons=tuple(data["reasons"]),
+        )
 
 
 def _folded(names: frozenset[str]) -> set[str]:

@@ -405,3 +405,15 @@ def test_username_chunks_are_searched_concurrently(connect, tmp_path) -> None:
     )
     assert plan.unchanged_users == 3
     assert emulator.stats.calls("SearchUsers") == 3
+
+
+def test_saved_narrowing_round_trips() -> None:
+    narrowing = Narrowing(
+        users=frozenset({"jane"}),
+        declarations=frozenset({"Skill"}),
+        changed_since="main",
+        reasons=("declared users whose own entries or sets changed: jane",),
+    )
+    assert Narrowing.from_data(narrowing.data(["delete attribute Legacy"])) == narrowing
+    attributes = Narrowing(attributes=frozenset({"Language"}))
+    assert Narrowing.from_data(attributes.data([])) == attributes
