@@ -238,6 +238,7 @@ def test_user_narrowing_keeps_the_additions_its_users_need(demo: Path) -> None:
     assert document["narrowing"] == {
         "users": ["laura.jackson@example.com"],
         "attributes": None,
+        "declarations": [],
         "changed_since": None,
         "reasons": [],
         "deferred": ["remove value(s) Collections from Skill"],
@@ -267,6 +268,7 @@ def test_saved_narrowed_plan_records_and_applies_exactly_itself(demo: Path) -> N
     assert "NARROWED PLAN" in TextRenderer().render(plan)
     applied = run("apply", "plan.json", "--auto-approve")
     assert applied.exit_code == 0, applied.output
+    assert "NARROWED PLAN: only 1 user(s): laura.jackson@example.com." in applied.stderr
     snapshot = json.loads((demo / "snapshot.json").read_text())
     attributes = {a["Name"] for a in snapshot["PredefinedAttributes"]}
     assert "Certification" in attributes
@@ -373,3 +375,36 @@ def test_drift_with_plan_errors_exits_1(small: Path) -> None:
     (small / "config" / "users.yaml").write_text(IN_SYNC + "  ghost: {}\n")
     drift = run("drift")
     assert drift.exit_code == 1 and json.loads(drift.stdout)["errors"]
+
+
+def test_changed_since_edge_cases(demo_repo: Path) -> None:
+    combined = run("plan", "--changed-since", "HEAD", "--user", DANIEL)
+    assert combined.exit_code == 1 and "cannot be combined" in combined.output
+    instance = demo_repo / "config" / "instance.yaml"
+    instance.write_text(
+        instance.read_text().replace("max_change_percent: 30", "max_change_percent: 90")
+    )
+    full = run("plan", "--changed-since", "HEAD", "--format", "json")
+    assert "planning in full: settings changed since HEAD" in full.stderr
+    assert json.loads(full.stdout)["narrowing"] is None
+    settings = demo_repo / "config" / "settings.yaml"
+    settings.write_text("settings: [broken\n")
+    git(demo_repo, "add", "-A")
+    git(demo_repo, "commit", "-qm", "a broken commit")
+    settings.unlink()
+    broken = run("plan", "--changed-since", "HEAD")
+    assert broken.exit_code == 1
+    assert "the manifests at HEAD do not load" in broken.output
+    assert "HEAD:config/settings.yaml:2:1: invalid YAML" in broken.output
+
+
+def test_a_changed_declaration_is_planned_and_named(demo_repo: Path) -> None:
+    attributes = demo_repo / "config" / "attributes.yaml"
+    attributes.write_text(attributes.read_text().replace("Tier 3]", "Tier 3, Tier 4]"))
+    result = run("plan", "--changed-since", "HEAD")
+    assert result.exit_code == 0, result.output
+    assert (
+        "! NARROWED PLAN: only changes since HEAD; 0 user(s); "
+        "changed attribute declaration(s): Tier." in result.output
+    )
+    assert "  ~ update attribute Tier\n      + value Tier 4" in result.output

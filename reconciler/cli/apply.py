@@ -29,7 +29,7 @@ from reconciler.connect.target import Connection, emulator_snapshot
 from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import Narrowing, make_plan
-from reconciler.plan.render import renderer_for
+from reconciler.plan.render import narrowing_lines, renderer_for
 from reconciler.plan.saved import (
     RefusedPlan,
     SavedPlanError,
@@ -244,6 +244,8 @@ def apply(
             narrowing = narrowing_or_exit(opts, manifest, connection.reader, users, attributes,
                                           changed_since)  # fmt: skip
             todo = checked_plan(manifest, connection, narrowing, take_ownership)
+        for line in narrowing_lines(todo):  # said even when nothing else is shown
+            click.echo(line, err=True)
         if todo.errors:
             click.echo(renderer.render(todo))
             sys.exit(ExitCode.ERROR)

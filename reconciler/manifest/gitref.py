@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from reconciler.manifest.loader import Manifest, load_manifest_files
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+SYMLINK_MODE = "120000"
 
 
 class GitRefError(Exception):
@@ -62,12 +63,16 @@ def manifest_files_at(config_dir: Path, ref: str) -> list[tuple[str, str, bytes]
         if not record:
             continue
         meta, path_bytes = record.split(b"\t", 1)
-        _, kind, blob = meta.decode().split()
-        path = PurePosixPath(path_bytes.decode())
+        mode, kind, blob = meta.decode().split()
+        path = PurePosixPath(path_bytes.decode(errors="replace"))
         relative = path.relative_to(inside) if inside else path
         hidden = any(part.startswith(".") for part in relative.parts)
-        if kind == "blob" and path.suffix in MANIFEST_SUFFIXES and not hidden:
-            entries.append((relative, blob))
+        if kind != "blob" or path.suffix not in MANIFEST_SUFFIXES or hidden:
+            continue
+        if mode == SYMLINK_MODE:
+            # Its blob is the link's target, not the manifest: fail closed.
+            raise GitRefError(f"{ref}:{path} is a symbolic link; --changed-since cannot follow it")
+        entries.append((relative, blob))
     entries.sort()
     if not entries:
         return []

@@ -12,6 +12,7 @@ from __future__ import annotations
 from reconciler.connect.reader import LiveStateReader, ReadScope
 from reconciler.manifest import Manifest
 from reconciler.plan.planner import Narrowing, merged_proficiencies, names
+from reconciler.state import Proficiencies
 
 
 class NotNarrowable(Exception):
@@ -83,6 +84,6 @@ def changed_narrowing(
     )
 
 
-def _declared(manifest: Manifest, username: str) -> dict | None:
+def _declared(manifest: Manifest, username: str) -> Proficiencies | None:
     user = manifest.desired.users.get(username)
     return None if user is None else user.proficiencies

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -78,28 +79,24 @@ class Narrowing:
         """The plan's `narrowing` member (docs/plan-format.md)."""
         return {
             "users": None if self.users is None else sorted(self.users),
-            "attributes": sorted({*(self.attributes or ()), *self.declarations})
-            if self.attributes is not None or self.declarations
-            else None,
+            "attributes": None if self.attributes is None else sorted(self.attributes),
+            "declarations": sorted(self.declarations),
             "changed_since": self.changed_since,
             "reasons": list(self.reasons),
             "deferred": list(deferred),
         }
 
-
-def narrowing_from_data(data: dict[str, Any] | None) -> Narrowing:
-    """The Narrowing a saved plan's `narrowing` member records (none: a full
-    plan). For `--changed-since` its attributes are declarations: they never
-    narrow users' proficiencies. KeyError or TypeError when malformed."""
-    if data is None:
-        return Narrowing()
-    users = None if data["users"] is None else frozenset(map(str, data["users"]))
-    attributes = None if data["attributes"] is None else frozenset(map(str, data["attributes"]))
-    reasons = tuple(map(str, data["reasons"]))
-    if data["changed_since"] is not None:
-        declarations = attributes or frozenset()
-        return Narrowing(users, None, declarations, str(data["changed_since"]), reasons)
-    return Narrowing(users, attributes, reasons=reasons)
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Narrowing:
+        """The narrowing a saved plan's `narrowing` member records, so apply
+        can recompute exactly what the plan covered."""
+        return cls(
+            users=None if data["users"] is None else frozenset(data["users"]),
+            attributes=None if data["attributes"] is None else frozenset(data["attributes"]),
+            declarations=frozenset(data["declarations"]),
+            changed_since=data["changed_since"],
+            reasons=tuple(data["reasons"]),
+        )
 
 
 def _folded(names: frozenset[str]) -> set[str]:
@@ -292,8 +289,30 @@ def make_plan(
     at the whole instance (DESIGN §3, "Narrowing"). With `settings.owner`,
     users another owner tagged are errors unless `take_ownership`."""
     narrowing = narrowing or Narrowing()
-    scope = read_scope(manifest, narrowing)
-    live = reader.read(scope)
+    requirements = manifest.requirements + (extra_requirements or [])
+    # The service counts each requirement's eligible agents while the read runs.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="requirements") as pool:
+        others = pool.submit(
+            others_eligible, reader, requirements, every_user_read(manifest, narrowing)
+        )
+        scope = read_scope(manifest, narrowing)
+        live = reader.read(scope)
+        return _planned(
+            manifest, reader, narrowing, scope, live, requirements, others, take_ownership
+        )
+
+
+def _planned(
+    manifest: Manifest,
+    reader: LiveStateReader,
+    narrowing: Narrowing,
+    scope: ReadScope,
+    live: LiveState,
+    requirements: list[Requirement],
+    others: Future[dict[str, set[str] | None]],
+    take_ownership: bool,
+) -> Plan:
+    """The plan from what was read; `others` are the requirement counts."""
     errors = list(live.errors)
     if live.missing_users:
         errors.append(
@@ -312,13 +331,12 @@ def make_plan(
     )
     existing_attributes = sum(1 for n in desired.attributes if n in current.attributes) + deletes
     deferred: list[str] = []
-    requirements = manifest.requirements + (extra_requirements or [])
     owner_tags, owner_errors = ownership(manifest, live, take_ownership)
     errors += owner_errors
     if narrowing.active:
         errors += unknown_attribute_errors(manifest, live.state, narrowing)
         managed = instance_managed(manifest, reader, live)
-        errors += unknown_user_errors(manifest, live, managed, narrowing)
+        errors += unknown_user_errors(live, managed, narrowing)
         changes, deferred, holder_errors = narrowed_changes(
             changes, narrowing, desired, reader, set(live.state.users), managed
         )
@@ -327,13 +345,7 @@ def make_plan(
         managed = live.managed
         errors += unmanaged_holder_errors(changes, reader, managed)
     after = apply_changes(live.state, changes)
-    coverage = requirement_coverage(
-        reader,
-        live.state,
-        after,
-        requirements,
-        every_user_read=every_user_read(manifest, narrowing),
-    )
+    coverage = coverage_rows(requirements, live.state, after, others.result())
     share = change_share_guard(changes, len(managed) + existing_attributes, settings)
     guards: list[GuardFinding] = ([share] if share else []) + coverage_guard(coverage)
     if narrowing.active:
@@ -386,9 +398,7 @@ def instance_managed(manifest: Manifest, reader: LiveStateReader, live: LiveStat
     return reader.managed_users(read_scope(manifest, Narrowing()))[0]
 
 
-def unknown_user_errors(
-    manifest: Manifest, live: LiveState, managed: set[str], narrowing: Narrowing
-) -> list[str]:
+def unknown_user_errors(live: LiveState, managed: set[str], narrowing: Narrowing) -> list[str]:
     """`--user` names these manifests do not manage, with the closest names
     (`--changed-since` also names users the change stopped managing: left
     alone, as a full plan leaves them)."""
@@ -504,23 +514,17 @@ class InstanceEligibility:
         return matched
 
 
-def requirement_coverage(
-    reader: LiveStateReader,
-    before: RoutingState,
-    after: RoutingState,
-    requirements: list[Requirement],
-    every_user_read: bool = False,
-) -> list[CoverageRow]:
-    """Eligible agents per requirement, now and after: users read from
-    state, the others counted by the service (InstanceEligibility)."""
-    others: dict[str, set[str] | None] = {}
+def others_eligible(
+    reader: LiveStateReader, requirements: list[Requirement], every_user_read: bool
+) -> dict[str, set[str] | None]:
+    """Per requirement, the instance's users the service finds eligible
+    (InstanceEligibility); nobody else when the plan reads every user."""
+    if every_user_read:
+        return {requirement.name: set() for requirement in requirements}
     instance = InstanceEligibility(reader)
-    for requirement in requirements:
-        if every_user_read:
-            others[requirement.name] = set()  # every user is managed and read
-        else:
-            others[requirement.name] = instance.eligible(requirement.expression)
-    return coverage_rows(requirements, before, after, others)
+    return {
+        requirement.name: instance.eligible(requirement.expression) for requirement in requirements
+    }
 
 
 def unchecked_coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:

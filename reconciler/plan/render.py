@@ -77,9 +77,12 @@ def narrowing_lines(plan: Plan) -> list[str]:
     if narrowing["changed_since"] is not None:
         scope.append(f"changes since {narrowing['changed_since']}")
     if narrowing["users"] is not None:
-        scope.append(f"{len(narrowing['users'])} user(s): {_names(narrowing['users'])}")
+        listed = f": {_names(narrowing['users'])}" if narrowing["users"] else ""
+        scope.append(f"{len(narrowing['users'])} user(s){listed}")
     if narrowing["attributes"] is not None:
         scope.append(f"attribute(s): {_names(narrowing['attributes'])}")
+    if narrowing["declarations"]:
+        scope.append(f"changed attribute declaration(s): {_names(narrowing['declarations'])}")
     lines = [
         f"NARROWED PLAN: only {'; '.join(scope)}. Guards still count the whole instance; "
         "run a full plan to converge everything."

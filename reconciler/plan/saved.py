@@ -38,7 +38,6 @@ from reconciler.plan.planner import (
     instance_managed,
     narrowed_changes,
     narrowed_live,
-    narrowing_from_data,
     ownership,
     read_scope,
 )
@@ -168,7 +167,7 @@ def recomputed_changes(
     narrowed as the plan was (so what it deferred stays deferred), and any
     plan errors doing so."""
     try:
-        narrowing = narrowing_from_data(plan.narrowing)
+        narrowing = Narrowing.from_data(plan.narrowing) if plan.narrowing else Narrowing()
     except (KeyError, TypeError) as exc:
         return [], [f"its narrowing member is malformed ({exc!r})"]
     desired, errors = desired_state(manifest, live, narrowing)

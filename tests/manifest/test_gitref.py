@@ -77,3 +77,28 @@ def test_outside_a_repository_is_an_error(tmp_path: Path) -> None:
     config = write_config(tmp_path / "config", BASE_FILES)
     with pytest.raises(GitRefError, match="is not inside a git repository"):
         manifest_at(config, "HEAD")
+
+
+def test_a_symlinked_manifest_at_the_ref_is_refused(repo: Path) -> None:
+    config = write_config(repo / "config", {})
+    (config / "linked.yaml").symlink_to(config / "attributes.yaml")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    with pytest.raises(GitRefError, match=r"HEAD:config/linked\.yaml is a symbolic link"):
+        manifest_at(config, "HEAD")
+
+
+def test_a_shallow_clone_reads_the_base_once_it_is_fetched(repo: Path, tmp_path_factory) -> None:
+    write_config(repo / "config", {"users.yaml": "users:\n  jane: {}\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "config" / "users.yaml").write_text("users:\n  joe: {}\n")
+    git(repo, "commit", "-qam", "pull request")
+    clone = tmp_path_factory.mktemp("ci") / "clone"
+    git(repo.parent, "clone", "-q", "--depth=1", f"file://{repo}", str(clone))
+    with pytest.raises(GitRefError, match="in a shallow CI clone fetch it first"):
+        manifest_at(clone / "config", base)
+    git(clone, "fetch", "-q", "--depth=1", "origin", base)
+    manifest = manifest_at(clone / "config", base)
+    assert manifest is not None and set(manifest.desired.users) == {"jane"}

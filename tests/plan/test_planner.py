@@ -380,3 +380,40 @@ def test_full_plan_reads_proficiencies_from_the_first_page_of_users(connect, tmp
     )
     assert plan.errors == [] and plan.changes == [] and plan.unchanged_users == 1_100
     assert len(seen_before_second_page) == 1 and seen_before_second_page[0] > 0
+
+
+def test_username_chunks_are_searched_concurrently(connect, tmp_path) -> None:
+    from reconciler.connect.client import connect_client
+
+    emulator, _ = connect
+    client = connect_client(endpoint_url=emulator.url, emulator=True)
+    # Three chunks of usernames: each search waits until all three are in
+    # flight, which only happens when they are sent concurrently.
+    in_flight = threading.Barrier(3, timeout=5)
+
+    def wait_for_the_others(params, **kwargs) -> None:
+        in_flight.wait()
+
+    client.meta.events.register("provide-client-params.connect.SearchUsers", wait_for_the_others)
+    names = ["jane", "joe", "ann", *(f"nobody{i:02d}" for i in range(57))]
+    files = {"attributes.yaml": ATTRIBUTES, "users.yaml": IN_SYNC_USERS}
+    config = write_config(tmp_path / "config", {"instance.yaml": INSTANCE, **files}, base=False)
+    plan = make_plan(
+        load_manifest(config),
+        LiveStateReader(QuotaPacer(client, time_scale=1000), INSTANCE_ID),
+        Narrowing(users=frozenset(names)),
+    )
+    assert plan.unchanged_users == 3
+    assert emulator.stats.calls("SearchUsers") == 3
+
+
+def test_saved_narrowing_round_trips() -> None:
+    narrowing = Narrowing(
+        users=frozenset({"jane"}),
+        declarations=frozenset({"Skill"}),
+        changed_since="main",
+        reasons=("declared users whose own entries or sets changed: jane",),
+    )
+    assert Narrowing.from_data(narrowing.data(["delete attribute Legacy"])) == narrowing
+    attributes = Narrowing(attributes=frozenset({"Language"}))
+    assert Narrowing.from_data(attributes.data([])) == attributes
