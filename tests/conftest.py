@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
@@ -57,6 +58,15 @@ class ManualClock:
         # error's size must too, or a token bucket would spin on it.
         with self._lock:
             self.now += max(seconds, 1e-6)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` as a test author; its standard output."""
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout
 
 
 @pytest.fixture

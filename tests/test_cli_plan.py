@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -14,7 +13,7 @@ from click.testing import CliRunner
 from reconciler.cli import cli
 from reconciler.plan.render import TextRenderer
 from reconciler.plan.saved import load_plan
-from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, write_config
+from tests.conftest import INSTANCE_ID, ROOT, git, small_snapshot, write_config
 
 SCHEMA = json.loads((ROOT / "docs" / "plan.schema.json").read_text())
 IN_SYNC = (
@@ -137,14 +136,6 @@ def test_snapshot_of_another_instance_is_refused(small: Path) -> None:
 
 RESHUFFLE = ROOT / "examples" / "tier-reshuffle" / "support.yaml"
 DANIEL = "daniel.white@example.com"
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return done.stdout
 
 
 @pytest.fixture

@@ -266,7 +266,7 @@ def test_parse_since() -> None:
         ("'Language = Spanish >='", "column 22: expected a level"),
         (
             "'Language = Klingon >= 2'",
-            "uses 'Language/Klingon', which the manifests do not declare",
+            "uses Language/Klingon, which the manifests do not declare",
         ),
         ("{AttributeCondition: {Name: Language}}", "Name and Value are required"),
         # hostile input (issue 14): positioned errors, never RecursionError and co

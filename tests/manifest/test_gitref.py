@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from reconciler.manifest import load_manifest
 from reconciler.manifest.gitref import GitRefError, config_in_repository, manifest_at
-from tests.conftest import BASE_FILES, write_config
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return done.stdout
+from tests.conftest import BASE_FILES, git, write_config
 
 
 @pytest.fixture
