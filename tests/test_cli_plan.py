@@ -399,3 +399,22 @@ def test_a_changed_declaration_is_planned_and_named(demo_repo: Path) -> None:
         "changed attribute declaration(s): Tier." in result.output
     )
     assert "  ~ update attribute Tier\n      + value Tier 4" in result.output
+
+
+def test_a_saved_plan_stripped_of_its_guards_is_still_refused(demo: Path) -> None:
+    """apply FILE decides --force on the guards as they stand now, never on
+    what the file says: deleting `guards` from a saved plan gains nothing."""
+    reshuffle(demo)
+    saved = run("plan", "--out", "plan.json")
+    assert saved.exit_code == 3, saved.output
+    plan = json.loads((demo / "plan.json").read_text())
+    assert [g["guard"] for g in plan["guards"]] == ["routing_requirement"]
+    plan["guards"] = []
+    (demo / "plan.json").write_text(json.dumps(plan))
+    before = (demo / "snapshot.json").read_bytes()
+    refused = run("apply", "plan.json")
+    assert refused.exit_code == 3, refused.output
+    assert "tier3-escalations: 2 → 1 eligible agents" in refused.output
+    assert (demo / "snapshot.json").read_bytes() == before
+    forced = run("apply", "plan.json", "--force")
+    assert forced.exit_code == 0, forced.output

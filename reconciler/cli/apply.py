@@ -47,7 +47,7 @@ def saved_plan_or_exit(
     reasons and exit 4 (exit 1 if the file cannot be read)."""
     try:
         saved = load_plan(path)
-        check_saved_plan(saved, manifest, region, connection.reader)
+        saved.guards = check_saved_plan(saved, manifest, region, connection.reader)
     except OSError as exc:
         click.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
         sys.exit(ExitCode.ERROR)

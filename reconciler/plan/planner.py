@@ -346,10 +346,9 @@ def _planned(
         errors += unmanaged_holder_errors(changes, reader, managed)
     after = apply_changes(live.state, changes)
     coverage = coverage_rows(requirements, live.state, after, others.result())
-    share = change_share_guard(changes, len(managed) + existing_attributes, settings)
-    guards: list[GuardFinding] = ([share] if share else []) + coverage_guard(coverage)
-    if narrowing.active:
-        guards += unchecked_coverage_guard(coverage)
+    guards = plan_guards(
+        manifest, changes, len(managed) + existing_attributes, coverage, narrowing.active
+    )
     ignored = {*desired.attributes, *settings.external_attributes}
     unmanaged = (
         []
@@ -380,6 +379,21 @@ def _planned(
         narrowing=narrowing.data(deferred) if narrowing.active else None,
         owner_tags=owner_tags,
     )
+
+
+def plan_guards(
+    manifest: Manifest,
+    changes: list[Change],
+    existing: int,
+    coverage: list[CoverageRow],
+    narrowed: bool,
+) -> list[GuardFinding]:
+    """Every reason apply refuses without --force: the change share against
+    the `existing` managed objects, and each routing requirement (one a
+    narrowed read could not count for the whole instance is unchecked)."""
+    share = change_share_guard(changes, existing, manifest.settings)
+    guards = ([share] if share else []) + coverage_guard(coverage)
+    return guards + unchecked_coverage_guard(coverage) if narrowed else guards
 
 
 def every_user_read(manifest: Manifest, narrowing: Narrowing) -> bool:

@@ -22,14 +22,16 @@ from deepdiff.helper import NotPresent
 
 from reconciler.atomic import write_json_atomically
 from reconciler.connect.reader import LiveState, LiveStateReader
+from reconciler.coverage import coverage_rows
 from reconciler.manifest import Manifest
 from reconciler.plan.changes import AttributeChange, Change
-from reconciler.plan.diff import diff
+from reconciler.plan.diff import apply_changes, diff
 from reconciler.plan.fingerprint import (
     attribute_fingerprint,
     proficiencies_fingerprint,
     touched_objects,
 )
+from reconciler.plan.guards import GuardFinding
 from reconciler.plan.plan import OwnerTag, Plan
 from reconciler.plan.planner import (
     Narrowing,
@@ -38,7 +40,9 @@ from reconciler.plan.planner import (
     instance_managed,
     narrowed_changes,
     narrowed_live,
+    others_eligible,
     ownership,
+    plan_guards,
     read_scope,
 )
 from reconciler.state import RoutingState
@@ -88,10 +92,11 @@ def load_plan(path: Path) -> Plan:
 
 def check_saved_plan(
     plan: Plan, manifest: Manifest, region: str | None, reader: LiveStateReader
-) -> None:
+) -> list[GuardFinding]:
     """Raise RefusedPlan unless `plan` is for these manifests, this instance
     and region, still matches Connect, and is exactly what the manifests and
-    the re-read state give for the objects it touches."""
+    the re-read state give for the objects it touches. Return the guards as
+    they stand now: apply decides --force on these, never on the file's."""
     if plan.instance_id != manifest.instance.instance_id:
         raise RefusedPlan(
             "it is for another instance",
@@ -124,6 +129,26 @@ def check_saved_plan(
             "its changes are not what the manifests and Connect give now (was the file edited?)",
             differences,
         )
+    return current_guards(plan, manifest, live, reader)
+
+
+def current_guards(
+    plan: Plan, manifest: Manifest, live: LiveState, reader: LiveStateReader
+) -> list[GuardFinding]:
+    """The plan's guards over the whole instance as it is now: the service
+    counts each requirement's eligible agents, the re-read users are counted
+    before and after the plan's changes (as for a narrowed plan)."""
+    live_names = set(reader.attributes())
+    deletes = sum(1 for c in plan.attribute_changes if c.kind == "delete_attribute")
+    existing = (
+        len(instance_managed(manifest, reader, live))
+        + sum(1 for name in manifest.desired.attributes if name in live_names)
+        + deletes
+    )
+    after = apply_changes(live.state, plan.changes)
+    others = others_eligible(reader, manifest.requirements, every_user_read=False)
+    coverage = coverage_rows(manifest.requirements, live.state, after, others)
+    return plan_guards(manifest, plan.changes, existing, coverage, narrowed=True)
 
 
 def reread(plan: Plan, manifest: Manifest, reader: LiveStateReader) -> LiveState:
