@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -67,6 +69,16 @@ def git(repo: Path, *args: str) -> str:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return done.stdout
+
+
+def unprivileged() -> list[str]:
+    """A command prefix that runs a child as nobody when the tests run as
+    root (root ignores file modes); setpriv keeps the interpreter reachable."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot drop privileges")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
 from reconciler.manifest import load_manifest
 from reconciler.plan.planner import Narrowing, desired_state, make_plan, read_scope
-from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, write_config
+from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, unprivileged, write_config
 
 INSTANCE = f"instance:\n  id: {INSTANCE_ID}\n  region: us-east-1\n"
 ATTRIBUTES = "predefined_attributes:\n  Language: {values: [English, Spanish, French]}\n  Skill: {values: [Billing, Payments]}\n"
@@ -681,16 +681,6 @@ def test_concurrent_applies_to_one_snapshot_lose_no_write(tmp_path: Path) -> Non
     }  # fmt: skip
     for i in range(60):
         assert held[f"a{i:03d}"][("Skill", "Payments")] == 1 + i % 5, i
-
-
-def unprivileged() -> list[str]:
-    """A command prefix that runs a child as nobody when the tests run as
-    root (root ignores file modes); setpriv keeps the interpreter reachable."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: cannot drop privileges")
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 @pytest.fixture

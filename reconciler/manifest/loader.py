@@ -144,6 +144,14 @@ def find_manifest_files(config_dir: Path) -> list[Path]:
     directory, a dangling or looping symlink and a name that is not UTF-8 are
     errors naming the path (ManifestInvalid).
     """
+    found, errors = _manifest_files(config_dir)
+    if errors:
+        raise ManifestInvalid(errors)
+    return found
+
+
+def _manifest_files(config_dir: Path) -> tuple[list[Path], list[ManifestError]]:
+    """The manifest files found, and a problem per path that could hold one."""
     found: list[Path] = []
     errors: list[ManifestError] = []
 
@@ -192,9 +200,7 @@ def find_manifest_files(config_dir: Path) -> list[Path]:
 
     root = config_dir.stat()
     walk(config_dir, frozenset({(root.st_dev, root.st_ino)}))
-    if errors:
-        raise ManifestInvalid(errors)
-    return sorted(found)
+    return sorted(found), errors
 
 
 _PERMISSION = "check its permissions: every manifest must be readable"
@@ -247,13 +253,13 @@ def _load(config_dir: Path) -> Manifest:
                 )
             ]
         )
-    paths = find_manifest_files(config_dir)
-    if not paths:
+    # Every problem in one run: files that can be read are, whatever else failed.
+    paths, errors = _manifest_files(config_dir)
+    if not paths and not errors:
         raise ManifestInvalid(
             [ManifestError(_display(config_dir), 1, 1, "no *.yaml or *.yml files found")]
         )
     sources: list[SourceFile] = []
-    errors: list[ManifestError] = []
     digest = hashlib.sha256()
     for path in paths:
         try:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from reconciler.manifest import ManifestInvalid, load_manifest
 from reconciler.state import Attribute
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, unprivileged, write_config
 
 
 def test_demo_config_compiles_with_merge_order() -> None:
@@ -226,16 +230,29 @@ def test_a_manifest_that_is_not_a_regular_file_is_an_error(config_dir: Path) -> 
     assert error.startswith("config/pipe.yaml:1:1: not a regular file")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file or directory")
-def test_unreadable_files_and_directories_are_errors(config_dir: Path) -> None:
-    write_config(config_dir, {"teams/a.yaml": "users: {}\n", "locked.yaml": "users: {}\n"})
-    (config_dir / "teams").chmod(0)
-    (config_dir / "locked.yaml").chmod(0)
+def test_unreadable_files_and_directories_are_errors() -> None:
+    # Root reads any file: as root, validate runs as nobody (unprivileged()),
+    # in a world-readable directory it can reach.
+    top = Path(tempfile.mkdtemp(prefix="unreadable-", dir="/tmp"))
     try:
-        errors = fs_errors(config_dir)
+        os.chmod(top, 0o755)
+        config = write_config(
+            top / "config", {"teams/a.yaml": "users: {}\n", "locked.yaml": "users: {}\n"}
+        )
+        (config / "teams").chmod(0)
+        (config / "locked.yaml").chmod(0)
+        result = subprocess.run(
+            [*unprivileged(), sys.executable, "-m", "reconciler", "validate", "--config", "config"],
+            cwd=top, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        )  # fmt: skip
     finally:
-        (config_dir / "teams").chmod(0o755)
-    assert [e.split("\n")[0].split(": ")[0:2] for e in errors] == [
+        (top / "config" / "teams").chmod(0o755)
+        shutil.rmtree(top)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [
+        line.split(": ")[0:2] for line in result.stderr.splitlines() if line.startswith("config")
+    ]
+    assert lines == [
         ["config/locked.yaml:1:1", "cannot read the file"],
         ["config/teams:1:1", "cannot read the directory"],
     ]
