@@ -203,11 +203,13 @@ class ConnectEmulator:
         *,
         quota_scale: float | None = None,
         faults: FaultPlan | None = None,
+        quotas: dict[str, Quota] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Serve `backend` from now on, with fresh counters, buckets and faults,
-        the buckets on `clock`."""
+        """Serve `backend` from now on, with fresh counters, quotas, buckets
+        and faults, the buckets on `clock`."""
         self.backend = backend
+        self.quotas = quotas or {}
         self.clock = clock
         self.stats.reset()
         self.quota_scale = quota_scale

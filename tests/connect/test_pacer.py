@@ -56,8 +56,9 @@ def test_quota_overrides_are_paced(connect) -> None:
     emulator, client = connect
     slow = {"ListUsers": Quota(rate=1, burst=1)}
     clock = ManualClock()
-    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE, clock=clock)
-    emulator.quotas = slow
+    emulator.reset(
+        backend_from_snapshot(small_snapshot()), quota_scale=SCALE, quotas=slow, clock=clock
+    )
     pacer = QuotaPacer(client, overrides=slow, time_scale=SCALE, clock=clock, sleep=clock.sleep)
     start = clock()
     for _ in range(10):

@@ -68,9 +68,15 @@ def test_calls_paced_at_the_quota_are_never_throttled(connect) -> None:
 
 def test_quota_overrides(connect) -> None:
     emulator, client = connect
-    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=0.001)
-    emulator.quotas = {"ListRoutingProfiles": Quota(rate=1, burst=2)}
+    emulator.reset(
+        backend_from_snapshot(small_snapshot()),
+        quota_scale=0.001,
+        quotas={"ListRoutingProfiles": Quota(rate=1, burst=2)},
+    )
     assert codes(client, 3) == ["ok", "ok", "ThrottlingException"]
+    # the next reset forgets the override
+    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=0.001)
+    assert emulator.quotas == {}
 
 
 def test_token_bucket_refills_at_its_rate() -> None:
