@@ -180,7 +180,7 @@ class _TextParser:
             if self.token.kind == "NOT":
                 raise ExpressionError("NOT applies to a single condition", self.token.column)
             inner = self.unary()
-            if not isinstance(inner, Condition):
+            if not isinstance(inner, Condition) or inner.negated:  # also NOT (NOT x)
                 raise ExpressionError("NOT applies to a single condition", token.column)
             return Condition(
                 inner.name, inner.value, inner.min_level, inner.max_level, negated=True

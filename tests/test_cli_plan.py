@@ -418,3 +418,35 @@ def test_a_saved_plan_stripped_of_its_guards_is_still_refused(demo: Path) -> Non
     assert (demo / "snapshot.json").read_bytes() == before
     forced = run("apply", "plan.json", "--force")
     assert forced.exit_code == 0, forced.output
+
+
+def test_a_saved_plan_is_refused_when_an_unmanaged_user_took_a_value_it_removes(
+    demo: Path,
+) -> None:
+    """The full plan removes Skill/Collections (emily, managed, holds it).
+    Before apply FILE, an admin gives it to maria, whom no manifest manages:
+    apply re-asks who holds it and refuses (exit 4), writing nothing."""
+    assert run("plan", "--out", "plan.json").exit_code == 0
+    snapshot = json.loads((demo / "snapshot.json").read_text())
+    maria = next(u for u in snapshot["Users"] if u["User"]["Username"] == "maria.lopez@example.com")
+    maria["Proficiencies"].append(
+        {"AttributeName": "Skill", "AttributeValue": "Collections", "Level": 2.0}
+    )
+    (demo / "snapshot.json").write_text(json.dumps(snapshot))
+    before = (demo / "snapshot.json").read_bytes()
+    refused = run("apply", "plan.json")
+    assert refused.exit_code == 4, refused.output
+    assert "still held by users these manifests do not manage: maria.lopez" in refused.output
+    assert (demo / "snapshot.json").read_bytes() == before
+
+
+def test_a_search_read_narrowed_to_an_attribute_in_another_case_plans_cleanly(
+    demo: Path,
+) -> None:
+    # --attribute matches case-insensitively everywhere, also where the search
+    # read compares its result with the touched users' list read.
+    (demo / "config" / "routing.yaml").unlink()  # no requirement names Language
+    upper = run("plan", "--read", "search", "--attribute", "Language", "--format", "json")
+    lower = run("plan", "--read", "search", "--attribute", "language", "--format", "json")
+    assert upper.exit_code == 0 and lower.exit_code == 0, lower.output
+    assert json.loads(lower.output)["changes"] == json.loads(upper.output)["changes"]

@@ -99,6 +99,7 @@ def test_parse_builds_the_expected_tree() -> None:
         ("Language = Spanish >= high", 23, "expected a level"),
         ("Language = Spanish IN 4..2", 23, "range goes low..high"),
         ("NOT (A = b OR C = d)", 1, "NOT applies to a single condition"),
+        ("NOT (NOT A = b)", 1, "NOT applies to a single condition"),
         ("A = b AND", 10, "expected an attribute name"),
         ("A = b < 3", 7, "unexpected '<'"),
         ("A = b c = d", 9, "expected the end"),

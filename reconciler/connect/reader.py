@@ -303,12 +303,13 @@ class LiveStateReader:
         in `attributes` differ from what the search found."""
         users = dict(state.users)
         names = sorted(u for u in usernames if u in users)
+        folded = {name.casefold() for name in attributes}  # as --attribute matches
         errors = []
         for username, listed in zip(
             names, self.proficiencies_of([users[u].user_id or "" for u in names]), strict=True
         ):
             searched = users[username].proficiencies
-            if {k: v for k, v in listed.items() if k[0] in attributes} != searched:
+            if {k: v for k, v in listed.items() if k[0].casefold() in folded} != searched:
                 errors.append(
                     f"user {username}: SearchUsers and ListUserProficiencies disagree (the "
                     "search index may trail writes); plan again, or use --read list"

@@ -44,6 +44,7 @@ from reconciler.plan.planner import (
     ownership,
     plan_guards,
     read_scope,
+    unmanaged_holder_errors,
 )
 from reconciler.state import RoutingState
 
@@ -148,7 +149,7 @@ def current_guards(
     after = apply_changes(live.state, plan.changes)
     others = others_eligible(reader, manifest.requirements, every_user_read=False)
     coverage = coverage_rows(manifest.requirements, live.state, after, others)
-    return plan_guards(manifest, plan.changes, existing, coverage, narrowed=True)
+    return plan_guards(manifest, plan.changes, existing, coverage, plan.narrowing is not None)
 
 
 def reread(plan: Plan, manifest: Manifest, reader: LiveStateReader) -> LiveState:
@@ -204,12 +205,14 @@ def recomputed_changes(
 
     current = narrowed_live(live.state, narrowing)
     changes = diff(only_touched(desired), only_touched(current), diff_policy(manifest))
+    managed = instance_managed(manifest, reader, live)
     if narrowing.active:
-        managed = instance_managed(manifest, reader, live)
         changes, _, holder_errors = narrowed_changes(
             changes, narrowing, desired, reader, set(live.state.users), managed
         )
         errors += holder_errors
+    else:
+        errors += unmanaged_holder_errors(changes, reader, managed)
     return changes, live.errors + errors
 
 
