@@ -269,10 +269,11 @@ def test_saved_narrowed_plan_records_and_applies_exactly_itself(demo: Path) -> N
     assert any(p["AttributeValue"] == "Collections" for p in emily["Proficiencies"])
 
 
-def test_saved_plan_refuses_new_narrowing_options(demo: Path) -> None:
+@pytest.mark.parametrize("option", [["--user", DANIEL], ["--read", "search"]])
+def test_saved_plan_refuses_new_narrowing_or_read_options(demo: Path, option: list[str]) -> None:
     run("plan", "--user", "laura.jackson@example.com", "--out", "plan.json")
-    result = run("apply", "plan.json", "--user", DANIEL)
-    assert result.exit_code == 1 and "keeps its own narrowing" in result.output
+    result = run("apply", "plan.json", *option)
+    assert result.exit_code == 1 and "keeps its own narrowing and read" in result.output
 
 
 def test_unsearchable_requirement_is_not_checked_and_refuses_apply(demo: Path) -> None:

@@ -128,3 +128,11 @@ def test_owners_come_from_search_users_without_a_call_per_user(connect, tmp_path
     assert with_owner["SearchUsers"] == without_owner.get("SearchUsers", 0) + 1
     assert with_owner["ListUserProficiencies"] == without_owner["ListUserProficiencies"]
     assert not {"DescribeUser", "ListTagsForResource"} & set(with_owner)
+
+
+def test_a_take_over_is_named_in_the_markdown_a_reviewer_reads(owned: Path) -> None:
+    assert run("apply", "--auto-approve").exit_code == 0  # managed and tagged: no changes left
+    tag(owned, "jane", "team-b")
+    markdown = run("plan", "--take-ownership", "--format", "markdown").output
+    assert "No changes" not in markdown
+    assert "| jane | team-a | team-b |" in markdown

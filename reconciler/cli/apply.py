@@ -235,9 +235,9 @@ def apply(
         connection.lock = lock
         connection.reader.strategy = read
         if planfile is not None:
-            if users or attributes or changed_since:
-                click.echo("error: a saved plan keeps its own narrowing; drop --user/"
-                           "--attribute/--changed-since", err=True)  # fmt: skip
+            if users or attributes or changed_since or read != "auto":
+                click.echo("error: a saved plan keeps its own narrowing and read; drop --user/"
+                           "--attribute/--changed-since/--read", err=True)  # fmt: skip
                 sys.exit(ExitCode.ERROR)
             todo = saved_plan_or_exit(planfile, manifest, region, connection)
         else:

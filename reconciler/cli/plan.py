@@ -67,9 +67,11 @@ def narrowing_or_exit(
     users: tuple[str, ...],
     attributes: tuple[str, ...],
     changed_since: str | None,
+    fmt: str = "text",
 ) -> Narrowing:
     """The narrowing asked for (none when not given); for --changed-since the
-    manifests at GITREF are compiled from git objects and compared."""
+    manifests at GITREF are compiled from git objects and compared (their
+    errors printed as `fmt` asks)."""
     if changed_since is None:
         return Narrowing(
             frozenset(users) if users else None, frozenset(attributes) if attributes else None
@@ -84,7 +86,7 @@ def narrowing_or_exit(
         sys.exit(ExitCode.ERROR)
     except ManifestInvalid as invalid:
         click.echo(f"error: the manifests at {changed_since} do not load:", err=True)
-        fail_on_invalid(invalid)
+        fail_on_invalid(invalid, fmt)
     try:
         return changed_narrowing(before, manifest, changed_since, reader)
     except NotNarrowable as exc:
@@ -150,7 +152,7 @@ def plan(
     with connected(opts, manifest) as connection:
         connection.reader.strategy = read
         narrowing = narrowing_or_exit(
-            opts, manifest, connection.reader, users, attributes, changed_since
+            opts, manifest, connection.reader, users, attributes, changed_since, fmt
         )
         result = make_plan(manifest, connection.reader, narrowing, take_ownership=take_ownership)
     result.region = opts.region or result.region  # the region read is the one a saved plan is for

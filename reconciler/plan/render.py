@@ -299,8 +299,23 @@ class MarkdownRenderer:
             head += ["> [!WARNING]", "> **Guards refuse this apply without `--force`:**"]
             head += [f"> - `{g.guard}`: {_escape(g.message)}" for g in plan.guards]
             head.append("")
-        if not plan.changes:
+        if not plan.has_changes:
             head.append("No changes. Connect matches the manifests.")
+        if plan.owner_tags:
+            head += [
+                f"<details><summary>Owner tags ({len(plan.owner_tags)})</summary>",
+                "",
+                "| user | owner | taken from |",
+                "|---|---|---|",
+                *(
+                    f"| {_escape(t.username)} | {_escape(t.owner)} | "
+                    f"{_escape(t.previous_owner or '')} |"
+                    for t in plan.owner_tags
+                ),
+                "",
+                "</details>",
+                "",
+            ]
         if plan.read is not None:
             head += [f"Live state: {_escape(plan.read.describe())}.", ""]
         if plan.coverage:

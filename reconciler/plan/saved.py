@@ -81,6 +81,12 @@ def load_plan(path: Path) -> Plan:
     fingerprinted = data.get("fingerprints")
     if not isinstance(fingerprinted, dict) or set(fingerprinted) != {"attributes", "users"}:
         raise SavedPlanError(f"{path}: the plan has no fingerprints; save it with `plan --out`")
+    if not all(
+        isinstance(kind, dict)
+        and all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in kind.items())
+        for kind in fingerprinted.values()
+    ):
+        raise SavedPlanError(f"{path}: its fingerprints are not name -> hash maps (was it edited?)")
     attributes, users = touched_objects(plan.changes)
     users |= {tag.username for tag in plan.owner_tags}
     missing = sorted(attributes - set(fingerprinted["attributes"])) + sorted(

@@ -48,6 +48,10 @@ def add_change_without_fingerprint(plan: dict[str, Any]) -> None:
     del plan["fingerprints"]["users"]["joe"]
 
 
+def fingerprints_as_a_list(plan: dict[str, Any]) -> None:
+    plan["fingerprints"]["users"] = list(plan["fingerprints"]["users"])
+
+
 def remove_fingerprints(plan: dict[str, Any]) -> None:
     del plan["fingerprints"]
 
@@ -77,6 +81,7 @@ EDITS: dict[str, tuple[Edit, str]] = {
     "added change": (add_change_with_its_fingerprint, "['user_proficiencies joe (phase 2)']: plan has {"),
     "added change, no fingerprint": (add_change_without_fingerprint, "no fingerprint for joe"),
     "removed fingerprints": (remove_fingerprints, "the plan has no fingerprints"),
+    "fingerprints not maps": (fingerprints_as_a_list, "its fingerprints are not name -> hash maps"),
     "other region": (other_region, "the plan is for region eu-west-2, this apply targets us-east-1"),
     "unknown version": (unknown_version, "unsupported plan format_version '2'"),
     "unknown member": (unknown_member, "unknown member(s) approved_by"),
