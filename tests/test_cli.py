@@ -112,3 +112,11 @@ def test_every_config_file_names_the_schema_for_editors() -> None:
         assert first.startswith("# yaml-language-server: $schema="), path
         target = path.parent / first.split("=", 1)[1]
         assert target.resolve() == ROOT / "docs" / "manifest.schema.json", path
+
+
+def test_a_usage_error_exits_1_not_2_which_means_changes_here() -> None:
+    result = CliRunner().invoke(cli, ["coverage", "--from-contacts", "3x"])
+    assert result.exit_code == 1, result.output
+    assert "Error:" in result.output
+    help_text = CliRunner().invoke(cli, ["plan", "--help"])
+    assert help_text.exit_code == 0 and "Exit codes:" in help_text.output

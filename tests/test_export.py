@@ -91,7 +91,7 @@ def test_export_named_users_only(workdir: Path) -> None:
 
 def test_export_needs_exactly_one_destination(workdir: Path) -> None:
     result = run("export")
-    assert result.exit_code == 2 and "exactly one of" in result.output
+    assert result.exit_code == 1 and "exactly one of" in result.output
 
 
 def test_snapshot_export_seeds_an_emulator_that_exports_the_same(workdir: Path) -> None:

@@ -7,6 +7,7 @@ global options, exit codes and the connection every command shares.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -23,7 +24,27 @@ from reconciler.cli.validate import validate
 from reconciler.connect.model_check import ModelTooOld
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ConnectReconciler(click.Group):
+    """The command group. A usage error exits 1, not click's 2: here 2 means
+    changes present, drift or an unmet requirement (DESIGN §2), and a typo
+    must not read as one."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as error:
+            error.show()
+            sys.exit(ExitCode.ERROR)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(ExitCode.ERROR)
+
+
+@click.group(cls=ConnectReconciler, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="connect-reconciler")
 @global_options()
 def cli() -> None:
@@ -37,7 +58,7 @@ for command in (validate, plan, apply, show, drift, coverage, export, schema, em
 def main() -> None:
     """Console entry point: no traceback for expected failures."""
     try:
-        cli(standalone_mode=True)
+        cli()
     except ModelTooOld as exc:  # raised by the first command to need the model
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.ERROR)
