@@ -122,7 +122,7 @@ class Journal:
             plan_digest=plan_digest(plan),
             target=target,
             owner=owner,
-            changes=len(plan.changes),
+            changes=len(plan.owner_tags) + len(plan.changes),
         )
 
     def close(self) -> None:

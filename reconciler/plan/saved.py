@@ -20,11 +20,12 @@ from typing import Any
 from deepdiff import DeepDiff
 from deepdiff.helper import NotPresent
 
+from reconciler.apply import describe
 from reconciler.atomic import write_json_atomically
 from reconciler.connect.reader import LiveState, LiveStateReader
 from reconciler.coverage import coverage_rows
 from reconciler.manifest import Manifest
-from reconciler.plan.changes import AttributeChange, Change
+from reconciler.plan.changes import Change
 from reconciler.plan.diff import apply_changes, diff
 from reconciler.plan.fingerprint import (
     attribute_fingerprint,
@@ -222,18 +223,12 @@ def recomputed_changes(
     return changes, live.errors + errors
 
 
-def change_identity(change: Change) -> str:
-    """`create_attribute Tier`, `user_proficiencies jane@example.com`."""
-    name = change.name if isinstance(change, AttributeChange) else change.username
-    return f"{change.kind} {name}"
-
-
 def changes_differences(saved: list[Change], recomputed: list[Change]) -> list[str]:
     """One line per path where `saved` and `recomputed` differ; empty when equal."""
 
     def keyed(changes: list[Change]) -> dict[str, Any]:
         # an attribute that gains and loses values changes in phases 1 and 3
-        return {f"{change_identity(c)} (phase {c.phase})": c.data for c in changes}
+        return {f"{describe(c)} (phase {c.phase})": c.data for c in changes}
 
     saved_keyed, recomputed_keyed = keyed(saved), keyed(recomputed)
     lines = differences(saved_keyed, recomputed_keyed)

@@ -313,6 +313,33 @@ def test_search_users_by_proficiency_name_value_and_limit(endpoint) -> None:
     assert holders(5) == set()
 
 
+@pytest.mark.undocumented
+def test_search_users_equal_on_limit_reads_min_value(endpoint) -> None:
+    # The search read asks, per value, for holders at levels {4, 5} (bit 2) as
+    # an OR of EQUAL conditions carrying MinValue; which bound EQUAL reads is
+    # not documented (API_NumberCondition names both).
+    name = endpoint.new_attribute(["a"])
+    username, user_id = first_user(endpoint)
+    endpoint.call(
+        "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(name, "a", 4)]
+    )
+
+    def at_levels(levels: tuple[int, ...]) -> set[str]:
+        criteria = {"OrConditions": [{"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": [
+            {"StringCondition": {"FieldName": "name", "Value": name, "ComparisonType": "EXACT"}},
+            {"StringCondition": {"FieldName": "value", "Value": "a", "ComparisonType": "EXACT"}},
+            {"NumberCondition": {"FieldName": "limit", "MinValue": level, "ComparisonType": "EQUAL"}},
+        ]}} for level in levels]}  # fmt: skip
+        return {
+            u["Username"] for u in endpoint.call("SearchUsers", SearchCriteria=criteria)["Users"]
+        }
+
+    found = endpoint.eventually(lambda: at_levels((4, 5)) == {username})
+    exact = found and at_levels((1, 3, 5)) == set() and at_levels((2, 3)) == set()
+    outcome = ("", 200) if exact else ("does not select by MinValue", 0)
+    choice(endpoint, "SearchUsers EQUAL on limit with MinValue", outcome, "accepted")
+
+
 def test_search_users_refuses_other_proficiency_field_names(endpoint) -> None:
     # API_Condition documents `name`/`value`; other names are not fields.
     criteria = {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": [
