@@ -3,7 +3,8 @@
 - attributes: SearchPredefinedAttributes returns values too (100 a page), so
   there is no Describe per attribute;
 - users: ListUsers (1,000 a page) maps usernames to ids; narrowed to a few
-  users, SearchUsers by username instead;
+  users, SearchUsers by username instead; with `settings.owner`, SearchUsers
+  (500 a page), whose results carry the owner tags;
 - groups: ListRoutingProfiles / ListUserHierarchyGroups only when a selector
   names one, then one SearchUsers per selector (the service filters);
 - proficiencies, one of two ways (DESIGN §3, "read strategies"):

@@ -1,8 +1,11 @@
 """Manifests + live state -> Plan.
 
 Reads what the manifests manage, resolves groups against live users into the
-desired state, diffs, then asks Connect the one question the diff cannot
-answer alone: does an unmanaged user still hold a value we would remove?
+desired state, diffs, then asks Connect what the diff cannot answer alone:
+does an unmanaged user still hold a value we would remove, how many agents of
+the whole instance meet each routing requirement, and who owns each user
+(`settings.owner`). Narrowing (--user/--attribute/--changed-since) reads and
+plans a subset but keeps every guard on the whole instance.
 """
 
 from __future__ import annotations
@@ -171,6 +174,7 @@ def merged_proficiencies(
 
 
 def narrowed_live(live: RoutingState, narrowing: Narrowing) -> RoutingState:
+    """`live` with users' proficiencies kept to the narrowed attributes."""
     if narrowing.attributes is None:
         return live
     users = {
@@ -504,6 +508,7 @@ class InstanceEligibility:
         return self._everyone
 
     def eligible(self, expression: Expression) -> set[str] | None:
+        """Usernames of the whole instance that satisfy `expression`, or None."""
         criteria = search_criteria(expression)
         if criteria is not None:
             return self.reader.search_users(criteria)
@@ -556,13 +561,17 @@ def unchecked_coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:
 
 
 def holder_error(change: AttributeChange, values: list[str] | None, holders: set[str]) -> str:
+    """The plan error for removing values (or, `values` None, an attribute)
+    that users no manifest manages still hold."""
     what = change.name if values is None else ", ".join(f"{change.name}/{v}" for v in values)
     return (
         f"cannot remove {what}: still held by users these manifests do not manage: {names(holders)}"
     )
 
 
-def unmanaged_holder_errors(changes: list, reader: LiveStateReader, managed: set[str]) -> list[str]:
+def unmanaged_holder_errors(
+    changes: list[Change], reader: LiveStateReader, managed: set[str]
+) -> list[str]:
     """Removing a value (or attribute) an unmanaged user holds would break
     that user's routing behind the manifests' back: refuse, naming them."""
     errors = []
