@@ -339,8 +339,12 @@ def load_snapshot(path: Path, **options: Any) -> ConnectBackend:
     """A backend seeded from the snapshot file at `path`."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SnapshotError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise SnapshotError(f"{path}: JSON nested too deep to be a snapshot") from None
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise SnapshotError(f"{path}: not JSON: {exc}") from None
     try:
         return backend_from_snapshot(data, **options)
     except SnapshotError as exc:

@@ -325,3 +325,17 @@ def test_a_snapshot_in_describe_shape_plans(tmp_path: Path, monkeypatch) -> None
     result = CliRunner().invoke(cli, [*plan, "--format", "json"])
     assert result.exit_code == 2, result.output
     assert {c.get("username") for c in json.loads(result.output)["changes"]} == {"joe", "ann"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[" * 100_000 + "]" * 100_000, "JSON nested too deep"), ("{", "not JSON")],
+    ids=["deep", "truncated"],
+)
+def test_a_snapshot_file_that_is_not_a_snapshot_document_is_one_error(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    with pytest.raises(SnapshotError, match=message):
+        load_snapshot(path)
