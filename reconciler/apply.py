@@ -17,7 +17,6 @@ closing line saying completed, partial or interrupted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import signal
@@ -47,7 +46,7 @@ from reconciler.plan.changes import (
     ProficiencyEntry,
     UserProficiencyChange,
 )
-from reconciler.plan.plan import OwnerTag, Plan
+from reconciler.plan.plan import OwnerTag, Plan, document_digest
 from reconciler.state import Attribute
 
 log = logging.getLogger(__name__)
@@ -78,11 +77,6 @@ def describe(change: Change | OwnerTag) -> str:
     return (
         f"{change.kind} {change.name if isinstance(change, AttributeChange) else change.username}"
     )
-
-
-def plan_digest(plan: Plan) -> str:
-    """sha256 of the plan's JSON document: which plan a journal applied."""
-    return hashlib.sha256(json.dumps(plan.to_data(), sort_keys=True).encode()).hexdigest()
 
 
 class Journal:
@@ -119,7 +113,7 @@ class Journal:
             instance=instance,
             region=region,
             manifest_digest=plan.manifest_digest,
-            plan_digest=plan_digest(plan),
+            plan_digest=document_digest(plan.to_data()),  # the JSON a reviewer saw
             target=target,
             owner=owner,
             changes=len(plan.owner_tags) + len(plan.changes),

@@ -402,23 +402,46 @@ def test_a_changed_declaration_is_planned_and_named(demo_repo: Path) -> None:
     assert "  ~ update attribute Tier\n      + value Tier 4" in result.output
 
 
-def test_a_saved_plan_stripped_of_its_guards_is_still_refused(demo: Path) -> None:
-    """apply FILE decides --force on the guards as they stand now, never on
-    what the file says: deleting `guards` from a saved plan gains nothing."""
+def test_a_saved_plan_stripped_of_its_guards_is_refused_as_edited(demo: Path) -> None:
     reshuffle(demo)
-    saved = run("plan", "--out", "plan.json")
-    assert saved.exit_code == 3, saved.output
+    assert run("plan", "--out", "plan.json").exit_code == 3
     plan = json.loads((demo / "plan.json").read_text())
     assert [g["guard"] for g in plan["guards"]] == ["routing_requirement"]
     plan["guards"] = []
     (demo / "plan.json").write_text(json.dumps(plan))
     before = (demo / "snapshot.json").read_bytes()
+    for extra in ([], ["--force"]):
+        refused = run("apply", "plan.json", *extra)
+        assert refused.exit_code == 4, refused.output
+        assert "does not match its plan_digest" in refused.output
+    assert (demo / "snapshot.json").read_bytes() == before
+
+
+def set_maria(demo: Path, proficiencies: list[tuple[str, str, float]]) -> None:
+    """What an admin does in the console to maria, whom no manifest manages."""
+    snapshot = json.loads((demo / "snapshot.json").read_text())
+    maria = next(u for u in snapshot["Users"] if u["User"]["Username"] == "maria.lopez@example.com")
+    maria["Proficiencies"] = [
+        {"AttributeName": a, "AttributeValue": v, "Level": level} for a, v, level in proficiencies
+    ]
+    (demo / "snapshot.json").write_text(json.dumps(snapshot))
+
+
+def test_apply_file_refuses_when_a_guard_trips_since_the_plan_was_saved(demo: Path) -> None:
+    """Saved with a third Tier 3 engineer (maria), the reshuffle keeps two and
+    trips no guard. Maria then loses Tier 3 outside the plan: the same change
+    now leaves one. apply FILE evaluates guards as they stand (exit 3)."""
+    reshuffle(demo)
+    tier3 = [("Skill", "Technical Support", 4.0), ("Tier", "Tier 3", 4.0)]
+    set_maria(demo, tier3)
+    saved = run("plan", "--out", "plan.json")
+    assert saved.exit_code == 0, saved.output
+    assert json.loads((demo / "plan.json").read_text())["guards"] == []
+    set_maria(demo, tier3[:1])
     refused = run("apply", "plan.json")
     assert refused.exit_code == 3, refused.output
     assert "tier3-escalations: 2 → 1 eligible agents" in refused.output
-    assert (demo / "snapshot.json").read_bytes() == before
-    forced = run("apply", "plan.json", "--force")
-    assert forced.exit_code == 0, forced.output
+    assert run("apply", "plan.json", "--force").exit_code == 0
 
 
 def test_a_saved_plan_is_refused_when_an_unmanaged_user_took_a_value_it_removes(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +57,8 @@ class Plan:
     # what a narrowed plan (--user/--attribute/--changed-since) covers and defers
     narrowing: dict[str, Any] | None = None
     owner_tags: list[OwnerTag] = field(default_factory=list)
+    # the digest a saved plan's file declared (plan_digest); None for a fresh plan
+    saved_digest: str | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -130,10 +134,16 @@ class Plan:
             read=ReadChoice.from_data(data["read"]) if data.get("read") else None,
             narrowing=data.get("narrowing"),
             owner_tags=[OwnerTag(**tag) for tag in data.get("owner_tags", [])],
+            saved_digest=data.get("plan_digest"),
         )
 
 
 def _known_members() -> set[str]:
     """Every top-level member to_data writes (saved plans add `saved_at`)."""
     every = Plan("", None, "", [], read=ReadChoice("list"))
-    return set(every.to_data(with_fingerprints=True)) | {"saved_at"}
+    return set(every.to_data(with_fingerprints=True)) | {"saved_at", "plan_digest"}
+
+
+def document_digest(document: dict[str, Any]) -> str:
+    """sha256 of a plan document, keys sorted: the same plan, the same digest."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

@@ -33,7 +33,7 @@ from reconciler.plan.fingerprint import (
     touched_objects,
 )
 from reconciler.plan.guards import GuardFinding
-from reconciler.plan.plan import OwnerTag, Plan
+from reconciler.plan.plan import OwnerTag, Plan, document_digest
 from reconciler.plan.planner import (
     Narrowing,
     desired_state,
@@ -66,6 +66,7 @@ class RefusedPlan(Exception):
 def save_plan(plan: Plan, path: Path) -> None:
     """Write `plan` to `path` atomically, with its fingerprints."""
     data = plan.to_data(with_fingerprints=True)
+    data["plan_digest"] = document_digest(data)
     data["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_json_atomically(path, data)
 
@@ -136,6 +137,14 @@ def check_saved_plan(
         raise RefusedPlan(
             "its changes are not what the manifests and Connect give now (was the file edited?)",
             differences,
+        )
+    # What the recompute cannot see (a change dropped with its fingerprint,
+    # guards or coverage rewritten): the file must be the one plan --out wrote.
+    # A digest, not a signature: it catches edits and corruption, not forgery.
+    if plan.saved_digest != document_digest(plan.to_data(with_fingerprints=True)):
+        raise RefusedPlan(
+            "the file is not the one plan --out wrote (was it edited?)",
+            ["its content does not match its plan_digest"],
         )
     return current_guards(plan, manifest, live, reader)
 

@@ -43,6 +43,11 @@ def add_change_with_its_fingerprint(plan: dict[str, Any]) -> None:
     plan["fingerprints"]["users"]["joe"] = proficiencies_fingerprint({("Language", "English"): 5.0})
 
 
+def drop_a_change_with_its_fingerprint(plan: dict[str, Any]) -> None:
+    plan["changes"].remove(jane(plan))
+    del plan["fingerprints"]["users"]["jane"]
+
+
 def add_change_without_fingerprint(plan: dict[str, Any]) -> None:
     add_change_with_its_fingerprint(plan)
     del plan["fingerprints"]["users"]["joe"]
@@ -80,6 +85,7 @@ EDITS: dict[str, tuple[Edit, str]] = {
     "edited level": (edit_level, "['update'][0]['level']: plan has 3.0, recomputed 5.0"),
     "added change": (add_change_with_its_fingerprint, "['user_proficiencies joe (phase 2)']: plan has {"),
     "added change, no fingerprint": (add_change_without_fingerprint, "no fingerprint for joe"),
+    "dropped change and fingerprint": (drop_a_change_with_its_fingerprint, "does not match its plan_digest"),
     "removed fingerprints": (remove_fingerprints, "the plan has no fingerprints"),
     "fingerprints not maps": (fingerprints_as_a_list, "its fingerprints are not name -> hash maps"),
     "other region": (other_region, "the plan is for region eu-west-2, this apply targets us-east-1"),
