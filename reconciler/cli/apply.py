@@ -77,7 +77,8 @@ def checked_plan(
     if plan.read is not None and plan.read.strategy == "search" and not plan.errors:
         stale = stale_objects(plan, reread(plan, manifest, connection.reader))
         if stale:
-            refuse("the plan", RefusedPlan("it is stale", stale))
+            hint = "the search index may trail writes by seconds: retry, or use --read list"
+            refuse("the plan", RefusedPlan("it is stale", [*stale, hint]))
     return plan
 
 
@@ -258,6 +259,8 @@ def apply(
             sys.exit(ExitCode.GUARD)
         if planfile is None and not auto_approve:  # a saved plan was reviewed: never ask
             confirm_or_exit(renderer.render(todo))
+        else:  # as Terraform: the log of an unattended apply shows what it does
+            click.echo(renderer.render(todo))
         started = time.perf_counter()
         try:
             journal_file = Journal(journal_path(journal))

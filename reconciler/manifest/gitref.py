@@ -54,7 +54,8 @@ def manifest_files_at(config_dir: Path, ref: str) -> list[tuple[str, str, bytes]
     except GitRefError:
         raise GitRefError(
             f"git ref {ref!r} not found in {root}; in a shallow CI clone fetch it first "
-            f"(actions/checkout with fetch-depth: 0, or `git fetch --depth=1 origin {ref}`)"
+            "(actions/checkout with fetch-depth: 0, or `git fetch --depth=1 origin "
+            f"{ref.removeprefix('origin/')}` for a branch, or the commit's SHA)"
         ) from None
     sha = commit.decode().strip()
     listing = _git(root, "ls-tree", "-r", "-z", "--full-tree", sha, "--", inside or ".")

@@ -79,7 +79,7 @@ def load_plan(path: Path) -> Plan:
         data = json.loads(text)
         plan = Plan.from_data(data)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SavedPlanError(f"{path}: not a saved plan of this version ({exc!r})") from None
+        raise SavedPlanError(f"{path}: not a saved plan of this version ({exc})") from None
     fingerprinted = data.get("fingerprints")
     if not isinstance(fingerprinted, dict) or set(fingerprinted) != {"attributes", "users"}:
         raise SavedPlanError(f"{path}: the plan has no fingerprints; save it with `plan --out`")
@@ -211,7 +211,7 @@ def recomputed_changes(
     try:
         narrowing = Narrowing.from_data(plan.narrowing) if plan.narrowing else Narrowing()
     except (KeyError, TypeError) as exc:
-        return [], [f"its narrowing member is malformed ({exc!r})"]
+        return [], [f"its narrowing member is malformed (missing or wrong {exc})"]
     desired, errors = desired_state(manifest, live, narrowing)
     touched = {name.casefold() for name in plan.fingerprints["attributes"]}
 
