@@ -38,7 +38,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,14 +277,16 @@ def snapshot_case(number: int, rng: random.Random, snapshot: Any) -> Case:
     return Case(number, f"snapshot: {what}", args, files, None, raw)
 
 
-def cases(manifests: int, snapshots: int, seed: int) -> list[Case]:
-    """The reproducible list of cases for a seed."""
+def cases(manifests: int, snapshots: int, seed: int) -> Iterator[Case]:
+    """The reproducible cases for a seed, one at a time: built all at once they
+    hold about 1 GB, which every forked child would inherit against its limit."""
     rng = random.Random(seed)
     files = _config_files()
     snapshot = json.loads(SNAPSHOT.read_text())
-    found = [manifest_case(n, rng, files) for n in range(manifests)]
-    found += [snapshot_case(manifests + n, rng, snapshot) for n in range(snapshots)]
-    return found
+    for n in range(manifests):
+        yield manifest_case(n, rng, files)
+    for n in range(snapshots):
+        yield snapshot_case(manifests + n, rng, snapshot)
 
 
 # -- running one case in a child ---------------------------------------------------------
