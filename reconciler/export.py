@@ -56,13 +56,6 @@ def group_contributions(groups: list[GroupSelector], live: LiveState) -> dict[st
     return given
 
 
-def usernames_by_id(reader: LiveStateReader) -> dict[str, str]:
-    """Every user on the instance, id -> username (to suggest the closest
-    name to a typo, or to show agents by name)."""
-    listed = reader.pages("ListUsers", "UserSummaryList", MaxResults=1000)
-    return {u["Id"]: u["Username"] for u in listed}
-
-
 def instance_region(reader: LiveStateReader) -> str | None:
     """The region in the instance's ARN (one DescribeInstance)."""
     arn = reader.call("DescribeInstance")["Instance"].get("Arn", "")

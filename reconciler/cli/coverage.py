@@ -19,7 +19,6 @@ from reconciler.cli.common import (
 )
 from reconciler.coverage import contact_steps, parse_since
 from reconciler.emulator.protocol import to_epoch
-from reconciler.export import usernames_by_id
 from reconciler.plan.planner import make_plan
 from reconciler.plan.render import TextRenderer, coverage_data, coverage_markdown, coverage_report
 
@@ -74,7 +73,7 @@ def coverage(
                     err=True,
                 )
             # Steps that name agents show them by username, not by id.
-            steps = contact_steps(read.contacts, usernames_by_id(connection.reader))
+            steps = contact_steps(read.contacts, connection.reader.usernames_by_id())
         extra = steps.requirements() if steps else []
         result = make_plan(manifest, connection.reader, extra_requirements=extra)
     if result.errors:

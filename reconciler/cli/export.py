@@ -25,7 +25,6 @@ from reconciler.export import (
     read_live,
     snapshot_document,
     update_manifests,
-    usernames_by_id,
 )
 
 
@@ -95,7 +94,7 @@ def export(
         declared = set(manifest.desired.users) if update_dir is not None and manifest else set()
         unknown = set(live.missing_users) - declared
         if unknown:
-            known = usernames_by_id(connection.reader).values()
+            known = connection.reader.usernames_by_id().values()
             problem = unknown_names("user", unknown, known)
             click.echo(f"error: --users: {problem}", err=True)
             sys.exit(ExitCode.ERROR)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -151,10 +152,21 @@ class LiveStateReader:
         if strategy not in READS:
             raise ValueError(f"read strategy {strategy!r} is not one of {', '.join(READS)}")
         self.strategy = strategy  # how read() reads proficiencies
+        self._usernames: dict[str, str] | None = None
+        self._usernames_lock = threading.Lock()
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """One paced call on this instance."""
         return self.pacer.call(operation, InstanceId=self.instance_id, **params)
+
+    def usernames_by_id(self) -> dict[str, str]:
+        """Every user of the instance, id -> username: listed once per reader
+        (a NOT condition, agent ids on contacts, a typo's closest names)."""
+        with self._usernames_lock:
+            if self._usernames is None:
+                listed = self.pages("ListUsers", "UserSummaryList", MaxResults=1000)
+                self._usernames = {u["Id"]: u["Username"] for u in listed}
+            return self._usernames
 
     def pages(self, operation: str, key: str, **params: Any) -> list[Any]:
         """Every item under `key` of a paginated call on this instance."""

@@ -498,14 +498,6 @@ class InstanceEligibility:
 
     def __init__(self, reader: LiveStateReader) -> None:
         self.reader = reader
-        self._everyone: dict[str, str] | None = None
-
-    def everyone(self) -> dict[str, str]:
-        """Every user of the instance, id -> username."""
-        if self._everyone is None:
-            listed = self.reader.pages("ListUsers", "UserSummaryList", MaxResults=1000)
-            self._everyone = {u["Id"]: u["Username"] for u in listed}
-        return self._everyone
 
     def eligible(self, expression: Expression) -> set[str] | None:
         """Usernames of the whole instance that satisfy `expression`, or None."""
@@ -522,14 +514,14 @@ class InstanceEligibility:
             return set.union(*sets)
         if expression.agent_ids is not None:
             listed = set(expression.agent_ids)
-            matched = {u for i, u in self.everyone().items() if i in listed}
+            matched = {u for i, u in self.reader.usernames_by_id().items() if i in listed}
         else:
             positive = search_criteria(replace(expression, negated=False))
             if positive is None:
                 return None
             matched = self.reader.search_users(positive)
         if expression.negated:
-            return set(self.everyone().values()) - matched
+            return set(self.reader.usernames_by_id().values()) - matched
         return matched
 
 

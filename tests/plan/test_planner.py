@@ -417,3 +417,16 @@ def test_saved_narrowing_round_trips() -> None:
     assert Narrowing.from_data(narrowing.data(["delete attribute Legacy"])) == narrowing
     attributes = Narrowing(attributes=frozenset({"Language"}))
     assert Narrowing.from_data(attributes.data([])) == attributes
+
+
+def test_the_instances_users_are_listed_once_however_many_ask(connect) -> None:
+    from reconciler.coverage import parse_text
+    from reconciler.plan.planner import InstanceEligibility
+
+    emulator, client = connect
+    reader = LiveStateReader(QuotaPacer(client, time_scale=1000), INSTANCE_ID)
+    eligibility = InstanceEligibility(reader)
+    assert eligibility.eligible(parse_text("NOT Language = Spanish")) == {"joe", "ann"}
+    assert eligibility.eligible(parse_text("NOT Skill = Billing")) == {"joe", "ann"}
+    assert set(reader.usernames_by_id().values()) == {"jane", "joe", "ann"}
+    assert emulator.stats.calls("ListUsers") == 1
