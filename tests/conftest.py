@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -60,6 +61,13 @@ class ManualClock:
         # error's size must too, or a token bucket would spin on it.
         with self._lock:
             self.now += max(seconds, 1e-6)
+
+
+def interruptible() -> None:
+    """preexec_fn for a child a test interrupts: Ctrl-C as at a terminal. A
+    shell running the suite in the background hands children SIGINT ignored,
+    and a child that ignores it never sees the test's SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def git(repo: Path, *args: str) -> str:

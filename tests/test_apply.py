@@ -27,7 +27,14 @@ from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
 from reconciler.manifest import load_manifest
 from reconciler.plan.planner import Narrowing, desired_state, make_plan, read_scope
-from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, unprivileged, write_config
+from tests.conftest import (
+    INSTANCE_ID,
+    ROOT,
+    interruptible,
+    small_snapshot,
+    unprivileged,
+    write_config,
+)
 
 INSTANCE = f"instance:\n  id: {INSTANCE_ID}\n  region: us-east-1\n"
 ATTRIBUTES = "predefined_attributes:\n  Language: {values: [English, Spanish, French]}\n  Skill: {values: [Billing, Payments]}\n"
@@ -484,6 +491,7 @@ def test_ctrl_c_finishes_the_calls_in_flight_journals_interrupted_and_exits_130(
             [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "--config", str(config),
              "--endpoint-url", emulator.url, "--journal", "journals"],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=interruptible,
         )  # fmt: skip
         try:
             journal = wait_for_calls(tmp_path / "journals", process)

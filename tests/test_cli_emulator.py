@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.connect.client import connect_client
-from tests.conftest import INSTANCE_ID, small_snapshot
+from tests.conftest import INSTANCE_ID, interruptible, small_snapshot
 from tests.test_apply import subprocess_env
 
 
@@ -23,7 +23,7 @@ def test_serve_persist_saves_on_sigterm_as_on_sigint(tmp_path: Path, stop: signa
         [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
          "--snapshot", str(snapshot), "--persist"],
         env={**subprocess_env(), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )  # fmt: skip
     try:
         banner = server.stdout.readline()  # printed once it listens
@@ -53,7 +53,7 @@ def test_serve_takes_the_account_quotas_and_writes_them_back(tmp_path: Path) -> 
         command,
         stdout=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=interruptible,
     )
     try:
         assert server.stdout is not None

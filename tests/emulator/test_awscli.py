@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import ConnectEmulator, load_snapshot
-from tests.conftest import ROOT
+from tests.conftest import ROOT, interruptible
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 DEMO_INSTANCE = "11111111-2222-3333-4444-555555555555"
@@ -98,7 +98,7 @@ def test_emulator_serve_answers_the_cli_and_persists_on_interrupt(tmp_path: Path
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
         # A shell's background job ignores SIGINT, and the child would inherit
         # that: give it the default so the interrupt below reaches it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=interruptible,
     )  # fmt: skip
     interrupted = False
     try:
