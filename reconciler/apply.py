@@ -116,7 +116,7 @@ class Journal:
             plan_digest=document_digest(plan.to_data()),  # the JSON a reviewer saw
             target=target,
             owner=owner,
-            changes=len(plan.owner_tags) + len(plan.changes),
+            changes=len(plan.all_changes),
         )
 
     def close(self) -> None:
@@ -184,8 +184,7 @@ class Applier:
             if self._stop_reason == NOT_STARTED_INTERRUPTED:
                 result.stopped = NOT_STARTED_INTERRUPTED
                 done = {*result.applied, *result.failed, *result.skipped}
-                everything = [*plan.owner_tags, *plan.changes]
-                result.skipped += [describe(c) for c in everything if describe(c) not in done]
+                result.skipped += [describe(c) for c in plan.all_changes if describe(c) not in done]
             self.journal.write(
                 "end",
                 status=result.status,
@@ -220,7 +219,7 @@ class Applier:
 
     def _phases(self, plan: Plan, result: ApplyResult) -> None:
         done = 0
-        total = len(plan.owner_tags) + len(plan.changes)
+        total = len(plan.all_changes)
         # Owner tags first: claim the users before changing them.
         phases: list[list[Change | OwnerTag]] = [list(plan.owner_tags)] + [
             [c for c in plan.changes if c.phase == phase]

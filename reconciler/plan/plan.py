@@ -61,8 +61,13 @@ class Plan:
     saved_digest: str | None = None
 
     @property
+    def all_changes(self) -> list[Change | OwnerTag]:
+        """Everything apply does, in order: owner tags first, then the changes."""
+        return [*self.owner_tags, *self.changes]
+
+    @property
     def has_changes(self) -> bool:
-        return bool(self.changes or self.owner_tags)
+        return bool(self.all_changes)
 
     @property
     def user_changes(self) -> list[UserProficiencyChange]:
