@@ -15,6 +15,12 @@ from tests.conftest import INSTANCE_ID, interruptible, small_snapshot
 from tests.test_apply import subprocess_env
 
 
+def started_in_the_background() -> None:
+    """A shell starting a job in the background hands it SIGINT ignored:
+    serve must still stop (and save) on SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_persist_saves_on_sigterm_as_on_sigint(tmp_path: Path, stop: signal.Signals) -> None:
     snapshot = tmp_path / "snapshot.json"
@@ -23,7 +29,7 @@ def test_serve_persist_saves_on_sigterm_as_on_sigint(tmp_path: Path, stop: signa
         [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
          "--snapshot", str(snapshot), "--persist"],
         env={**subprocess_env(), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
+        stderr=subprocess.PIPE, text=True, preexec_fn=started_in_the_background,
     )  # fmt: skip
     try:
         banner = server.stdout.readline()  # printed once it listens

@@ -102,8 +102,11 @@ def serve(
     server = ConnectEmulator(
         backend, host=host, port=port, quota_scale=quota_scale, faults=fault_plan
     )
-    # SIGTERM (docker stop, systemd, kill) ends it as Ctrl-C does: state is saved.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM (docker stop, systemd, kill) ends it as Ctrl-C does: state is
+    # saved. SIGINT too, whatever was inherited (a shell starting it in the
+    # background hands it SIGINT ignored, and kill -INT would then do nothing).
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _interrupt)
     try:
         # Inside the try: a Ctrl-C as soon as this line shows still persists.
         click.echo(
