@@ -25,13 +25,14 @@ from typing import Any
 from botocore.model import OperationModel
 
 from reconciler import limits
-from reconciler.emulator.protocol import ApiError, connect_model, invalid_parameter
+from reconciler.emulator.protocol import ApiError, ReusableItems, connect_model, invalid_parameter
 from reconciler.emulator.user_index import UserSearchIndex, criteria_problem, string_matches
 
 Record = dict[str, Any]
 
 DEFAULT_PAGE_SIZE = 100
 _READS = ("Describe", "List", "Search", "Get")
+_VERSIONS = itertools.count()
 # SearchPredefinedAttributes' StringCondition FieldName (see _check_attribute_fields).
 ATTRIBUTE_SEARCH_FIELD = "name"
 MAX_TAGS_PER_RESOURCE = 50
@@ -163,6 +164,9 @@ class ConnectBackend:
         # Snapshot sections the API never changes, written back as read.
         self.kept_snapshot_sections: Record = {}
         self._token_key = uuid.uuid4().bytes
+        # Stamps ReusableItems: their JSON is reused until the next write, and
+        # never for another backend (the stamps are unique in the process).
+        self.version = next(_VERSIONS)
         model = connect_model()
         self._handlers: dict[str, Callable[[Record], Record]] = {
             name: getattr(self, _snake(name))
@@ -187,9 +191,12 @@ class ConnectBackend:
                     f"This emulator does not implement {', '.join(unknown)} "
                     f"of {operation.name}; it refuses rather than ignore it."
                 )
+            is_write = not operation.name.startswith(_READS)
+            if is_write:
+                self.version = next(_VERSIONS)  # a write may change any record read
             result = handler(params)
             user_id = params.get("UserId") or result.get("UserId")
-            if user_id and not operation.name.startswith(_READS):
+            if user_id and is_write:
                 # Every write that names a user reaches the search index.
                 self.search_index.put(user_id, self.users.get(user_id))
             return result
@@ -304,8 +311,11 @@ class ConnectBackend:
 
     def list_users(self, params: Record) -> Record:
         self._check_instance(params)
-        page, token = self._page(_Users(self.users), params)
-        return {"UserSummaryList": page, "NextToken": token}
+        page, token = self._page(_Keys(self.users), params)
+        return {
+            "UserSummaryList": ReusableItems(page, lambda i: self.users[i]["User"], self.version),
+            "NextToken": token,
+        }
 
     def search_users(self, params: Record) -> Record:
         self._check_instance(params)
@@ -318,7 +328,11 @@ class ConnectBackend:
             raise self._bad(problem)
         matched = self.search_index.search(criteria)
         page, token = self._page(matched, params)
-        return {"Users": page, "NextToken": token, "ApproximateTotalCount": len(matched)}
+        return {
+            "Users": ReusableItems(page, self.search_index.record, self.version),
+            "NextToken": token,
+            "ApproximateTotalCount": len(matched),
+        }
 
     def _in_group(self, user: Record, condition: Record) -> bool:
         group_id = user.get("HierarchyGroupId")
@@ -693,19 +707,19 @@ class ConnectBackend:
         return {"Contacts": page, "NextToken": token, "TotalCount": len(matched)}
 
 
-class _Users(Sequence[Record]):
-    """The users' records as a sequence, sliced without copying them all
-    (a ListUsers page at 50,000 users)."""
+class _Keys(Sequence[str]):
+    """A dict's keys as a sequence, sliced without copying them all (a
+    ListUsers page at 50,000 users)."""
 
-    def __init__(self, users: dict[str, Record]) -> None:
-        self._users = users
+    def __init__(self, records: dict[str, Record]) -> None:
+        self._records = records
 
     def __len__(self) -> int:
-        return len(self._users)
+        return len(self._records)
 
     def __getitem__(self, index: Any) -> Any:
-        start, stop, _ = index.indices(len(self._users))
-        return [u["User"] for u in itertools.islice(self._users.values(), start, stop)]
+        start, stop, _ = index.indices(len(self._records))
+        return list(itertools.islice(self._records, start, stop))
 
 
 def _dig(record: Record, path: tuple[str, ...]) -> Any:

@@ -43,20 +43,19 @@ READ_TIMEOUT = 30.0  # seconds a connection may sit idle or half-sent
 MAX_WORKERS = 128  # connections served at once; more wait in the backlog
 LISTEN_BACKLOG = 128
 MAX_LATENCY = 60.0
-_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]')
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether JSON text nests arrays and objects deeper than `limit`."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # it cannot nest deeper than it opens
     depth = 0
-    for match in _JSON_NESTING.finditer(body):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif token in (b"]", b"}"):
-            depth -= 1
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", body)):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > limit:
+            return True
     return False
 
 

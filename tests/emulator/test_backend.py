@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import INSTANCE_ARN, INSTANCE_ID
+from tests.conftest import INSTANCE_ARN, INSTANCE_ID, small_snapshot
 
 IN = {"InstanceId": INSTANCE_ID}
 
@@ -307,6 +307,53 @@ def test_search_users_and_or_nesting(connect) -> None:
     assert search(client, {"AndConditions": [basic, {"OrConditions": [spanish, english]}]}) == [
         "joe"
     ]
+
+
+def user_lists(client) -> tuple[dict, dict]:
+    """(ListUsers, SearchUsers) users by username, as the wire carried them."""
+    listed = client.list_users(**IN)["UserSummaryList"]
+    searched = client.search_users(**IN)["Users"]
+    return {u["Username"]: u for u in listed}, {u["Username"]: u for u in searched}
+
+
+def test_user_lists_show_every_write_after_they_were_read(connect) -> None:
+    # The emulator reuses each user's encoded JSON until a write: a write
+    # after a first read must show in the next one.
+    from reconciler.emulator import backend_from_snapshot
+
+    emulator, client = connect
+    now = [1000.0]
+    emulator.reset(backend_from_snapshot(small_snapshot(), clock=lambda: now[0]))
+    listed, searched = user_lists(client)
+    assert "Tags" not in searched["jane"]
+    now[0] = 2000.0
+    jane = client.describe_user(**IN, UserId="id-jane")["User"]
+    client.tag_resource(resourceArn=jane["Arn"], tags={"team": "billing"})
+    client.associate_user_proficiencies(
+        **IN,
+        UserId="id-jane",
+        UserProficiencies=[{"AttributeName": "Skill", "AttributeValue": "Payments", "Level": 2}],
+    )
+    listed_after, searched_after = user_lists(client)
+    assert searched_after["jane"]["Tags"] == {"team": "billing"}
+    assert listed_after["jane"]["LastModifiedTime"].timestamp() == 2000.0
+    assert "LastModifiedTime" not in listed["jane"]  # the snapshot gave none
+    assert listed_after["ann"] == listed["ann"]
+
+
+def test_user_lists_of_a_new_backend_are_its_own(connect) -> None:
+    from reconciler.emulator import backend_from_snapshot
+
+    emulator, client = connect
+    user_lists(client)
+    renamed = small_snapshot()
+    renamed["Users"][0]["User"]["IdentityInfo"]["FirstName"] = "Renamed"
+    user_id = renamed["Users"][0]["User"]["Id"]
+    emulator.reset(backend_from_snapshot(renamed))
+    _, searched = user_lists(client)
+    assert {u["Id"]: u["IdentityInfo"]["FirstName"] for u in searched.values()}[
+        user_id
+    ] == "Renamed"
 
 
 def test_list_routing_profiles_and_hierarchy_groups(connect) -> None:

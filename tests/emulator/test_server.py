@@ -249,6 +249,9 @@ def test_deeply_nested_json_is_a_400_serialization_exception(connect) -> None:
     # brackets inside strings are not nesting
     assert not json_too_deep(b'{"a": "' + b"[" * 1000 + b'"}')
     assert json_too_deep(b'{"a": ' + b"[" * (MAX_JSON_DEPTH + 1) + b"]")
+    # many brackets, shallow nesting; escaped quotes do not end a string
+    assert not json_too_deep(b"[" + b"[]," * 100 + b'"\\"[[[", []]')
+    assert json_too_deep(b'["\\"", ' + b"[" * MAX_JSON_DEPTH + b"]")
 
 
 @pytest.mark.parametrize(
