@@ -1,12 +1,12 @@
 """Full plans against the DESIGN quotas, side by side with a naive refresh.
 
-    python -m bench.plan [--sizes 1000,10000,50000] [--scales 50,50,100]
+    python -m bench.plan [--sizes 1000,10000,50000] [--scales 50,50,100] [--search-scale 10]
 
 For each size, a synthetic instance (20 attributes x 10 values, 8
 proficiencies per user, 5% of users drifted) is served by one emulator in
-its own process, enforcing 2 requests/s with a burst of 5 per API, `scale`
-times faster than real time; the manifests declare the undrifted instance.
-Against that same emulator, one after the other:
+its own process, enforcing 2 requests/s with a burst of 5 per API, sped up
+by a time scale; the manifests declare the undrifted instance. Against that
+same emulator, one after the other:
 
 - our plan with `--read list`, `--read search` and `--read auto`;
 - our plan narrowed to 20 users (`--user` x20);
@@ -16,8 +16,14 @@ Against that same emulator, one after the other:
   with their backoff divided by the time scale and the client retry quota
   off, so the refresh finishes rather than fails).
 
-Calls are every HTTP request the emulator saw (retries included). Times are
-real seconds (wall x scale). A floor is, per API, (successful calls - burst)
+Each read runs at its own time scale, set on the emulator before it starts
+(every bucket full): the list read and the peer, tens of thousands of small
+calls pinned at the quota, at `--scales` (one per size); the search, auto
+and narrowed plans, a few thousand pages of up to 500 users whose client
+CPU (boto3 parses each page in milliseconds) a large speed-up would inflate
+50-100 times relative to the quota, at `--search-scale`. Calls are every
+HTTP request the emulator saw (retries included). Times are real seconds
+(wall x the read's scale). A floor is, per API, (successful calls - burst)
 / rate, and the largest over the APIs: no client can be faster at those
 quotas. The diff is timed alone. The last line per size is
 
@@ -25,8 +31,10 @@ quotas. The diff is timed alone. The last line per size is
 
 Targets (issue 12): at 10,000 users real_s <= 0.25 x list floor and <= 0.25 x
 peer; at 50,000 <= 0.06 x list floor; 0 throttled; wall <= 1.05 x the floor
-of the read chosen. The scale per size keeps the whole run near 20 minutes;
-the output says which scale each size ran at.
+of the read chosen. The default scales keep the whole run near 20 minutes
+on a quiet 2-core machine; the output says which scale each read ran at.
+`--throttle-runs N` instead runs our three reads N times per size and
+prints the throttles of each run.
 """
 
 from __future__ import annotations
@@ -78,6 +86,7 @@ class Run:
     name: str
     stats: dict[str, dict[str, int]]
     real_s: float
+    scale: float
     note: str = ""
 
     @property
@@ -100,13 +109,14 @@ class Run:
 
 
 def measured(name: str, url: str, scale: float, work: Any) -> tuple[Run, Any]:
-    """Run `work()` against fresh counters, after the buckets refilled."""
-    time.sleep(10 / scale)  # every bucket full again, as between two CI runs
+    """Run `work()` against fresh counters, the emulator at `scale` with
+    every bucket full (as between two CI runs)."""
+    control(url, "quota-scale", "PUT", {"scale": scale})
     control(url, "reset", "POST")
     started = time.perf_counter()
     result = work()
     wall = time.perf_counter() - started
-    return Run(name, control(url, "stats"), wall * scale), result
+    return Run(name, control(url, "stats"), wall * scale, scale), result
 
 
 def our_plan(url: str, scale: float, manifest: Manifest, read: str) -> tuple[Run, Any]:
@@ -167,8 +177,9 @@ def print_run(run: Run, peer: Run | None, list_floor: float, search_floor: float
     by_calls = sorted(run.stats.items(), key=lambda item: -item[1]["calls"])
     print("    " + ", ".join(f"{op} {c['calls']}" for op, c in by_calls))
     print(
-        f"    calls {run.calls}, throttled {run.throttled}, real {run.real_s:.0f} s, "
-        f"own floor {floor:.0f} s ({bound}), wall/floor {run.real_s / max(floor, 1e-9):.3f}"
+        f"    at {run.scale:g}x: calls {run.calls}, throttled {run.throttled}, "
+        f"real {run.real_s:.0f} s, own floor {floor:.0f} s ({bound}), "
+        f"wall/floor {run.real_s / max(floor, 1e-9):.3f}"
     )
     ratios = [f"÷ list floor {run.real_s / list_floor:.3f}"]
     ratios.append(f"÷ search floor {run.real_s / search_floor:.3f}")
@@ -179,7 +190,7 @@ def print_run(run: Run, peer: Run | None, list_floor: float, search_floor: float
 
 @contextmanager
 def served_instance(
-    users: int, scale: float, drift: float
+    users: int, drift: float
 ) -> Iterator[tuple[RoutingState, RoutingState, Manifest, str]]:
     """(declared state, drifted live state, manifests, emulator URL) of a
     synthetic instance served at `scale`."""
@@ -194,42 +205,61 @@ def served_instance(
         print(
             f"\n== {users} users x {shape.proficiencies} proficiencies, {shape.attributes} "
             f"attributes x {shape.values} values, {drift:.0%} drifted; quotas 2/s burst 5 per "
-            f"API at {scale:g}x (real s = wall x {scale:g})"
+            "API, each read at its scale (real s = wall x scale)"
         )
-        with served_emulator(snapshot, scale) as url:
+        with served_emulator(snapshot, 1.0) as url:
             yield state, live, manifest, url
 
 
-def throttle_runs(users: int, scale: float, drift: float, repeat: int) -> None:
-    """Our list read `repeat` times against one emulator: throttles per run."""
-    with served_instance(users, scale, drift) as (_, _, manifest, url):
-        throttled = []
+@dataclass(frozen=True)
+class Scales:
+    """Time scales: `bulk` for the list read and the peer, `search` for the
+    reads that fetch pages of up to 500 users."""
+
+    bulk: float
+    search: float
+
+    def of(self, read: str) -> float:
+        return self.bulk if read == "list" else self.search
+
+
+READS = ("list", "search", "auto")
+
+
+def throttle_runs(users: int, scales: Scales, drift: float, repeat: int) -> None:
+    """Our three reads `repeat` times against one emulator: throttles per run."""
+    throttled: dict[str, list[int]] = {read: [] for read in READS}
+    with served_instance(users, drift) as (_, _, manifest, url):
         for _ in range(repeat):
-            run, _ = our_plan(url, scale, manifest, "list")
-            ratio = run.real_s / run.floor[0]
-            print(f"  {run.name}: calls {run.calls}, throttled {run.throttled}, "
-                  f"real {run.real_s:.0f} s, wall/floor {ratio:.3f}")  # fmt: skip
-            throttled.append(run.throttled)
+            for read in READS:
+                run, _ = our_plan(url, scales.of(read), manifest, read)
+                ratio = run.real_s / run.floor[0]
+                print(
+                    f"  {run.name} at {run.scale:g}x: calls {run.calls}, throttled "
+                    f"{run.throttled}, real {run.real_s:.0f} s, wall/floor {ratio:.3f}"
+                )
+                throttled[read].append(run.throttled)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"  machine load average (1, 5, 15 min): {load} on {os.cpu_count()} CPUs")
-    print(f"THROTTLES plan users={users} read=list runs={repeat} throttled={throttled}")
+    counts = " ".join(f"{read}={counts}".replace(" ", "") for read, counts in throttled.items())
+    print(f"THROTTLES plan users={users} runs={repeat} {counts}")
 
 
-def bench_size(users: int, scale: float, drift: float) -> None:
-    with served_instance(users, scale, drift) as (state, live, manifest, url):
+def bench_size(users: int, scales: Scales, drift: float) -> None:
+    with served_instance(users, drift) as (state, live, manifest, url):
         runs: dict[str, Run] = {}
         plans: dict[str, Any] = {}
-        for read in ("list", "search", "auto"):
-            runs[read], plans[read] = our_plan(url, scale, manifest, read)
-        peer = peer_refresh(url, scale, live)
+        for read in READS:
+            runs[read], plans[read] = our_plan(url, scales.of(read), manifest, read)
+        peer = peer_refresh(url, scales.bulk, live)
         some = Narrowing(users=frozenset(sorted(manifest.desired.users)[:20]))
         client = connect_client(endpoint_url=url, emulator=True)
-        reader = LiveStateReader(QuotaPacer(client, time_scale=scale), INSTANCE_ID)
+        reader = LiveStateReader(QuotaPacer(client, time_scale=scales.search), INSTANCE_ID)
         narrowed, _ = measured(
-            "ours --user x20", url, scale, lambda: make_plan(manifest, reader, some)
+            "ours --user x20", url, scales.search, lambda: make_plan(manifest, reader, some)
         )
     list_floor, search_floor = runs["list"].floor[0], runs["search"].floor[0]
-    for read in ("list", "search", "auto"):
+    for read in READS:
         print_run(runs[read], peer, list_floor, search_floor)
     print_run(peer, None, list_floor, search_floor)
     same = [c.data for c in plans["search"].changes] == [c.data for c in plans["list"].changes]
@@ -266,29 +296,38 @@ def bench_size(users: int, scale: float, drift: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,50000", help="users per instance")
-    parser.add_argument("--scales", default="50,50,100", help="time scale per size")
+    parser.add_argument(
+        "--scales", default="50,50,100", help="time scale of the list read and the peer, per size"
+    )
+    parser.add_argument(
+        "--search-scale",
+        type=float,
+        default=10,
+        help="time scale of the search, auto and narrowed plans",
+    )
     parser.add_argument("--drift", type=float, default=0.05)
     parser.add_argument(
         "--throttle-runs",
         type=int,
         default=0,
-        help="instead: only our list read, this many times per size, counting throttles",
+        help="instead: only our three reads, this many times per size, counting throttles",
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    scales = [float(s) for s in args.scales.split(",")]
-    if len(scales) == 1:
-        scales *= len(sizes)
-    if len(scales) != len(sizes):
+    bulk = [float(s) for s in args.scales.split(",")]
+    if len(bulk) == 1:
+        bulk *= len(sizes)
+    if len(bulk) != len(sizes):
         parser.error("give one scale, or one per size")
     machine = f"{platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs"
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}, "
           f"Python {platform.python_version()}")  # fmt: skip
-    for users, scale in zip(sizes, scales, strict=True):
+    for users, scale in zip(sizes, bulk, strict=True):
+        scales = Scales(bulk=scale, search=args.search_scale)
         if args.throttle_runs:
-            throttle_runs(users, scale, args.drift, args.throttle_runs)
+            throttle_runs(users, scales, args.drift, args.throttle_runs)
         else:
-            bench_size(users, scale, args.drift)
+            bench_size(users, scales, args.drift)
 
 
 if __name__ == "__main__":

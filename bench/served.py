@@ -41,9 +41,9 @@ def served_emulator(snapshot: Path, quota_scale: float | None = None) -> Iterato
         process.wait(timeout=10)
 
 
-def control(url: str, action: str, method: str = "GET") -> dict:
-    """The emulator's control paths: stats (GET), reset (POST)."""
-    data = b"" if method == "POST" else None
+def control(url: str, action: str, method: str = "GET", body: dict | None = None) -> dict:
+    """The emulator's control paths: stats (GET), reset (POST), quota-scale (PUT)."""
+    data = None if method == "GET" else json.dumps(body or {}).encode()
     request = urllib.request.Request(f"{url}/_emulator/{action}", method=method, data=data)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())

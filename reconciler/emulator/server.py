@@ -211,9 +211,7 @@ class ConnectEmulator:
         self.quotas = quotas or {}
         self.clock = clock
         self.stats.reset()
-        self.quota_scale = quota_scale
-        with self._buckets_lock:
-            self._buckets.clear()
+        self.set_quota_scale(quota_scale)
         self.set_faults(faults or FaultPlan())
 
     def set_faults(self, faults: FaultPlan) -> None:
@@ -221,6 +219,13 @@ class ConnectEmulator:
         self.faults = faults
         self._random = random.Random(faults.seed)
         self._random_lock = threading.Lock()
+
+    def set_quota_scale(self, scale: float | None) -> None:
+        """Enforce the quotas `scale` times faster than real time from now on
+        (None: not at all), every bucket full."""
+        with self._buckets_lock:
+            self.quota_scale = scale
+            self._buckets.clear()
 
     def _chance(self, rate: float) -> bool:
         if rate <= 0:
@@ -297,6 +302,15 @@ class ConnectEmulator:
             except ValueError as error:  # JSONDecodeError and UnicodeDecodeError included
                 return _json_response(400, {"message": str(error)})
             document = asdict(self.faults)
+        elif action == "quota-scale" and method == "PUT":
+            try:
+                scale = json.loads(body)["scale"]
+            except (ValueError, TypeError, KeyError):
+                scale = "missing"
+            if scale is not None and not (_is_number(scale) and scale > 0):
+                return _json_response(400, {"message": 'send {"scale": a positive number or null}'})
+            self.set_quota_scale(scale)
+            document = {"scale": scale}
         elif action == "snapshot" and method == "GET":
             document = snapshot_of(self.backend)
         else:

@@ -163,6 +163,24 @@ def control(emulator, method: str, action: str, body: dict | None = None) -> dic
         return json.loads(response.read())
 
 
+def test_quota_scale_changes_over_http(connect) -> None:
+    emulator, client = connect
+    # ListUsers: burst 5 at 2/s (DESIGN §4); at 0.001x a token takes 500 s
+    assert control(emulator, "PUT", "quota-scale", {"scale": 0.001}) == {"scale": 0.001}
+    for _ in range(5):
+        client.list_users(**IN)
+    with pytest.raises(ClientError, match="Throttling"):
+        client.list_users(**IN)
+    assert control(emulator, "PUT", "quota-scale", {"scale": None}) == {"scale": None}
+    for _ in range(10):
+        client.list_users(**IN)
+    for bad in ({"scale": 0}, {"scale": -1}, {"scale": "fast"}, {"scale": True}, {}, [1]):
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            control(emulator, "PUT", "quota-scale", bad)
+        assert raised.value.code == 400
+    assert emulator.quota_scale is None  # a refused change changes nothing
+
+
 def test_counters_over_http_and_reset(connect) -> None:
     emulator, client = connect
     client.list_users(**IN)
