@@ -21,13 +21,16 @@ Each read runs at its own time scale, set on the emulator before it starts
 calls pinned at the quota, at `--scales` (one per size); the search, auto
 and narrowed plans, a few thousand pages of up to 500 users whose client
 CPU (boto3 parses each page in milliseconds) a large speed-up would inflate
-50-100 times relative to the quota, at `--search-scale`. Calls are every
+50-100 times relative to the quota, at `--search-scale`. Ratios between
+runs at different scales (ours ÷ peer) compare real seconds, each from its
+own run's wall x scale; RESULT names both scales. Calls are every
 HTTP request the emulator saw (retries included). Times are real seconds
 (wall x the read's scale). A floor is, per API, (successful calls - burst)
 / rate, and the largest over the APIs: no client can be faster at those
 quotas. The diff is timed alone. The last line per size is
 
-    RESULT plan users=N read=auto calls=C real_s=S peer_real_s=P list_floor_s=L throttled=T
+    RESULT plan users=N read=auto calls=C real_s=S peer_real_s=P list_floor_s=L throttled=T \
+        scale=X peer_scale=Y
 
 Targets (issue 12): at 10,000 users real_s <= 0.25 x list floor and <= 0.25 x
 peer; at 50,000 <= 0.06 x list floor; 0 throttled; wall <= 1.05 x the floor
@@ -193,7 +196,7 @@ def served_instance(
     users: int, drift: float
 ) -> Iterator[tuple[RoutingState, RoutingState, Manifest, str]]:
     """(declared state, drifted live state, manifests, emulator URL) of a
-    synthetic instance served at `scale`."""
+    synthetic instance (each read sets the emulator's time scale)."""
     shape = Shape(users=users, attributes=20, values=10, proficiencies=8)
     state = synthetic_state(shape)
     live = drifted(state, drift)
@@ -220,6 +223,7 @@ class Scales:
     search: float
 
     def of(self, read: str) -> float:
+        """The time scale of our plan with `--read read`."""
         return self.bulk if read == "list" else self.search
 
 
@@ -289,8 +293,17 @@ def bench_size(users: int, scales: Scales, drift: float) -> None:
     print("  targets: " + "; ".join(checks))
     print(
         f"RESULT plan users={users} read=auto calls={auto.calls} real_s={auto.real_s:.0f} "
-        f"peer_real_s={peer.real_s:.0f} list_floor_s={list_floor:.0f} throttled={auto.throttled}"
+        f"peer_real_s={peer.real_s:.0f} list_floor_s={list_floor:.0f} throttled={auto.throttled} "
+        f"scale={auto.scale:g} peer_scale={peer.scale:g}"
     )
+
+
+def positive(text: str) -> float:
+    """A time scale: a number over 0 (argparse reports the ValueError)."""
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{text} is not over 0")
+    return value
 
 
 def main() -> None:
@@ -301,7 +314,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--search-scale",
-        type=float,
+        type=positive,
         default=10,
         help="time scale of the search, auto and narrowed plans",
     )
@@ -314,7 +327,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    bulk = [float(s) for s in args.scales.split(",")]
+    try:
+        bulk = [positive(s) for s in args.scales.split(",")]
+    except ValueError as error:
+        parser.error(f"--scales: {error}")
     if len(bulk) == 1:
         bulk *= len(sizes)
     if len(bulk) != len(sizes):

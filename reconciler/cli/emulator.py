@@ -18,6 +18,7 @@ from reconciler.emulator import (
     load_snapshot,
     save_snapshot,
 )
+from reconciler.emulator.server import MAX_QUOTA_SCALE
 from reconciler.emulator.snapshot import MAX_QUOTA, empty_backend
 
 
@@ -42,7 +43,9 @@ def emulator() -> None:
 )
 @click.option("--persist", is_flag=True, help="Write the state back to --snapshot on exit.")
 @click.option(
-    "--quota-scale", type=float, help="Enforce API quotas, sped up this many times (1 = real time)."
+    "--quota-scale",
+    type=click.FloatRange(min=0, min_open=True, max=MAX_QUOTA_SCALE),
+    help="Enforce API quotas, sped up this many times (1 = real time).",
 )
 @click.option(
     "--search-delay",

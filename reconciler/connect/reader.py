@@ -181,6 +181,7 @@ class LiveStateReader:
         with (
             ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="read") as pool,
             ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="users") as reads,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="listing") as lister,
         ):
             attributes = pool.submit(self.attributes, scope.only_attributes)
             started: dict[str, Future[Proficiencies]] = {}
@@ -197,14 +198,21 @@ class LiveStateReader:
                     if declared and (scope.only_users is None or username in scope.only_users):
                         started[username] = reads.submit(self.proficiencies, user_id)
 
-            listed, members, managed, missing, errors = self._managed(scope, pool, start)
+            listing = lister.submit(self._managed, scope, pool, start)
+            searchable = _proficiency_attributes(attributes.result(), scope.proficiency_attributes)
+            if scope.all_users or scope.groups or scope.only_users is not None:
+                users = len(listing.result()[2])
+            else:
+                # Managed users are then the declared ones that exist: the read is
+                # chosen, and a search runs, while the users are still being listed.
+                users = len(scope.declared_users)
+            choice = self.choose_read(strategy, scope, searchable, users)
+            found = self.proficiencies_by_search(searchable) if choice.strategy == "search" else {}
+            listed, members, managed, missing, errors = listing.result()
             user_ids = {name: record["Id"] for name, record in listed.items()}
             ordered = sorted(managed)
             ids = [user_ids[u] for u in ordered]
-            searchable = _proficiency_attributes(attributes.result(), scope.proficiency_attributes)
-            choice = self.choose_read(strategy, scope, searchable, len(ids))
             if choice.strategy == "search":
-                found = self.proficiencies_by_search(searchable, set(ids))
                 held = [found.get(i, {}) for i in ids]
             else:
                 for username in ordered:
@@ -280,11 +288,9 @@ class LiveStateReader:
         )
         return page.get("ApproximateTotalCount")
 
-    def proficiencies_by_search(
-        self, attributes: dict[str, Attribute], user_ids: set[str] | None = None
-    ) -> dict[str, Proficiencies]:
-        """Proficiencies in `attributes` by user id (of `user_ids` only, when
-        given), from three SearchUsers per value run concurrently."""
+    def proficiencies_by_search(self, attributes: dict[str, Attribute]) -> dict[str, Proficiencies]:
+        """Every holder's proficiencies in `attributes` by user id, from three
+        SearchUsers per value run concurrently."""
         queries = [
             (attribute.name, value, bit)
             for attribute in attributes.values()
@@ -301,9 +307,8 @@ class LiveStateReader:
                 zip(queries, futures, strict=True), start=1
             ):
                 for user_id in future.result():
-                    if user_ids is None or user_id in user_ids:
-                        levels = held.setdefault(user_id, {})
-                        levels[(name, value)] = levels.get((name, value), 0.0) + 2**bit
+                    levels = held.setdefault(user_id, {})
+                    levels[(name, value)] = levels.get((name, value), 0.0) + 2**bit
                 self.progress("Searching proficiencies", done, len(futures))
         return held
 

@@ -43,6 +43,7 @@ READ_TIMEOUT = 30.0  # seconds a connection may sit idle or half-sent
 MAX_WORKERS = 128  # connections served at once; more wait in the backlog
 LISTEN_BACKLOG = 128
 MAX_LATENCY = 60.0
+MAX_QUOTA_SCALE = 10_000.0  # faster than any benchmark here runs; bounds the bucket arithmetic
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _JSON_BRACKET = re.compile(rb"[\[\]{}]")
 
@@ -125,7 +126,10 @@ class FaultPlan:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    # an int is finite however large (math.isfinite would overflow on it)
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 class CallStats:
@@ -234,9 +238,9 @@ class ConnectEmulator:
             return self._random.random() < rate
 
     def _bucket(self, operation: str) -> TokenBucket | None:
-        if self.quota_scale is None:
-            return None
-        with self._buckets_lock:
+        with self._buckets_lock:  # the scale may change meanwhile (set_quota_scale)
+            if self.quota_scale is None:
+                return None
             if operation not in self._buckets:
                 self._buckets[operation] = TokenBucket(
                     quota_for(operation, self.quotas), self.quota_scale, clock=self.clock
@@ -273,7 +277,11 @@ class ConnectEmulator:
             )
         try:
             params = self.protocol.parse(operation, labels, parse_qs(parts.query), headers, body)
-            response = self.protocol.serialize(operation, self.backend.call(operation, params))
+            # Serialized under the backend's lock: a response shows the state
+            # of one moment, never half of a concurrent write (or a user it
+            # deleted meanwhile).
+            with self.backend.lock:
+                response = self.protocol.serialize(operation, self.backend.call(operation, params))
         except ApiError as error:
             self.stats.add(name, "client_error")
             return self.protocol.error(error)
@@ -307,8 +315,9 @@ class ConnectEmulator:
                 scale = json.loads(body)["scale"]
             except (ValueError, TypeError, KeyError):
                 scale = "missing"
-            if scale is not None and not (_is_number(scale) and scale > 0):
-                return _json_response(400, {"message": 'send {"scale": a positive number or null}'})
+            if scale is not None and not (_is_number(scale) and 0 < scale <= MAX_QUOTA_SCALE):
+                wanted = f"a number over 0 and up to {MAX_QUOTA_SCALE:g}, or null"
+                return _json_response(400, {"message": f'send {{"scale": {wanted}}}'})
             self.set_quota_scale(scale)
             document = {"scale": scale}
         elif action == "snapshot" and method == "GET":
