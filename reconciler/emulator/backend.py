@@ -153,6 +153,7 @@ class ConnectBackend:
         self.lock = threading.RLock()
         self.attributes: dict[str, Record] = {}  # casefolded name -> PredefinedAttribute
         self.users: dict[str, Record] = {}  # user id -> {"User": ..., "Proficiencies": [...]}
+        self._listed_ids: list[str] | None = None  # ListUsers' order, until a user comes or goes
         self.user_ids: dict[str, str] = {}  # username -> user id
         self.routing_profiles: dict[str, Record] = {}
         self.hierarchy_groups: dict[str, Record] = {}
@@ -260,6 +261,7 @@ class ConnectBackend:
         user.setdefault("Id", str(uuid.uuid5(uuid.NAMESPACE_URL, user["Username"])))
         user.setdefault("Arn", f"{self.instance['Arn']}/agent/{user['Id']}")
         self.users[user["Id"]] = {"User": user, "Proficiencies": proficiencies}
+        self._listed_ids = None
         self.user_ids[user["Username"]] = user["Id"]
         self.search_index.put(user["Id"], self.users[user["Id"]], now=True)
 
@@ -306,12 +308,15 @@ class ConnectBackend:
     def delete_user(self, params: Record) -> Record:
         user = self._user(params)["User"]
         del self.users[user["Id"]]
+        self._listed_ids = None
         del self.user_ids[user["Username"]]
         return {}
 
     def list_users(self, params: Record) -> Record:
         self._check_instance(params)
-        page, token = self._page(_Keys(self.users), params)
+        if self._listed_ids is None:  # kept between pages: a page is then a slice
+            self._listed_ids = list(self.users)
+        page, token = self._page(self._listed_ids, params)
         return {
             "UserSummaryList": ReusableItems(page, lambda i: self.users[i]["User"], self.version),
             "NextToken": token,
@@ -705,21 +710,6 @@ class ConnectBackend:
         # criteria on the contact"):
         # https://docs.aws.amazon.com/connect/latest/APIReference/API_ContactSearchSummary.html
         return {"Contacts": page, "NextToken": token, "TotalCount": len(matched)}
-
-
-class _Keys(Sequence[str]):
-    """A dict's keys as a sequence, sliced without copying them all (a
-    ListUsers page at 50,000 users)."""
-
-    def __init__(self, records: dict[str, Record]) -> None:
-        self._records = records
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __getitem__(self, index: Any) -> Any:
-        start, stop, _ = index.indices(len(self._records))
-        return list(itertools.islice(self._records, start, stop))
 
 
 def _dig(record: Record, path: tuple[str, ...]) -> Any:

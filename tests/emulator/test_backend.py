@@ -58,6 +58,7 @@ def test_unknown_instance_is_resource_not_found(connect) -> None:
 
 def test_create_describe_list_delete_user(connect) -> None:
     _, client = connect
+    listed = {u["Username"] for u in client.list_users(**IN)["UserSummaryList"]}
     created = client.create_user(
         **IN, Username="kim", SecurityProfileIds=["sp-agent"], RoutingProfileId="rp-basic",
         PhoneConfig={"PhoneType": "SOFT_PHONE"}, HierarchyGroupId="hg-emea",
@@ -68,8 +69,10 @@ def test_create_describe_list_delete_user(connect) -> None:
         created["UserArn"],
         "hg-emea",
     )
-    assert "kim" in {u["Username"] for u in client.list_users(**IN)["UserSummaryList"]}
+    # ListUsers keeps its order between pages: a user who came or went shows
+    assert {u["Username"] for u in client.list_users(**IN)["UserSummaryList"]} == listed | {"kim"}
     client.delete_user(**IN, UserId=created["UserId"])
+    assert {u["Username"] for u in client.list_users(**IN)["UserSummaryList"]} == listed
     assert error_of(client.describe_user, **IN, UserId=created["UserId"])[:2] == (
         "ResourceNotFoundException",
         404,
