@@ -203,8 +203,9 @@ class LiveStateReader:
             if scope.all_users or scope.groups or scope.only_users is not None:
                 users = len(listing.result()[2])
             else:
-                # Managed users are then the declared ones that exist: the read is
-                # chosen, and a search runs, while the users are still being listed.
+                # Managed users are then the declared ones (less any missing), so
+                # their count is known: the read is chosen, and a search runs,
+                # while the users are still being listed.
                 users = len(scope.declared_users)
             choice = self.choose_read(strategy, scope, searchable, users)
             found = self.proficiencies_by_search(searchable) if choice.strategy == "search" else {}

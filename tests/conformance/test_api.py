@@ -23,6 +23,17 @@ def first_user(endpoint: Endpoint) -> tuple[str, str]:
     return username, endpoint.users[username]
 
 
+def held(endpoint: Endpoint, level: float, values: list[str] | None = None) -> tuple[str, str, str]:
+    """(attribute, username, user id): a new attribute (values `a`, or
+    `values`) whose value `a` the first user holds at `level`."""
+    name = endpoint.new_attribute(values or ["a"])
+    username, user_id = first_user(endpoint)
+    endpoint.call(
+        "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(name, "a", level)]
+    )
+    return name, username, user_id
+
+
 def entry(name: str, value: str, level: float | None = None) -> dict:
     return {
         "AttributeName": name,
@@ -97,11 +108,7 @@ def test_search_predefined_attributes_by_name(endpoint) -> None:
 def test_deleting_an_attribute_someone_holds_is_refused(endpoint) -> None:
     # predefined-attributes.html: "You can only delete an attribute if it's not
     # associated with any agent"; API_DeletePredefinedAttribute: ResourceInUseException.
-    name = endpoint.new_attribute(["a"])
-    _, user_id = first_user(endpoint)
-    endpoint.call(
-        "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(name, "a", 1)]
-    )
+    name, _, _ = held(endpoint, 1)
     assert endpoint.error("DeletePredefinedAttribute", Name=name)[0] == "ResourceInUseException"
 
 
@@ -114,11 +121,7 @@ def test_lookup_by_name_ignores_case(endpoint) -> None:
 
 @pytest.mark.undocumented
 def test_removing_a_value_someone_holds(endpoint) -> None:
-    name = endpoint.new_attribute(["a", "b"])
-    _, user_id = first_user(endpoint)
-    endpoint.call(
-        "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(name, "a", 2)]
-    )
+    name, _, _ = held(endpoint, 2, ["a", "b"])
     outcome = endpoint.error("UpdatePredefinedAttribute", Name=name, Values={"StringList": ["b"]})
     choice(
         endpoint,
@@ -192,11 +195,7 @@ def test_a_value_not_in_the_attribute_is_refused(endpoint) -> None:
 
 @pytest.mark.undocumented
 def test_associating_a_held_proficiency_again(endpoint) -> None:
-    name = endpoint.new_attribute(["a"])
-    _, user_id = first_user(endpoint)
-    endpoint.call(
-        "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(name, "a", 1)]
-    )
+    name, _, user_id = held(endpoint, 1)
     outcome = endpoint.error(
         "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(name, "a", 4)]
     )
@@ -299,11 +298,7 @@ def proficiency_search(name: str, value: str, minimum: int) -> dict:
 
 def test_search_users_by_proficiency_name_value_and_limit(endpoint) -> None:
     # API_SearchUsers with a ListCondition; the index may trail writes (eventually).
-    name = endpoint.new_attribute(["a"])
-    username, user_id = first_user(endpoint)
-    endpoint.call(
-        "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(name, "a", 4)]
-    )
+    name, username, _ = held(endpoint, 4)
 
     def holders(minimum: int) -> set[str]:
         found = endpoint.call("SearchUsers", SearchCriteria=proficiency_search(name, "a", minimum))
@@ -318,11 +313,7 @@ def test_search_users_equal_on_limit_reads_min_value(endpoint) -> None:
     # The search read asks, per value, for holders at levels {4, 5} (bit 2) as
     # an OR of EQUAL conditions carrying MinValue; which bound EQUAL reads is
     # not documented (API_NumberCondition names both).
-    name = endpoint.new_attribute(["a"])
-    username, user_id = first_user(endpoint)
-    endpoint.call(
-        "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(name, "a", 4)]
-    )
+    name, username, _ = held(endpoint, 4)
 
     def at_levels(levels: tuple[int, ...]) -> set[str]:
         criteria = {"OrConditions": [{"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": [
