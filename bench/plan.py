@@ -1,6 +1,6 @@
 """Full plans against the DESIGN quotas, side by side with a naive refresh.
 
-    python -m bench.plan [--sizes 1000,10000,50000] [--scales 50,50,100] [--search-scale 10]
+    python -m bench.plan [--sizes 1000,10000,50000] [--scales 50] [--search-scale 10]
 
 For each size, a synthetic instance (20 attributes x 10 values, 8
 proficiencies per user, 5% of users drifted) is served by one emulator in
@@ -310,7 +310,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,50000", help="users per instance")
     parser.add_argument(
-        "--scales", default="50,50,100", help="time scale of the list read and the peer, per size"
+        "--scales",
+        help="time scale of the list read and the peer: one, or one per size "
+        "(default 50, and 100 from 50,000 users)",
     )
     parser.add_argument(
         "--search-scale",
@@ -328,7 +330,11 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     try:
-        bulk = [positive(s) for s in args.scales.split(",")]
+        bulk = (
+            [positive(s) for s in args.scales.split(",")]
+            if args.scales
+            else [100.0 if users >= 50_000 else 50.0 for users in sizes]
+        )
     except ValueError as error:
         parser.error(f"--scales: {error}")
     if len(bulk) == 1:
