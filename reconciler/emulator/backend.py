@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import hmac
-import itertools
 import re
 import threading
 import time
@@ -25,14 +25,20 @@ from typing import Any
 from botocore.model import OperationModel
 
 from reconciler import limits
-from reconciler.emulator.protocol import ApiError, ReusableItems, connect_model, invalid_parameter
+from reconciler.emulator.protocol import (
+    ApiError,
+    EncodedItems,
+    connect_model,
+    invalid_parameter,
+    item_json,
+    output_item_shape,
+)
 from reconciler.emulator.user_index import UserSearchIndex, criteria_problem, string_matches
 
 Record = dict[str, Any]
 
 DEFAULT_PAGE_SIZE = 100
 _READS = ("Describe", "List", "Search", "Get")
-_VERSIONS = itertools.count()
 # SearchPredefinedAttributes' StringCondition FieldName (see _check_attribute_fields).
 ATTRIBUTE_SEARCH_FIELD = "name"
 MAX_TAGS_PER_RESOURCE = 50
@@ -154,20 +160,27 @@ class ConnectBackend:
         self.attributes: dict[str, Record] = {}  # casefolded name -> PredefinedAttribute
         self.users: dict[str, Record] = {}  # user id -> {"User": ..., "Proficiencies": [...]}
         self._listed_ids: list[str] | None = None  # ListUsers' order, until a user comes or goes
+        # Each user's ListUsers item as JSON, redone by every write to the
+        # user (_user_written): a page is then a join (protocol.EncodedItems).
+        self._listed_json: dict[str, str] = {}
+        self._listed_shape = output_item_shape("ListUsers", "UserSummaryList")
+        self._reached: set[str] = set()  # users the running call looked up
         self.user_ids: dict[str, str] = {}  # username -> user id
         self.routing_profiles: dict[str, Record] = {}
         self.hierarchy_groups: dict[str, Record] = {}
         self.contacts: dict[str, Record] = {}
         # SearchUsers answers from this index, which may trail writes by
         # `search_index_delay` seconds (see user_index).
-        self.search_index = UserSearchIndex(clock, self._in_group, search_index_delay)
+        self.search_index = UserSearchIndex(
+            clock,
+            self._in_group,
+            functools.partial(item_json, output_item_shape("SearchUsers", "Users")),
+            search_index_delay,
+        )
         self.system_values: dict[str, frozenset[str]] = {}  # casefolded name -> values
         # Snapshot sections the API never changes, written back as read.
         self.kept_snapshot_sections: Record = {}
         self._token_key = uuid.uuid4().bytes
-        # Stamps ReusableItems: their JSON is reused until the next write, and
-        # never for another backend (the stamps are unique in the process).
-        self.version = next(_VERSIONS)
         model = connect_model()
         self._handlers: dict[str, Callable[[Record], Record]] = {
             name: getattr(self, _snake(name))
@@ -186,21 +199,22 @@ class ConnectBackend:
             )
         with self.lock:
             self._operation = operation
+            self._reached = set()
             unknown = unimplemented_members(params, IMPLEMENTED_MEMBERS.get(operation.name, {}), "")
             if unknown:
                 raise self._bad(
                     f"This emulator does not implement {', '.join(unknown)} "
                     f"of {operation.name}; it refuses rather than ignore it."
                 )
-            is_write = not operation.name.startswith(_READS)
-            if is_write:
-                self.version = next(_VERSIONS)  # a write may change any record read
-            result = handler(params)
-            user_id = params.get("UserId") or result.get("UserId")
-            if user_id and is_write:
-                # Every write that names a user reaches the search index.
-                self.search_index.put(user_id, self.users.get(user_id))
-            return result
+            try:
+                return handler(params)
+            finally:
+                if not operation.name.startswith(_READS):
+                    # A write reaches a user only by looking it up (_user,
+                    # _tagged_user; add_user for a new one): what it may
+                    # have changed is redone, even if it failed halfway.
+                    for user_id in self._reached:
+                        self._user_written(user_id)
 
     def _check_instance(self, params: Record) -> None:
         given = params.get("InstanceId")
@@ -263,7 +277,18 @@ class ConnectBackend:
         self.users[user["Id"]] = {"User": user, "Proficiencies": proficiencies}
         self._listed_ids = None
         self.user_ids[user["Username"]] = user["Id"]
-        self.search_index.put(user["Id"], self.users[user["Id"]], now=True)
+        self._user_written(user["Id"], now=True)
+
+    def _user_written(self, user_id: str, *, now: bool = False) -> None:
+        """Bring a user's ListUsers JSON and search index entry up to its
+        record, or drop them once it is deleted (the index after its delay
+        unless `now`)."""
+        record = self.users.get(user_id)
+        if record is None:
+            self._listed_json.pop(user_id, None)
+        else:
+            self._listed_json[user_id] = item_json(self._listed_shape, record["User"])
+        self.search_index.put(user_id, record, now=now)
 
     # -- instance ---------------------------------------------------------
 
@@ -282,6 +307,7 @@ class ConnectBackend:
         user = self.users.get(params["UserId"])
         if user is None:
             raise _not_found("User", params["UserId"])
+        self._reached.add(params["UserId"])
         return user
 
     def create_user(self, params: Record) -> Record:
@@ -318,7 +344,7 @@ class ConnectBackend:
             self._listed_ids = list(self.users)
         page, token = self._page(self._listed_ids, params)
         return {
-            "UserSummaryList": ReusableItems(page, lambda i: self.users[i]["User"], self.version),
+            "UserSummaryList": EncodedItems(list(map(self._listed_json.__getitem__, page))),
             "NextToken": token,
         }
 
@@ -334,7 +360,7 @@ class ConnectBackend:
         matched = self.search_index.search(criteria)
         page, token = self._page(matched, params)
         return {
-            "Users": ReusableItems(page, self.search_index.record, self.version),
+            "Users": EncodedItems(page),
             "NextToken": token,
             "ApproximateTotalCount": len(matched),
         }
@@ -629,8 +655,9 @@ class ConnectBackend:
 
     def _tagged_user(self, params: Record) -> Record:
         arn = params["resourceArn"]
-        for user in self.users.values():
+        for user_id, user in self.users.items():
             if user["User"].get("Arn") == arn:
+                self._reached.add(user_id)
                 return user["User"]
         raise _not_found("Resource", arn)
 

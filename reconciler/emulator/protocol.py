@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -63,19 +62,17 @@ class _Route:
     pattern: re.Pattern[str]
     labels: list[str]
     literal_segments: int
+    first_segment: str  # "" when the path starts with a label
 
 
 @dataclass(frozen=True)
-class ReusableItems:
-    """An output list of records named by `keys`, whose JSON may be reused
-    for as long as `stamp` is the same: a 500-user page is then a join of
-    encoded users, not 500 encodings (what lets the emulator serve
-    SearchUsers and ListUsers pages at 50,000 users fast). `record(key)` is
-    read only for keys not encoded yet."""
+class EncodedItems:
+    """An output list whose items are JSON text already (see `item_json`):
+    the backend keeps each user's JSON current as it writes, so a 500-user
+    page is a join, not 500 encodings (what lets the emulator serve
+    SearchUsers and ListUsers pages at 50,000 users fast)."""
 
-    keys: list[str]
-    record: Callable[[str], dict[str, Any]]
-    stamp: int
+    texts: list[str]
 
 
 @dataclass
@@ -123,9 +120,10 @@ def shape_problems(shape: Shape, value: Any, path: str = "") -> list[str]:
             for name in shape.required_members
             if value.get(name) is None
         ]
-        for name, member in shape.members.items():
-            if value.get(name) is not None:
-                problems += shape_problems(member, value[name], f"{where}.{name}")
+        members = shape.members
+        for name, item in value.items():  # what was sent, usually far fewer than members
+            if item is not None and name in members:
+                problems += shape_problems(members[name], item, f"{where}.{name}")
         return problems
     if kind == "list":
         if not isinstance(value, list):
@@ -183,6 +181,24 @@ def _range(meta: dict[str, Any], value: float, where: str) -> list[str]:
     return []
 
 
+def has_timestamps(shape: Shape, seen: set[str] | None = None) -> bool:
+    """Whether `shape` has a timestamp member at any depth."""
+    seen = set() if seen is None else seen
+    if shape.name in seen:  # a recursive shape (criteria nest criteria)
+        return False
+    seen.add(shape.name)
+    kind = shape.type_name
+    if kind == "structure":
+        children = list(shape.members.values())  # type: ignore[attr-defined]
+    elif kind == "list":
+        children = [shape.member]  # type: ignore[attr-defined]
+    elif kind == "map":
+        children = [shape.value]  # type: ignore[attr-defined]
+    else:
+        return kind == "timestamp"
+    return any(has_timestamps(child, seen) for child in children)
+
+
 def convert_timestamps(shape: Shape, value: Any, convert: Any, path: str = "") -> Any:
     """A copy of `value` with every timestamp member passed through `convert`;
     a ValueError from `convert` names the member's path."""
@@ -221,20 +237,24 @@ class ConnectProtocol:
 
     def __init__(self, model: ServiceModel | None = None) -> None:
         self.model = model or connect_model()
-        # item shape name -> (ReusableItems.stamp, {item key: JSON text})
-        self._encoded: dict[str, tuple[int, dict[str, str]]] = {}
-        self._routes: dict[str, list[_Route]] = {}
+        self._timestamped: dict[str, bool] = {}  # operation name -> input has timestamps
+        # (method, first path segment) -> routes: a request tries a handful
+        # of patterns, not every one of the method's hundred-odd.
+        self._routes: dict[tuple[str, str], list[_Route]] = {}
         for name in self.model.operation_names:
             operation = self.model.operation_model(name)
-            method = operation.http["method"]
-            self._routes.setdefault(method, []).append(_compile(operation))
+            route = _compile(operation)
+            key = (operation.http["method"], route.first_segment)
+            self._routes.setdefault(key, []).append(route)
         for routes in self._routes.values():
             # /users/{I}/{U}/proficiencies must win over /users/{I}/{U}/{X}
             routes.sort(key=lambda r: -r.literal_segments)
 
     def match(self, method: str, raw_path: str) -> tuple[OperationModel, dict[str, str]] | None:
         """The operation for this method and path, with its URI labels decoded."""
-        for route in self._routes.get(method, []):
+        first = raw_path.lstrip("/").split("/", 1)[0]
+        candidates = self._routes.get((method, first), []) + self._routes.get((method, ""), [])
+        for route in candidates:
             found = route.pattern.fullmatch(raw_path)
             if found:
                 return route.operation, {
@@ -292,6 +312,10 @@ class ConnectProtocol:
         problems = shape_problems(shape, params, operation.name)
         if problems:
             raise invalid_parameter(operation, "; ".join(problems[:5]))
+        if operation.name not in self._timestamped:
+            self._timestamped[operation.name] = has_timestamps(shape)
+        if not self._timestamped[operation.name]:
+            return params  # most inputs have none: skip the walk
         return convert_timestamps(shape, params, to_epoch)
 
     def _from_text(self, operation: OperationModel, member: Shape, text: str, name: str) -> Any:
@@ -331,20 +355,9 @@ class ConnectProtocol:
         return Response(status, ("{" + ",".join(members) + "}").encode(), headers)
 
     def _encode(self, shape: Shape, value: Any) -> str:
-        """JSON text for one output member; ReusableItems from the cache."""
-        if not isinstance(value, ReusableItems):
-            return _dumps(_to_wire(shape, value))
-        item_shape = shape.member  # type: ignore[attr-defined]
-        stamp, encoded = self._encoded.get(item_shape.name, (None, {}))
-        if stamp != value.stamp:
-            encoded = {}
-            self._encoded[item_shape.name] = (value.stamp, encoded)
-        texts = list(map(encoded.get, value.keys))
-        for index, text in enumerate(texts):
-            if text is None:
-                key = value.keys[index]
-                texts[index] = encoded[key] = _dumps(_to_wire(item_shape, value.record(key)))
-        return "[" + ",".join(texts) + "]"
+        if isinstance(value, EncodedItems):
+            return "[" + ",".join(value.texts) + "]"
+        return _dumps(_to_wire(shape, value))
 
     def error(self, error: ApiError) -> Response:
         """The HTTP response for a service error, status from the model."""
@@ -360,8 +373,21 @@ class ConnectProtocol:
         )
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per call
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT.encode(value)
+
+
+def item_json(shape: Shape, value: Any) -> str:
+    """The wire JSON of one item of an output list whose items are `shape`."""
+    return _dumps(_to_wire(shape, value))
+
+
+def output_item_shape(operation: str, member: str) -> Shape:
+    """The item shape of output list `member` of `operation`."""
+    return connect_model().operation_model(operation).output_shape.members[member].member  # type: ignore[union-attr,attr-defined]
 
 
 def _to_wire(shape: Shape, value: Any) -> Any:
@@ -396,4 +422,5 @@ def _compile(operation: OperationModel) -> _Route:
         else:
             literal += 1
             parts.append(re.escape(segment))
-    return _Route(operation, re.compile("/" + "/".join(parts)), labels, literal)
+    first = "" if path.strip("/").startswith("{") else path.strip("/").split("/", 1)[0]
+    return _Route(operation, re.compile("/" + "/".join(parts)), labels, literal, first)

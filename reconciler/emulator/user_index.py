@@ -171,10 +171,12 @@ def user_fields(user: Record, field: str) -> list[str]:
 
 @dataclass
 class _Entry:
-    """A user as the index saw it: the record SearchUsers returns, and the
-    proficiency levels at indexing time."""
+    """A user as the index saw it: the record conditions are matched
+    against, its JSON as SearchUsers returns it and its proficiency levels,
+    all at indexing time."""
 
     user: Record
+    json: str
     levels: dict[tuple[str, str], float]  # (casefolded attribute, value) -> level
 
 
@@ -189,20 +191,22 @@ class UserSearchIndex:
         self,
         clock: Callable[[], float],
         in_group: Callable[[Record, Record], bool],
+        encode: Callable[[Record], str],
         delay: float = 0.0,
     ) -> None:
         self.clock = clock
         self.delay = delay
         self._in_group = in_group
+        self._encode = encode  # a user record -> its SearchUsers item JSON
         self._rank: dict[str, int] = {}  # user id -> rank
-        self._id_at: list[str] = []  # rank -> user id
+        self._json_at: list[str] = []  # rank -> the entry's JSON (a list: fast to gather)
         self._entries: dict[int, _Entry] = {}  # rank -> entry
         self._by_username: dict[str, set[int]] = {}  # casefolded username -> ranks
         # (casefolded attribute, value) -> level -> holders' ranks
         self._holders: dict[tuple[str, str], dict[float, set[int]]] = {}
         self._values: dict[str, set[str]] = {}  # casefolded attribute -> values held
-        self._pending: deque[tuple[float, str, Record | None]] = deque()
-        self._results: dict[str, list[str]] = {}
+        self._pending: deque[tuple[float, str, _Entry | None]] = deque()
+        self._results: dict[str, list[str]] = {}  # criteria -> matching users' JSON
 
     def put(self, user_id: str, record: Record | None, *, now: bool = False) -> None:
         """Index `record` ({"User", "Proficiencies"}, None once deleted) as it
@@ -213,13 +217,13 @@ class UserSearchIndex:
                 (p["AttributeName"].casefold(), p["AttributeValue"]): float(p["Level"])
                 for p in record["Proficiencies"]
             }
-            seen = {"User": record["User"], "levels": levels}
+            seen = _Entry(record["User"], self._encode(record["User"]), levels)
         if now or self.delay <= 0:
             self._apply(user_id, seen)
         else:
             self._pending.append((self.clock() + self.delay, user_id, seen))
 
-    def _apply(self, user_id: str, seen: Record | None) -> None:
+    def _apply(self, user_id: str, seen: _Entry | None) -> None:
         self._results.clear()
         rank = self._rank.get(user_id)
         old = None if rank is None else self._entries.pop(rank)
@@ -237,35 +241,32 @@ class UserSearchIndex:
             self._rank.pop(user_id, None)
             return
         if rank is None:
-            rank = self._rank[user_id] = len(self._id_at)
-            self._id_at.append(user_id)
-        entry = self._entries[rank] = _Entry(seen["User"], seen["levels"])
-        self._by_username.setdefault(entry.user["Username"].casefold(), set()).add(rank)
-        for key, level in entry.levels.items():
+            rank = self._rank[user_id] = len(self._json_at)
+            self._json_at.append(seen.json)
+        self._entries[rank] = seen
+        self._json_at[rank] = seen.json
+        self._by_username.setdefault(seen.user["Username"].casefold(), set()).add(rank)
+        for key, level in seen.levels.items():
             self._holders.setdefault(key, {}).setdefault(level, set()).add(rank)
             self._values.setdefault(key[0], set()).add(key[1])
 
     def search(self, criteria: Record) -> list[str]:
-        """The ids of the users matching validated `criteria`, in the order
+        """The JSON of the users matching validated `criteria`, in the order
         they were first indexed (kept for the next pages until the index
         changes)."""
         while self._pending and self._pending[0][0] <= self.clock():
             _, user_id, seen = self._pending.popleft()
             self._apply(user_id, seen)
         key = json.dumps(criteria, sort_keys=True)
-        ids = self._results.get(key)
-        if ids is None:
-            found = self._ranks(criteria)
-            ranks = sorted(self._entries if found is None else found)
-            ids = list(map(self._id_at.__getitem__, ranks))
+        found = self._results.get(key)
+        if found is None:
+            ranks = self._ranks(criteria)
+            ordered = sorted(self._entries if ranks is None else ranks)
+            found = list(map(self._json_at.__getitem__, ordered))
             if len(self._results) >= _CACHED_SEARCHES:
                 self._results.clear()
-            self._results[key] = ids
-        return ids
-
-    def record(self, user_id: str) -> Record:
-        """The user record SearchUsers returns for `user_id`, as indexed."""
-        return self._entries[self._rank[user_id]].user
+            self._results[key] = found
+        return found
 
     def _ranks(self, criteria: Record) -> set[int] | None:
         """Ranks of the users matching `criteria`; None for every user (no condition)."""

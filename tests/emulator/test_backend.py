@@ -319,29 +319,58 @@ def user_lists(client) -> tuple[dict, dict]:
     return {u["Username"]: u for u in listed}, {u["Username"]: u for u in searched}
 
 
-def test_user_lists_show_every_write_after_they_were_read(connect) -> None:
-    # The emulator reuses each user's encoded JSON until a write: a write
-    # after a first read must show in the next one.
+def test_user_lists_follow_every_kind_of_write(connect) -> None:
+    # The emulator keeps each user's list JSON and redoes it when a write
+    # reaches the user: after each kind of write, failed ones included, both
+    # lists must agree with DescribeUser (which reads the record itself).
     from reconciler.emulator import backend_from_snapshot
 
     emulator, client = connect
     now = [1000.0]
     emulator.reset(backend_from_snapshot(small_snapshot(), clock=lambda: now[0]))
-    listed, searched = user_lists(client)
-    assert "Tags" not in searched["jane"]
-    now[0] = 2000.0
-    jane = client.describe_user(**IN, UserId="id-jane")["User"]
-    client.tag_resource(resourceArn=jane["Arn"], tags={"team": "billing"})
-    client.associate_user_proficiencies(
-        **IN,
-        UserId="id-jane",
-        UserProficiencies=[{"AttributeName": "Skill", "AttributeValue": "Payments", "Level": 2}],
-    )
-    listed_after, searched_after = user_lists(client)
-    assert searched_after["jane"]["Tags"] == {"team": "billing"}
-    assert listed_after["jane"]["LastModifiedTime"].timestamp() == 2000.0
+    jane_arn = client.describe_user(**IN, UserId="id-jane")["User"]["Arn"]
+    payments = [{"AttributeName": "Skill", "AttributeValue": "Payments", "Level": 2}]
+
+    def agree() -> tuple[dict, dict]:
+        listed, searched = user_lists(client)
+        assert sorted(listed) == sorted(searched)
+        for name, item in listed.items():
+            user = client.describe_user(**IN, UserId=item["Id"])["User"]
+            assert item.get("LastModifiedTime") == user.get("LastModifiedTime"), name
+            assert searched[name].get("Tags") == user.get("Tags"), name
+        return listed, searched
+
+    listed, searched = agree()
     assert "LastModifiedTime" not in listed["jane"]  # the snapshot gave none
-    assert listed_after["ann"] == listed["ann"]
+    writes = [
+        lambda: client.tag_resource(resourceArn=jane_arn, tags={"team": "billing"}),
+        lambda: client.associate_user_proficiencies(
+            **IN, UserId="id-jane", UserProficiencies=payments
+        ),
+        lambda: client.update_user_proficiencies(
+            **IN, UserId="id-jane", UserProficiencies=[{**payments[0], "Level": 3}]
+        ),
+        lambda: client.untag_resource(resourceArn=jane_arn, tagKeys=["team"]),
+        lambda: client.disassociate_user_proficiencies(
+            **IN, UserId="id-jane", UserProficiencies=[{"AttributeName": "Skill", "AttributeValue": "Payments"}]
+        ),
+        lambda: client.create_user(
+            **IN, Username="kim", SecurityProfileIds=["sp"], RoutingProfileId="rp-basic",
+            PhoneConfig={"PhoneType": "SOFT_PHONE"},
+        ),
+        lambda: client.delete_user(**IN, UserId="id-joe"),
+    ]  # fmt: skip
+    for write in writes:
+        now[0] += 100.0
+        write()
+        listed, searched = agree()
+    assert listed["jane"]["LastModifiedTime"].timestamp() == 1500.0  # the disassociation
+    assert "kim" in listed and "joe" not in listed
+    spanish = [{"AttributeName": "Language", "AttributeValue": "Spanish", "Level": 1}]
+    now[0] += 100.0
+    with pytest.raises(ClientError):  # already associated: refused, nothing changes
+        client.associate_user_proficiencies(**IN, UserId="id-jane", UserProficiencies=spanish)
+    assert user_lists(client) == (listed, searched)
 
 
 def test_user_lists_of_a_new_backend_are_its_own(connect) -> None:

@@ -72,3 +72,27 @@ def test_search_index_delay_trails_writes(connect) -> None:
     assert holders(client, "French") == []
     now[0] += 0.1
     assert holders(client, "French") == ["ann"]
+
+
+def test_search_shows_users_as_indexed_while_it_lags(connect) -> None:
+    # A lagging index answers with the user as it was when indexed: a tag
+    # shows in DescribeUser at once and in SearchUsers after the delay.
+    from reconciler.emulator import backend_from_snapshot
+
+    emulator, client = connect
+    now = [1000.0]
+    emulator.reset(
+        backend_from_snapshot(small_snapshot(), clock=lambda: now[0], search_index_delay=5.0)
+    )
+    arn = client.describe_user(**IN, UserId="id-ann")["User"]["Arn"]
+    client.tag_resource(resourceArn=arn, tags={"team": "billing"})
+
+    def searched_tags() -> dict | None:
+        (ann,) = [u for u in client.search_users(**IN)["Users"] if u["Username"] == "ann"]
+        return ann.get("Tags")
+
+    assert client.describe_user(**IN, UserId="id-ann")["User"]["Tags"] == {"team": "billing"}
+    now[0] += 4.9
+    assert searched_tags() is None
+    now[0] += 0.1
+    assert searched_tags() == {"team": "billing"}
