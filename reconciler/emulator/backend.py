@@ -159,10 +159,11 @@ class ConnectBackend:
         self.lock = threading.RLock()
         self.attributes: dict[str, Record] = {}  # casefolded name -> PredefinedAttribute
         self.users: dict[str, Record] = {}  # user id -> {"User": ..., "Proficiencies": [...]}
-        self._listed_ids: list[str] | None = None  # ListUsers' order, until a user comes or goes
-        # Each user's ListUsers item as JSON, redone by every write to the
-        # user (_user_written): a page is then a join (protocol.EncodedItems).
-        self._listed_json: dict[str, str] = {}
+        # ListUsers' items as JSON in listing order (the order users came),
+        # each redone by a write to its user (_user_written): a page is then a
+        # slice and a join (protocol.EncodedItems).
+        self._listing: list[str] = []
+        self._listed_at: dict[str, int] = {}  # user id -> its place in _listing
         self._listed_shape = output_item_shape("ListUsers", "UserSummaryList")
         self._reached: set[str] = set()  # users the running call looked up
         self.user_ids: dict[str, str] = {}  # username -> user id
@@ -275,7 +276,6 @@ class ConnectBackend:
         user.setdefault("Id", str(uuid.uuid5(uuid.NAMESPACE_URL, user["Username"])))
         user.setdefault("Arn", f"{self.instance['Arn']}/agent/{user['Id']}")
         self.users[user["Id"]] = {"User": user, "Proficiencies": proficiencies}
-        self._listed_ids = None
         self.user_ids[user["Username"]] = user["Id"]
         self._user_written(user["Id"], now=True)
 
@@ -284,10 +284,17 @@ class ConnectBackend:
         record, or drop them once it is deleted (the index after its delay
         unless `now`)."""
         record = self.users.get(user_id)
-        if record is None:
-            self._listed_json.pop(user_id, None)
-        else:
-            self._listed_json[user_id] = item_json(self._listed_shape, record["User"])
+        place = self._listed_at.get(user_id)
+        if record is not None:
+            text = item_json(self._listed_shape, record["User"])
+            if place is None:
+                self._listed_at[user_id] = len(self._listing)
+                self._listing.append(text)
+            else:
+                self._listing[place] = text
+        elif place is not None:  # deleted: the users after it move up one place
+            del self._listing[place]
+            self._listed_at = {listed: index for index, listed in enumerate(self.users)}
         self.search_index.put(user_id, record, now=now)
 
     # -- instance ---------------------------------------------------------
@@ -334,17 +341,14 @@ class ConnectBackend:
     def delete_user(self, params: Record) -> Record:
         user = self._user(params)["User"]
         del self.users[user["Id"]]
-        self._listed_ids = None
         del self.user_ids[user["Username"]]
         return {}
 
     def list_users(self, params: Record) -> Record:
         self._check_instance(params)
-        if self._listed_ids is None:  # kept between pages: a page is then a slice
-            self._listed_ids = list(self.users)
-        page, token = self._page(self._listed_ids, params)
+        page, token = self._page(self._listing, params)
         return {
-            "UserSummaryList": EncodedItems(list(map(self._listed_json.__getitem__, page))),
+            "UserSummaryList": EncodedItems(page),
             "NextToken": token,
         }
 
@@ -360,7 +364,7 @@ class ConnectBackend:
         matched = self.search_index.search(criteria)
         page, token = self._page(matched, params)
         return {
-            "Users": EncodedItems(page),
+            "Users": EncodedItems(self.search_index.texts(page)),
             "NextToken": token,
             "ApproximateTotalCount": len(matched),
         }

@@ -15,6 +15,7 @@ else is refused before any user is looked at, never silently ignored.
 from __future__ import annotations
 
 import json
+import operator
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ class UserSearchIndex:
         self._holders: dict[tuple[str, str], dict[float, set[int]]] = {}
         self._values: dict[str, set[str]] = {}  # casefolded attribute -> values held
         self._pending: deque[tuple[float, str, _Entry | None]] = deque()
-        self._results: dict[str, list[str]] = {}  # criteria -> matching users' JSON
+        self._results: dict[str, list[int]] = {}  # criteria -> matching users' ranks
 
     def put(self, user_id: str, record: Record | None, *, now: bool = False) -> None:
         """Index `record` ({"User", "Proficiencies"}, None once deleted) as it
@@ -250,10 +251,9 @@ class UserSearchIndex:
             self._holders.setdefault(key, {}).setdefault(level, set()).add(rank)
             self._values.setdefault(key[0], set()).add(key[1])
 
-    def search(self, criteria: Record) -> list[str]:
-        """The JSON of the users matching validated `criteria`, in the order
-        they were first indexed (kept for the next pages until the index
-        changes)."""
+    def search(self, criteria: Record) -> list[int]:
+        """The ranks of the users matching validated `criteria`, in order
+        (kept for the next pages until the index changes; see `texts`)."""
         while self._pending and self._pending[0][0] <= self.clock():
             _, user_id, seen = self._pending.popleft()
             self._apply(user_id, seen)
@@ -261,12 +261,19 @@ class UserSearchIndex:
         found = self._results.get(key)
         if found is None:
             ranks = self._ranks(criteria)
-            ordered = sorted(self._entries if ranks is None else ranks)
-            found = list(map(self._json_at.__getitem__, ordered))
+            found = sorted(self._entries if ranks is None else ranks)
             if len(self._results) >= _CACHED_SEARCHES:
                 self._results.clear()
             self._results[key] = found
         return found
+
+    def texts(self, ranks: list[int]) -> list[str]:
+        """The JSON SearchUsers returns for these ranks (from `search`, with
+        no write since), in one C call: at 50,000 users a Python call per
+        item was a quarter of a new search's time."""
+        if len(ranks) < 2:  # itemgetter of one key returns the item, not a tuple
+            return [self._json_at[rank] for rank in ranks]
+        return list(operator.itemgetter(*ranks)(self._json_at))
 
     def _ranks(self, criteria: Record) -> set[int] | None:
         """Ranks of the users matching `criteria`; None for every user (no condition)."""
@@ -288,7 +295,7 @@ class UserSearchIndex:
             parts.append(self._proficiency_ranks(criteria["ListCondition"]["Conditions"]))
         if not parts:
             return None
-        return set.intersection(*parts)
+        return parts[0] if len(parts) == 1 else set.intersection(*parts)  # each part is new
 
     def _string_ranks(self, condition: Record) -> set[int]:
         field = condition["FieldName"]

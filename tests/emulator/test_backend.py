@@ -329,6 +329,7 @@ def test_user_lists_follow_every_kind_of_write(connect) -> None:
     now = [1000.0]
     emulator.reset(backend_from_snapshot(small_snapshot(), clock=lambda: now[0]))
     jane_arn = client.describe_user(**IN, UserId="id-jane")["User"]["Arn"]
+    ann_arn = client.describe_user(**IN, UserId="id-ann")["User"]["Arn"]
     payments = [{"AttributeName": "Skill", "AttributeValue": "Payments", "Level": 2}]
 
     def agree() -> tuple[dict, dict]:
@@ -359,6 +360,8 @@ def test_user_lists_follow_every_kind_of_write(connect) -> None:
             PhoneConfig={"PhoneType": "SOFT_PHONE"},
         ),
         lambda: client.delete_user(**IN, UserId="id-joe"),
+        # ann now lists where joe was
+        lambda: client.tag_resource(resourceArn=ann_arn, tags={"team": "support"}),
     ]  # fmt: skip
     for write in writes:
         now[0] += 100.0
@@ -366,6 +369,7 @@ def test_user_lists_follow_every_kind_of_write(connect) -> None:
         listed, searched = agree()
     assert listed["jane"]["LastModifiedTime"].timestamp() == 1500.0  # the disassociation
     assert "kim" in listed and "joe" not in listed
+    assert searched["ann"]["Tags"] == {"team": "support"}
     spanish = [{"AttributeName": "Language", "AttributeValue": "Spanish", "Level": 1}]
     now[0] += 100.0
     with pytest.raises(ClientError):  # already associated: refused, nothing changes
