@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from reconciler.emulator.protocol import (
     to_epoch,
     to_iso,
 )
+from reconciler.emulator.user_index import shared_level
 
 Record = dict[str, Any]
 
@@ -322,7 +324,14 @@ def _proficiency(
         )
     if not float(proficiency["Level"]).is_integer():
         raise SnapshotError(f"{where}.Level: the valid values are 1, 2, 3, 4 and 5")
-    return {**proficiency, "AttributeName": attribute["Name"], "Level": float(proficiency["Level"])}
+    # One string and one float object for all holders of a value at a level:
+    # at 50,000 users x 8 proficiencies, copies were tens of MB.
+    return {
+        **proficiency,
+        "AttributeName": attribute["Name"],
+        "AttributeValue": sys.intern(proficiency["AttributeValue"]),
+        "Level": shared_level(proficiency["Level"]),
+    }
 
 
 EMPTY_INSTANCE_ID = "00000000-0000-4000-8000-000000000000"

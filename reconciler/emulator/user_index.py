@@ -58,6 +58,15 @@ _NUMBER_BOUNDS = {
 _CACHED_SEARCHES = 64
 
 
+_LEVELS = {float(level): float(level) for level in range(1, 6)}
+
+
+def shared_level(level: float) -> float:
+    """`level` as a float, the same object for every user at a valid level."""
+    level = float(level)
+    return _LEVELS.get(level, level)
+
+
 def string_matches(condition: Record, actual: str) -> bool:
     """A StringCondition's comparison. Case-insensitive: not documented; the
     console's search ignores case, and attribute names are case-insensitive."""
@@ -206,6 +215,7 @@ class UserSearchIndex:
         # (casefolded attribute, value) -> level -> holders' ranks
         self._holders: dict[tuple[str, str], dict[float, set[int]]] = {}
         self._values: dict[str, set[str]] = {}  # casefolded attribute -> values held
+        self._keys: dict[tuple[str, str], tuple[str, str]] = {}
         self._pending: deque[tuple[float, str, _Entry | None]] = deque()
         self._results: dict[str, list[int]] = {}  # criteria -> matching users' ranks
 
@@ -214,10 +224,11 @@ class UserSearchIndex:
         is at this moment; searchable after the delay unless `now`."""
         seen = None
         if record is not None:
-            levels = {
-                (p["AttributeName"].casefold(), p["AttributeValue"]): float(p["Level"])
-                for p in record["Proficiencies"]
-            }
+            levels = {}
+            for p in record["Proficiencies"]:
+                key = (p["AttributeName"].casefold(), p["AttributeValue"])
+                # one key object per (attribute, value), not one per holder
+                levels[self._keys.setdefault(key, key)] = shared_level(p["Level"])
             seen = _Entry(record["User"], self._encode(record["User"]), levels)
         if now or self.delay <= 0:
             self._apply(user_id, seen)
