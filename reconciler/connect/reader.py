@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,7 +208,11 @@ class LiveStateReader:
                 # while the users are still being listed.
                 users = len(scope.declared_users)
             choice = self.choose_read(strategy, scope, searchable, users)
-            found = self.proficiencies_by_search(searchable) if choice.strategy == "search" else {}
+            found = (
+                self.proficiencies_by_search(searchable, abandon_if_failed=listing)
+                if choice.strategy == "search"
+                else {}
+            )
             listed, members, managed, missing, errors = listing.result()
             user_ids = {name: record["Id"] for name, record in listed.items()}
             ordered = sorted(managed)
@@ -289,9 +293,13 @@ class LiveStateReader:
         )
         return page.get("ApproximateTotalCount")
 
-    def proficiencies_by_search(self, attributes: dict[str, Attribute]) -> dict[str, Proficiencies]:
+    def proficiencies_by_search(
+        self, attributes: dict[str, Attribute], abandon_if_failed: Future[Any] | None = None
+    ) -> dict[str, Proficiencies]:
         """Every holder's proficiencies in `attributes` by user id, from three
-        SearchUsers per value run concurrently."""
+        SearchUsers per value run concurrently. If `abandon_if_failed` (a read
+        running alongside) fails, no more queries start and its error is
+        raised: the plan fails now, not after the whole search."""
         queries = [
             (attribute.name, value, bit)
             for attribute in attributes.values()
@@ -307,6 +315,12 @@ class LiveStateReader:
             for done, ((name, value, bit), future) in enumerate(
                 zip(queries, futures, strict=True), start=1
             ):
+                if abandon_if_failed is not None:
+                    wait([future, abandon_if_failed], return_when=FIRST_COMPLETED)
+                    if abandon_if_failed.done() and abandon_if_failed.exception() is not None:
+                        for queued in futures:
+                            queued.cancel()
+                        abandon_if_failed.result()
                 for user_id in future.result():
                     levels = held.setdefault(user_id, {})
                     levels[(name, value)] = levels.get((name, value), 0.0) + 2**bit

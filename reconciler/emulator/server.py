@@ -24,7 +24,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from reconciler.connect.quotas import Quota, TokenBucket, quota_for
 from reconciler.emulator.backend import ConnectBackend
-from reconciler.emulator.protocol import ApiError, ConnectProtocol, Response, shape_problems
+from reconciler.emulator.protocol import (
+    ApiError,
+    ConnectProtocol,
+    Response,
+    connect_model,
+    shape_problems,
+)
 from reconciler.emulator.snapshot import snapshot_of
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,9 @@ def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+_LIST_FAULTS = ("reject_users", "deny_operations")  # `+`-separated on the command line
+
+
 @dataclass
 class FaultPlan:
     """Rates (0..1) of injected failures per API call, and added latency."""
@@ -73,6 +82,9 @@ class FaultPlan:
     # Writes to these user ids always fail (AccessDeniedException, 403), as
     # for a user an IAM policy protects: a permanent, per-object failure.
     reject_users: tuple[str, ...] = ()
+    # These operations always fail (AccessDeniedException, 403), as for a
+    # policy that does not grant them.
+    deny_operations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # A nonsense plan must be refused where it is set, not make every
@@ -90,18 +102,24 @@ class FaultPlan:
         users = self.reject_users
         if not isinstance(users, tuple) or not all(isinstance(u, str) for u in users):
             raise ValueError("fault reject_users must be a list of user ids")
+        denied = self.deny_operations
+        if not isinstance(denied, tuple) or not all(isinstance(o, str) for o in denied):
+            raise ValueError("fault deny_operations must be a list of operation names")
+        unknown = sorted(set(denied) - set(connect_model().operation_names))
+        if unknown:
+            raise ValueError(f"fault deny_operations: no Connect operation {unknown[0]!r:.80}")
 
     @classmethod
     def parse(cls, spec: str) -> FaultPlan:
         """`error=0.05,throttle=0.2,drop_before=0.01,drop_after=0.01,latency=0.002,seed=7`
-        (and `reject_users=ID+ID`)."""
+        (and `reject_users=ID+ID`, `deny_operations=ListUsers+SearchUsers`)."""
         values: dict[str, Any] = {}
         names = {f.name for f in fields(cls)}
         for part in filter(None, (p.strip() for p in spec.split(","))):
             key, _, raw = part.partition("=")
             if key not in names:
                 raise ValueError(f"unknown fault {key!r}; known: {', '.join(sorted(names))}")
-            if key == "reject_users":
+            if key in _LIST_FAULTS:
                 values[key] = tuple(raw.split("+"))
             else:
                 try:
@@ -119,10 +137,11 @@ class FaultPlan:
         unknown = sorted(set(document) - names)
         if unknown:
             raise ValueError(f"unknown fault(s) {unknown!r:.80}; known: {', '.join(sorted(names))}")
-        users = document.get("reject_users", [])
-        if not isinstance(users, list):
-            raise ValueError("fault reject_users must be a list of user ids")
-        return cls(**{**document, "reject_users": tuple(users)})
+        lists = {key: document.get(key, []) for key in _LIST_FAULTS}
+        for key, value in lists.items():
+            if not isinstance(value, list):
+                raise ValueError(f"fault {key} must be a list")
+        return cls(**{**document, **{key: tuple(value) for key, value in lists.items()}})
 
 
 def _is_number(value: Any) -> bool:
@@ -257,6 +276,11 @@ class ConnectEmulator:
         operation, labels = found
         name = operation.name
         self.stats.add(name, "calls")
+        if name in self.faults.deny_operations:
+            self.stats.add(name, "client_error")
+            return self.protocol.error(
+                ApiError("AccessDeniedException", f"Injected: {name} is not allowed.")
+            )
         if self.faults.latency > 0:
             time.sleep(self.faults.latency)
         bucket = self._bucket(name)

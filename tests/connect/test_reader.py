@@ -5,13 +5,14 @@ what the list read finds (small instance, the demo, random instances), and
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.quotas import Quota
 from reconciler.connect.reader import LiveStateReader, ReadChoice, ReadScope
-from reconciler.emulator import backend_from_snapshot, load_snapshot
+from reconciler.emulator import FaultPlan, backend_from_snapshot, load_snapshot
 from reconciler.manifest import load_manifest
 from reconciler.plan.planner import make_plan
 from tests.conftest import INSTANCE_ARN, INSTANCE_ID, ROOT
@@ -56,6 +57,19 @@ def test_search_read_narrowed_to_attributes_searches_only_their_values(connect) 
     assert searched.state.users["jane"].proficiencies == {("Skill", "Billing"): 3.0}
     # Skill has 2 values: 3 queries each, one page each
     assert emulator.stats.calls("SearchUsers") == 6
+
+
+def test_a_failed_listing_stops_the_search_and_fails_the_read(connect) -> None:
+    # The search of a declared-users plan runs while users are listed; when
+    # the listing fails, queries not yet started never are. SearchUsers is
+    # paced at 20/s here, so the 18 queries would take most of a second.
+    emulator, client = connect
+    emulator.set_faults(FaultPlan(deny_operations=("ListUsers",)))
+    slow = {**FAST, "SearchUsers": Quota(20.0, 1)}
+    with pytest.raises(ClientError) as raised:
+        reader(client, "search", slow).read(ReadScope({"jane", "joe"}))
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert emulator.stats.calls("SearchUsers") < 18
 
 
 def test_auto_reads_a_small_instance_by_list(connect) -> None:

@@ -147,11 +147,26 @@ def test_latency_is_added(connect) -> None:
     assert time.perf_counter() - started >= 0.05
 
 
+def test_denied_operations_fail_as_access_denied_and_others_run(connect) -> None:
+    emulator, client = connect
+    emulator.set_faults(FaultPlan(deny_operations=("ListUsers",)))
+    with pytest.raises(ClientError) as raised:
+        client.list_users(**IN)
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert client.search_users(**IN)["Users"]
+
+
 def test_fault_spec_parsing() -> None:
     plan = FaultPlan.parse(
         "error=0.05,throttle=0.2,drop_before=0.01,drop_after=0.02,latency=0.003,seed=7"
     )
     assert plan == FaultPlan(0.05, 0.2, 0.01, 0.02, 0.003, 7)
+    assert FaultPlan.parse("deny_operations=ListUsers+SearchUsers,reject_users=a+b") == FaultPlan(
+        reject_users=("a", "b"), deny_operations=("ListUsers", "SearchUsers")
+    )
+    with pytest.raises(ValueError, match="no Connect operation 'ListUser'"):
+        FaultPlan.parse("deny_operations=ListUser")
     with pytest.raises(ValueError, match="unknown fault 'typo'"):
         FaultPlan.parse("typo=1")
 
@@ -283,6 +298,9 @@ def test_deeply_nested_json_is_a_400_serialization_exception(connect) -> None:
         {"latency": 1e9},
         {"seed": 1.5},
         {"reject_users": "id-ann"},
+        {"deny_operations": "ListUsers"},
+        {"deny_operations": [1]},
+        {"deny_operations": ["Nonsense"]},
         {"nonsense": 1},
         [],
     ],
