@@ -255,8 +255,9 @@ class UserSearchIndex:
         if rank is None:
             rank = self._rank[user_id] = len(self._json_at)
             self._json_at.append(seen.json)
+        else:
+            self._json_at[rank] = seen.json
         self._entries[rank] = seen
-        self._json_at[rank] = seen.json
         self._by_username.setdefault(seen.user["Username"].casefold(), set()).add(rank)
         for key, level in seen.levels.items():
             self._holders.setdefault(key, {}).setdefault(level, set()).add(rank)
