@@ -14,8 +14,9 @@ the load comes from keep-alive HTTP connections in this process.
   every page of every value in turn, so most pages are a new query), and
   ListUsers pages (100 and 1,000 a page, walking every page). The emulator
   keeps each user's JSON, redone by each write to that user, and the
-  results of recent searches until any write: each figure is given with a
-  write (TagResource on a user) before every pass and with reads only.
+  results of recent searches until any user is written: each figure is
+  given with a write (TagResource on a user) before every pass and with
+  reads only.
   Target (issue 12): >= 1,000 requests/s at 50,000 users.
 """
 

@@ -181,9 +181,10 @@ def user_fields(user: Record, field: str) -> list[str]:
 
 @dataclass
 class _Entry:
-    """A user as the index saw it: the record conditions are matched
-    against, its JSON as SearchUsers returns it and its proficiency levels,
-    all at indexing time."""
+    """A user as the index saw it: its JSON as SearchUsers returns it and
+    its proficiency levels, both at indexing time, and the record string
+    conditions match. That record is the backend's own, not a copy: the
+    fields conditions read (names, profiles, group) no write here changes."""
 
     user: Record
     json: str
