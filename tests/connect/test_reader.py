@@ -61,13 +61,16 @@ def test_search_read_narrowed_to_attributes_searches_only_their_values(connect) 
 
 def test_a_failed_listing_stops_the_search_and_fails_the_read(connect) -> None:
     # The search of a declared-users plan runs while users are listed; when
-    # the listing fails, queries not yet started never are. SearchUsers is
-    # paced at 20/s here, so the 18 queries would take most of a second.
+    # the listing fails, queries not yet started never are (running ones
+    # finish). Two search workers and SearchUsers paced at 5/s: the 18
+    # queries would take over 3 s, the listing fails in its first call.
     emulator, client = connect
     emulator.set_faults(FaultPlan(deny_operations=("ListUsers",)))
-    slow = {**FAST, "SearchUsers": Quota(20.0, 1)}
+    slow = QuotaPacer(client, {**FAST, "SearchUsers": Quota(5.0, 1)})
     with pytest.raises(ClientError) as raised:
-        reader(client, "search", slow).read(ReadScope({"jane", "joe"}))
+        LiveStateReader(slow, INSTANCE_ID, strategy="search", workers=2).read(
+            ReadScope({"jane", "joe"})
+        )
     assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
     assert emulator.stats.calls("SearchUsers") < 18
 
