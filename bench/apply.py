@@ -30,10 +30,10 @@ from bench.synthetic import (
     write_manifests,
 )
 from reconciler.apply import Applier, Journal
-from reconciler.atomic import write_json_atomically
 from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import LiveStateReader
+from reconciler.files import write_json_atomically
 from reconciler.manifest import load_manifest
 from reconciler.plan.planner import make_plan
 from reconciler.state import Attribute

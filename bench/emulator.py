@@ -35,9 +35,9 @@ from urllib.parse import quote, urlsplit
 
 from bench.served import ROOT, served_emulator
 from bench.synthetic import INSTANCE_ID, Shape, snapshot_of_state, synthetic_state
-from reconciler.atomic import write_json_atomically
 from reconciler.connect.client import connect_client
 from reconciler.connect.reader import proficiency_condition
+from reconciler.files import write_json_atomically
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 INSTANCE = "11111111-2222-3333-4444-555555555555"

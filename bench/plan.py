@@ -68,14 +68,15 @@ from bench.synthetic import (
     synthetic_state,
     write_manifests,
 )
-from reconciler.atomic import write_json_atomically
 from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.connect.quotas import quota_for
 from reconciler.connect.reader import LiveStateReader
+from reconciler.files import write_json_atomically
 from reconciler.manifest import Manifest, load_manifest
 from reconciler.plan.diff import DiffPolicy, diff
-from reconciler.plan.planner import Narrowing, make_plan
+from reconciler.plan.narrowing import Narrowing
+from reconciler.plan.planner import make_plan
+from reconciler.service.quotas import quota_for
 from reconciler.state import RoutingState
 
 PEER_THREADS = 10

@@ -33,13 +33,13 @@ from bench.synthetic import (
     synthetic_state,
     write_manifests,
 )
-from reconciler.atomic import write_json_atomically
 from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import USERNAMES_PER_SEARCH, LiveStateReader
+from reconciler.files import write_json_atomically
 from reconciler.manifest import load_manifest
 from reconciler.manifest.gitref import manifest_at
-from reconciler.plan.changed import changed_narrowing
+from reconciler.plan.narrowing import changed_narrowing
 from reconciler.plan.planner import make_plan
 from reconciler.state import Attribute
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.atomic import write_json_atomically
+from reconciler.files import write_json_atomically
 from reconciler.state import Attribute, RoutingState, UserState
 
 INSTANCE_ID = "00000000-0000-4000-8000-000000000000"

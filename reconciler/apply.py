@@ -38,15 +38,16 @@ from reconciler import __version__
 from reconciler.connect.pacer import AmbiguousWrite, QuotaPacer, RetryBudgetExhausted
 from reconciler.connect.reader import OWNER_TAG, LiveStateReader
 from reconciler.plan.changes import (
-    ADD_PHASE,
-    REMOVE_PHASE,
-    USER_PHASE,
     AttributeChange,
-    Change,
+    ChangeKind,
+    OwnerTag,
+    Phase,
     ProficiencyEntry,
+    Step,
     UserProficiencyChange,
+    UserStep,
 )
-from reconciler.plan.plan import OwnerTag, Plan, document_digest
+from reconciler.plan.plan import Plan, document_digest
 from reconciler.state import Attribute
 
 log = logging.getLogger(__name__)
@@ -55,28 +56,9 @@ log = logging.getLogger(__name__)
 MAX_AMBIGUOUS_RETRIES = 5
 JOURNAL_FORMAT_VERSION = "1"
 
-_ATTRIBUTE_OPERATIONS = {
-    "create_attribute": "CreatePredefinedAttribute",
-    "update_attribute": "UpdatePredefinedAttribute",
-    "delete_attribute": "DeletePredefinedAttribute",
-}
-_USER_OPERATIONS = {
-    "associate": "AssociateUserProficiencies",
-    "update": "UpdateUserProficiencies",
-    "disassociate": "DisassociateUserProficiencies",
-}
 NOT_STARTED_EARLIER_PHASE = "not started: an earlier phase failed"
 NOT_STARTED_FAILING = "not started: the service keeps failing (retry budget spent)"
 NOT_STARTED_INTERRUPTED = "not started: interrupted"
-
-
-def describe(change: Change | OwnerTag) -> str:
-    """`create_attribute Tier`, `user_proficiencies jane@example.com`, `tag_owner jane`."""
-    if isinstance(change, OwnerTag):
-        return f"tag_owner {change.username}"
-    return (
-        f"{change.kind} {change.name if isinstance(change, AttributeChange) else change.username}"
-    )
 
 
 class Journal:
@@ -184,7 +166,7 @@ class Applier:
             if self._stop_reason == NOT_STARTED_INTERRUPTED:
                 result.stopped = NOT_STARTED_INTERRUPTED
                 done = {*result.applied, *result.failed, *result.skipped}
-                result.skipped += [describe(c) for c in plan.all_changes if describe(c) not in done]
+                result.skipped += [c.identity for c in plan.all_changes if c.identity not in done]
             self.journal.write(
                 "end",
                 status=result.status,
@@ -219,20 +201,18 @@ class Applier:
 
     def _phases(self, plan: Plan, result: ApplyResult) -> None:
         done = 0
-        total = len(plan.all_changes)
-        # Owner tags first: claim the users before changing them.
-        phases: list[list[Change | OwnerTag]] = [list(plan.owner_tags)] + [
-            [c for c in plan.changes if c.phase == phase]
-            for phase in (ADD_PHASE, USER_PHASE, REMOVE_PHASE)
-        ]
-        for changes in phases:
+        steps = plan.all_changes
+        total = len(steps)
+        # Phase by phase; owner tags first: claim the users before changing them.
+        for phase in Phase:
+            changes = [c for c in steps if c.phase == phase]
             if self._stop_reason == NOT_STARTED_INTERRUPTED:
                 return  # apply lists what is left
             if changes and (result.failed or result.skipped):
                 result.stopped = result.stopped or NOT_STARTED_EARLIER_PHASE
                 for change in changes:
                     self._journal_change(change, "not_started", reason=NOT_STARTED_EARLIER_PHASE)
-                    result.skipped.append(describe(change))
+                    result.skipped.append(change.identity)
                 continue
             with ThreadPoolExecutor(
                 max_workers=self.parallelism, thread_name_prefix="apply"
@@ -243,17 +223,17 @@ class Applier:
                     done += 1
                     self.progress("Applying", done, total)
                     if status == "applied":
-                        result.applied.append(describe(change))
+                        result.applied.append(change.identity)
                     elif status == "failed":
-                        result.failed[describe(change)] = detail
+                        result.failed[change.identity] = detail
                     else:
-                        result.skipped.append(describe(change))
+                        result.skipped.append(change.identity)
                         result.stopped = detail
 
-    def _journal_change(self, change: Change | OwnerTag, result: str, **details: Any) -> None:
-        self.journal.write("change", change=describe(change), result=result, **details)
+    def _journal_change(self, change: Step, result: str, **details: Any) -> None:
+        self.journal.write("change", change=change.identity, result=result, **details)
 
-    def _run(self, change: Change | OwnerTag) -> tuple[str, str]:
+    def _run(self, change: Step) -> tuple[str, str]:
         """Apply one change: ("applied", ""), ("failed", error) or
         ("not_started", why)."""
         if self._stop_reason is not None:
@@ -268,7 +248,7 @@ class Applier:
             else:
                 self._user(change)
         except (ClientError, BotoCoreError, AmbiguousWrite) as error:
-            log.warning("%s failed: %s", describe(change), error)
+            log.warning("%s failed: %s", change.identity, error)
             if isinstance(error, RetryBudgetExhausted) and self._stop_reason is None:
                 self._stop_reason = NOT_STARTED_FAILING
             duration = round(time.perf_counter() - started, 3)
@@ -277,13 +257,11 @@ class Applier:
         self._journal_change(change, "applied", duration=round(time.perf_counter() - started, 3))
         return "applied", ""
 
-    def _write(
-        self, change: Change | OwnerTag, operation: str, on_instance: bool = True, **params: Any
-    ) -> None:
+    def _write(self, change: Step, operation: str, on_instance: bool = True, **params: Any) -> None:
         """One paced write (of the instance's, unless `on_instance` is False:
         TagResource names its resource by ARN), journaled with the values
         sent and every retry."""
-        name = describe(change)
+        name = change.identity
         started = time.perf_counter()
 
         def retried(attempt: int, error: Exception, delay: float) -> None:
@@ -331,7 +309,7 @@ class Applier:
             try:
                 self._write(
                     tag,
-                    "TagResource",
+                    tag.kind.operation,
                     on_instance=False,
                     resourceArn=tag.arn,
                     tags={OWNER_TAG: tag.owner},
@@ -339,7 +317,9 @@ class Applier:
                 return
             except AmbiguousWrite as unknown:
                 self._before_resend(attempt, unknown)
-        raise AmbiguousWrite("TagResource", RuntimeError(f"{tag.username}: outcome still unknown"))
+        raise AmbiguousWrite(
+            tag.kind.operation, RuntimeError(f"{tag.username}: outcome still unknown")
+        )
 
     # -- attributes ---------------------------------------------------------
 
@@ -353,23 +333,23 @@ class Applier:
                 if _attribute_matches(live, change.after):
                     return
                 self._before_resend(attempt, unknown)
-                if change.kind == "create_attribute" and live is not None:
+                if change.kind is ChangeKind.CREATE_ATTRIBUTE and live is not None:
                     # The create did happen, but not as wanted: finish as an update.
                     change = AttributeChange(
-                        "update_attribute", change.name, live, change.after, change.phase
+                        ChangeKind.UPDATE_ATTRIBUTE, change.name, live, change.after, change.phase
                     )
         raise AmbiguousWrite(
-            _ATTRIBUTE_OPERATIONS[change.kind],
+            change.kind.operation,
             RuntimeError(f"{change.name}: outcome still unknown"),
         )
 
     def _attribute_call(self, change: AttributeChange) -> None:
-        operation = _ATTRIBUTE_OPERATIONS[change.kind]
+        operation = change.kind.operation
         after = change.after
         if after is None:
             self._write(change, operation, Name=change.name)
             return
-        params = {
+        params: dict[str, Any] = {
             "Name": change.name,
             "Values": {"StringList": list(after.values)},
             "Purposes": list(after.purposes),
@@ -386,14 +366,14 @@ class Applier:
             self._user_step(change, step, entries)
 
     def _user_step(
-        self, change: UserProficiencyChange, step: str, entries: tuple[ProficiencyEntry, ...]
+        self, change: UserProficiencyChange, step: UserStep, entries: tuple[ProficiencyEntry, ...]
     ) -> None:
         pending = list(entries)
         for attempt in range(1, MAX_AMBIGUOUS_RETRIES + 1):
             try:
                 self._write(
                     change,
-                    _USER_OPERATIONS[step],
+                    step.operation,
                     UserId=change.user_id,
                     UserProficiencies=[_request_entry(step, e) for e in pending],
                 )
@@ -405,20 +385,22 @@ class Applier:
                     return
                 self._before_resend(attempt, unknown)
         raise AmbiguousWrite(
-            _USER_OPERATIONS[step], RuntimeError(f"{change.username}: outcome still unknown")
+            step.operation, RuntimeError(f"{change.username}: outcome still unknown")
         )
 
 
-def _request_entry(step: str, entry: ProficiencyEntry) -> dict[str, Any]:
+def _request_entry(step: UserStep, entry: ProficiencyEntry) -> dict[str, Any]:
     request: dict[str, Any] = {"AttributeName": entry.attribute, "AttributeValue": entry.value}
-    if step != "disassociate":
+    if step is not UserStep.DISASSOCIATE:
         request["Level"] = entry.level
     return request
 
 
-def _entry_done(step: str, entry: ProficiencyEntry, held: dict[tuple[str, str], float]) -> bool:
+def _entry_done(
+    step: UserStep, entry: ProficiencyEntry, held: dict[tuple[str, str], float]
+) -> bool:
     key = (entry.attribute, entry.value)
-    if step == "disassociate":
+    if step is UserStep.DISASSOCIATE:
         return key not in held
     return held.get(key) == entry.level
 

@@ -1,4 +1,4 @@
-"""Quoting user-supplied values in messages, cut to a readable length."""
+"""Quoting user-supplied values in messages and Markdown, cut to a readable length."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 # A message quotes at most this much of a bad value: a 4 MB name must not
 # become a 4 MB log line.
 QUOTE_LIMIT = 80
+# How many names a message lists before it says "and N more".
+LISTED_NAMES = 10
 
 
 def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
@@ -23,3 +25,16 @@ def excerpt(value: Any, limit: int = QUOTE_LIMIT) -> str:
     if isinstance(value, str):
         return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} chars)"
     return clip(repr(value), limit)
+
+
+def markdown_cell(text: str) -> str:
+    """`text` safe inside a Markdown table cell (no column break, no HTML)."""
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def names(items: list[str] | set[str] | frozenset[str]) -> str:
+    """A readable, bounded, sorted list of names for a message."""
+    ordered = sorted(items)
+    text = ", ".join(ordered[:LISTED_NAMES])
+    more = len(ordered) - LISTED_NAMES
+    return text + (f" and {more} more" if more > 0 else "")

@@ -6,6 +6,7 @@ can be tested without any API.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 
 # (attribute name, attribute value); a user holds at most one level for each.
@@ -38,3 +39,21 @@ class RoutingState:
 
     attributes: dict[str, Attribute] = field(default_factory=dict)
     users: dict[str, UserState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UserSelector:
+    """Selects live users by routing profile, hierarchy group (and its child
+    groups) and a username glob; every given member must match."""
+
+    routing_profile: str | None = None
+    hierarchy_group: str | None = None
+    username: str | None = None  # a glob, e.g. '*@emea.example.com'
+
+    @property
+    def server_side(self) -> bool:
+        """Whether the service filters (by profile or group) or only the glob does."""
+        return self.routing_profile is not None or self.hierarchy_group is not None
+
+    def matches_username(self, username: str) -> bool:
+        return self.username is None or fnmatch.fnmatchcase(username, self.username)

@@ -21,12 +21,13 @@ from click.testing import CliRunner
 from reconciler.apply import NOT_STARTED_FAILING, Applier, Journal
 from reconciler.cli import cli
 from reconciler.connect.client import connect_client
-from reconciler.connect.lock import SnapshotLock
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
+from reconciler.emulator.lock import SnapshotLock
 from reconciler.manifest import load_manifest
-from reconciler.plan.planner import Narrowing, desired_state, make_plan, read_scope
+from reconciler.plan.narrowing import Narrowing
+from reconciler.plan.planner import desired_state, make_plan, read_scope
 from tests.conftest import (
     INSTANCE_ID,
     ROOT,
@@ -441,7 +442,7 @@ def complete_lines(path: Path) -> list[dict]:
     return records
 
 
-def test_apply_killed_at_random_moments_converges_on_rerun(tmp_path: Path) -> None:
+def test_apply_killed_at_random_points_of_its_journal_converges_on_rerun(tmp_path: Path) -> None:
     users = 120
     config = slow_writes_config(tmp_path, users)
     env = {**subprocess_env(), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
@@ -450,13 +451,17 @@ def test_apply_killed_at_random_moments_converges_on_rerun(tmp_path: Path) -> No
         command = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "--config", str(config),
                    "--endpoint-url", emulator.url]  # fmt: skip
         written_after_kills = []
-        for moment in sorted(rng.uniform(1.5, 4.0) for _ in range(3)):
+        journals = tmp_path / ".connect-reconciler"
+        seen: set[Path] = set()
+        for calls in (rng.randint(3, 30) for _ in range(3)):
             process = subprocess.Popen(
                 command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
-            time.sleep(moment)
+            # Killed once it has journaled `calls` writes: mid-work however loaded the machine is.
+            wait_for_calls(journals, process, at_least=calls, new_since=seen)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
+            seen = set(journals.glob("*.jsonl"))
             written_after_kills.append(sum(emulator.stats.calls(op) for op in WRITES))
         killed_journals = {
             p: complete_lines(p) for p in (tmp_path / ".connect-reconciler").glob("*.jsonl")
@@ -511,15 +516,21 @@ def test_ctrl_c_finishes_the_calls_in_flight_journals_interrupted_and_exits_130(
         assert calls == sum(emulator.stats.calls(op) for op in WRITES)
 
 
-def wait_for_calls(directory: Path, process: subprocess.Popen) -> Path:
-    """The journal of a running apply, once it has journaled a call."""
+def wait_for_calls(
+    directory: Path,
+    process: subprocess.Popen,
+    at_least: int = 1,
+    new_since: set[Path] | None = None,
+) -> Path:
+    """The journal of a running apply (one not in `new_since`), once it has
+    journaled `at_least` calls."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        for journal in directory.glob("*.jsonl"):
-            if '"type": "call"' in journal.read_text():
+        for journal in set(directory.glob("*.jsonl")) - (new_since or set()):
+            if journal.read_text().count('"type": "call"') >= at_least:
                 return journal
         time.sleep(0.05)
-    raise AssertionError(f"no call journaled (exit {process.poll()})")
+    raise AssertionError(f"{at_least} call(s) not journaled (exit {process.poll()})")
 
 
 # -- a search index that trails writes --------------------------------------------

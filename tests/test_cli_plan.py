@@ -255,7 +255,7 @@ def test_saved_narrowed_plan_records_and_applies_exactly_itself(demo: Path) -> N
     saved = run("plan", "--user", "laura.jackson@example.com", "--out", "plan.json")
     assert saved.exit_code == 0
     plan = load_plan(demo / "plan.json")
-    assert plan.narrowing is not None and plan.narrowing["users"] == ["laura.jackson@example.com"]
+    assert plan.narrowing is not None and plan.narrowing.users == {"laura.jackson@example.com"}
     assert "NARROWED PLAN" in TextRenderer().render(plan)
     applied = run("apply", "plan.json", "--auto-approve")
     assert applied.exit_code == 0, applied.output

@@ -14,24 +14,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import cli
+from reconciler.cli.coverage import parse_since
+from reconciler.connect.contacts import read_contacts
+from reconciler.connect.criteria import search_criteria
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.connect.reader import LiveStateReader, search_criteria
-from reconciler.coverage import (
+from reconciler.connect.reader import LiveStateReader
+from reconciler.emulator import load_snapshot
+from reconciler.manifest import ManifestInvalid, load_manifest
+from reconciler.plan.planner import make_plan
+from reconciler.routing.contacts import contact_steps
+from reconciler.routing.eligibility import satisfies
+from reconciler.routing.expression import (
     AllOf,
     AnyOf,
     Condition,
     ExpressionError,
-    contact_steps,
-    parse_since,
     parse_structured,
     parse_text,
-    satisfies,
     to_text,
 )
-from reconciler.emulator import load_snapshot
-from reconciler.emulator.protocol import to_epoch
-from reconciler.manifest import ManifestInvalid, load_manifest
-from reconciler.plan.planner import make_plan
+from reconciler.service.timestamps import to_epoch
 from tests.conftest import INSTANCE_ID, ROOT, ManualClock, write_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
@@ -418,7 +420,7 @@ def test_contact_reads_take_criteria_from_summaries_paced(connect) -> None:
     # order they were paced, so load cannot bunch them (see test_pacer).
     reader = LiveStateReader(pacer, emulator.backend.instance["Id"], workers=1)
     end = to_epoch("2026-11-21T00:00:00Z")
-    read = reader.contacts(end - 7 * 86400, end, 250)
+    read = read_contacts(reader, end - 7 * 86400, end, 250)
     stats = emulator.stats.snapshot()
     # The snapshot itself says which of the newest 250 lack routing criteria.
     in_window = sorted(

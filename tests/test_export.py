@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from bench.synthetic import INSTANCE_ID as SYNTHETIC_ID
 from bench.synthetic import Shape, snapshot_of_state, synthetic_state
+from reconciler.adopt.export import manifest_files, read_live
 from reconciler.cli import cli
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import backend_from_snapshot
-from reconciler.export import manifest_files, read_live
 from reconciler.manifest import load_manifest
 from reconciler.plan.planner import make_plan
 from tests.conftest import ROOT

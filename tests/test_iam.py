@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.connect.client import connect_client
-from reconciler.connect.quotas import DEFAULT_QUOTAS
 from reconciler.emulator import ConnectEmulator, load_snapshot
+from reconciler.service.quotas import DEFAULT_QUOTAS
 from tests.conftest import ROOT
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"

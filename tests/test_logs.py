@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.connect.quotas import DEFAULT_QUOTAS
 from reconciler.emulator import ConnectEmulator, load_snapshot
 from reconciler.logs import REDACTED, RedactingFilter, redact
+from reconciler.service.quotas import DEFAULT_QUOTAS
 from tests.conftest import ROOT
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"

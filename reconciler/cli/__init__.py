@@ -21,7 +21,7 @@ from reconciler.cli.plan import plan
 from reconciler.cli.schema import schema
 from reconciler.cli.show import show
 from reconciler.cli.validate import validate
-from reconciler.connect.model_check import ModelTooOld
+from reconciler.service.model import ModelTooOld
 
 
 class ConnectReconciler(click.Group):

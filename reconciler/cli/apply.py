@@ -24,20 +24,14 @@ from reconciler.cli.common import (
     use_color,
 )
 from reconciler.cli.plan import narrowing_options, narrowing_or_exit, read_option
-from reconciler.connect.lock import LockError, SnapshotLock
-from reconciler.connect.target import Connection, emulator_snapshot
+from reconciler.emulator.lock import LockError, SnapshotLock
 from reconciler.manifest import Manifest
+from reconciler.plan.narrowing import Narrowing
 from reconciler.plan.plan import Plan
-from reconciler.plan.planner import Narrowing, make_plan
 from reconciler.plan.render import narrowing_lines, renderer_for
-from reconciler.plan.saved import (
-    RefusedPlan,
-    SavedPlanError,
-    check_saved_plan,
-    load_plan,
-    reread,
-    stale_objects,
-)
+from reconciler.plan.saved import SavedPlanError, load_plan
+from reconciler.plan.verify import RefusedPlan, check_saved_plan, fresh_plan
+from reconciler.targets import Connection, emulator_snapshot
 
 
 def saved_plan_or_exit(
@@ -67,19 +61,14 @@ def refuse(what: str, refused: RefusedPlan) -> NoReturn:
     sys.exit(ExitCode.STALE_PLAN)
 
 
-def checked_plan(
+def fresh_plan_or_exit(
     manifest: Manifest, connection: Connection, narrowing: Narrowing, take_ownership: bool
 ) -> Plan:
-    """A fresh plan. One read by search may rest on a search index that
-    trails writes (DESIGN §3), so every user it touches is re-read with
-    ListUserProficiencies first, as for a saved plan: fail closed (exit 4)."""
-    plan = make_plan(manifest, connection.reader, narrowing, take_ownership=take_ownership)
-    if plan.read is not None and plan.read.strategy == "search" and not plan.errors:
-        stale = stale_objects(plan, reread(plan, manifest, connection.reader))
-        if stale:
-            hint = "the search index may trail writes by seconds: retry, or use --read list"
-            refuse("the plan", RefusedPlan("it is stale", [*stale, hint]))
-    return plan
+    """A fresh plan checked as apply needs it (plan.verify), or exit 4."""
+    try:
+        return fresh_plan(manifest, connection.reader, narrowing, take_ownership)
+    except RefusedPlan as refused:
+        refuse("the plan", refused)
 
 
 @contextmanager
@@ -244,7 +233,7 @@ def apply(
         else:
             narrowing = narrowing_or_exit(opts, manifest, connection.reader, users, attributes,
                                           changed_since)  # fmt: skip
-            todo = checked_plan(manifest, connection, narrowing, take_ownership)
+            todo = fresh_plan_or_exit(manifest, connection, narrowing, take_ownership)
         for line in narrowing_lines(todo):  # said even when nothing else is shown
             click.echo(line, err=True)
         if todo.errors:

@@ -26,13 +26,12 @@ from botocore.exceptions import (
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from reconciler.connect.model_check import require_model
-from reconciler.connect.pacer import READ_PREFIXES
-from reconciler.connect.quotas import Quota
-from reconciler.connect.target import Connection, TargetError, open_target
 from reconciler.emulator import SnapshotError
 from reconciler.logs import install_redaction
 from reconciler.manifest import Manifest, ManifestInvalid, load_manifest
+from reconciler.service.model import is_read, require_model
+from reconciler.service.quotas import Quota
+from reconciler.targets import Connection, TargetError, open_target
 
 log = logging.getLogger("reconciler")
 
@@ -112,7 +111,7 @@ def global_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., 
     def attach(command: Callable[..., Any]) -> Callable[..., Any]:
         for name in reversed(names or CONNECTED):
             command = _GLOBAL_OPTIONS[name](command)
-        for param in command.__click_params__:  # type: ignore[attr-defined]
+        for param in getattr(command, "__click_params__", []):
             if param.name in GlobalOptions.__dataclass_fields__:
                 param.expose_value = False
                 param.callback = _remember
@@ -225,7 +224,7 @@ def error_message(exc: Exception, instance_id: str | None, region: str | None) -
     code = exc.response.get("Error", {}).get("Code", "")
     operation = exc.operation_name
     if code in ("AccessDeniedException", "AccessDenied"):
-        policy = READ_POLICY if operation.startswith(READ_PREFIXES) else WRITE_POLICY
+        policy = READ_POLICY if is_read(operation) else WRITE_POLICY
         return (
             f"access denied to connect:{operation}: the credentials' IAM policy must allow "
             f"that action ({policy} in the connect-reconciler repository grants it)"

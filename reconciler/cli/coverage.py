@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 
@@ -17,10 +18,22 @@ from reconciler.cli.common import (
     options,
     use_color,
 )
-from reconciler.coverage import contact_steps, parse_since
-from reconciler.emulator.protocol import to_epoch
+from reconciler.connect.contacts import read_contacts
 from reconciler.plan.planner import make_plan
-from reconciler.plan.render import TextRenderer, coverage_data, coverage_markdown, coverage_report
+from reconciler.plan.render import TextRenderer
+from reconciler.routing.contacts import contact_steps
+from reconciler.routing.report import coverage_data, coverage_markdown, coverage_report
+from reconciler.service.timestamps import to_epoch
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str) -> float:
+    """`30m`, `24h`, `7d`, `2w` as seconds."""
+    match = re.fullmatch(r"(\d+)([mhdw])", text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30m, 24h, 7d or 2w")
+    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 @click.command(
@@ -64,7 +77,7 @@ def coverage(
     steps = None
     with connected(opts, manifest) as connection:
         if window is not None:
-            read = connection.reader.contacts(end - window, end, max_contacts)
+            read = read_contacts(connection.reader, end - window, end, max_contacts)
             if read.cut:
                 click.echo(
                     f"note: --max-contacts {max_contacts} cut the window: read the newest "

@@ -7,14 +7,7 @@ import sys
 
 import click
 
-from reconciler.cli.common import (
-    ExitCode,
-    connected,
-    epilog,
-    global_options,
-    load_or_exit,
-    options,
-)
+from reconciler.cli.common import ExitCode, connected, epilog, global_options, load_or_exit, options
 from reconciler.cli.plan import read_option
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import make_plan

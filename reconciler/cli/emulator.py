@@ -9,7 +9,6 @@ from types import FrameType
 
 import click
 
-from reconciler import limits
 from reconciler.cli.common import LOGGING, ExitCode, epilog, global_options, options
 from reconciler.emulator import (
     ConnectEmulator,
@@ -20,6 +19,7 @@ from reconciler.emulator import (
 )
 from reconciler.emulator.server import MAX_QUOTA_SCALE
 from reconciler.emulator.snapshot import MAX_QUOTA, empty_backend
+from reconciler.service import limits
 
 
 @click.group()

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-from reconciler.atomic import write_json_atomically
+from reconciler.adopt.export import instance_region, manifest_files, read_live
+from reconciler.adopt.snapshot import snapshot_document
+from reconciler.adopt.update import group_contributions, update_manifests
 from reconciler.cli.common import (
     ExitCode,
     connected,
@@ -18,14 +20,7 @@ from reconciler.cli.common import (
     options,
     unknown_names,
 )
-from reconciler.export import (
-    group_contributions,
-    instance_region,
-    manifest_files,
-    read_live,
-    snapshot_document,
-    update_manifests,
-)
+from reconciler.files import write_json_atomically
 
 
 @click.command(
@@ -88,7 +83,7 @@ def export(
             click.echo(f"snapshot of {connection.instance_id} written to {snapshot_file}")
             return
         groups = manifest.groups if update_dir is not None and manifest else []
-        live = read_live(connection.reader, wanted, [g.match for g in groups])
+        live = read_live(connection.reader, wanted, [g.selector for g in groups])
         # --update may name a user the manifests declare and live no longer
         # has (to drop them); any other name that matches nothing is a typo.
         declared = set(manifest.desired.users) if update_dir is not None and manifest else set()

@@ -21,12 +21,13 @@ from reconciler.cli.common import (
     options,
     use_color,
 )
-from reconciler.connect.reader import READS, LiveStateReader
+from reconciler.connect.read_choice import READS
+from reconciler.connect.reader import LiveStateReader
 from reconciler.manifest import Manifest, ManifestInvalid
 from reconciler.manifest.gitref import GitRefError, manifest_at
-from reconciler.plan.changed import NotNarrowable, changed_narrowing
+from reconciler.plan.narrowing import Narrowing, NotNarrowable, changed_narrowing
 from reconciler.plan.plan import Plan
-from reconciler.plan.planner import Narrowing, make_plan
+from reconciler.plan.planner import make_plan
 from reconciler.plan.render import RENDERERS, renderer_for
 from reconciler.plan.saved import save_plan
 

@@ -32,7 +32,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from reconciler.connect.quotas import Quota, TokenBucket, pacing_quota, quota_for
+from reconciler.service.model import is_read
+from reconciler.service.quotas import Quota, TokenBucket, pacing_quota, quota_for
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ _MAYBE_APPLIED = (ConnectionClosedError, ReadTimeoutError)
 # Never sent (includes connect timeouts): safe to retry anything.
 _NOT_SENT = (EndpointConnectionError,)
 _TIMEOUTS = (ReadTimeoutError, ConnectTimeoutError)
-READ_PREFIXES = ("Describe", "List", "Search", "Get")
 
 # The standard retry mode's retry quota, in the values the AWS SDKs have long
 # used (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html;
@@ -193,7 +193,7 @@ class QuotaPacer:
                 if isinstance(error, _NOT_SENT) and not self._answered:
                     raise
                 self._answered = True
-                if isinstance(error, _MAYBE_APPLIED) and not operation.startswith(READ_PREFIXES):
+                if isinstance(error, _MAYBE_APPLIED) and not is_read(operation):
                     raise AmbiguousWrite(operation, error) from error
                 retryable = (
                     is_throttle(error)

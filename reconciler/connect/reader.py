@@ -21,19 +21,22 @@ Calls to different APIs overlap; each API is paced by the shared QuotaPacer.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.connect.criteria import (
+    holder_criteria,
+    proficiency_condition,
+    string_is,
+    username_is,
+)
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.coverage import AllOf, AnyOf, Expression
-from reconciler.manifest.models import GroupMatch
-from reconciler.state import Attribute, Proficiencies, RoutingState, UserState
+from reconciler.connect.read_choice import LEVEL_BITS, READS, SEARCH_PAGE, ReadChoice, choose_read
+from reconciler.state import Attribute, Proficiencies, RoutingState, UserSelector, UserState
 
 log = logging.getLogger(__name__)
 
@@ -42,51 +45,6 @@ USERNAMES_PER_SEARCH = 20
 # The tag `settings.owner` puts on every user it manages (DESIGN §4).
 OWNER_TAG = "connect-reconciler:owner"
 Progress = Callable[[str, int, int], None]  # (what, done, total), for progress bars
-READS = ("auto", "search", "list")
-# Levels 1-5 are 001..101 in binary: the holders found at the levels with
-# bit 0, bit 1 and bit 2 set give every holder of a value and its level.
-LEVEL_BITS = ((1, 3, 5), (2, 3), (4, 5))
-SEARCH_PAGE = 500
-
-
-@dataclass(frozen=True)
-class ReadChoice:
-    """How proficiencies were read, and why: the strategy asked for and the
-    estimated seconds of each (None when not estimated)."""
-
-    strategy: str  # "list" or "search"
-    requested: str = "list"  # "auto", "search" or "list"
-    list_seconds: float | None = None
-    search_seconds: float | None = None
-
-    @property
-    def data(self) -> dict[str, Any]:
-        """The plan's `read` member (docs/plan-format.md)."""
-        return {
-            "strategy": self.strategy,
-            "requested": self.requested,
-            "estimated_seconds": {"list": self.list_seconds, "search": self.search_seconds},
-        }
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> ReadChoice:
-        estimate = data.get("estimated_seconds") or {}
-        return cls(
-            data["strategy"], data["requested"], estimate.get("list"), estimate.get("search")
-        )
-
-    def describe(self) -> str:
-        """One line for renderers, e.g. "by search (auto: ~750 s vs ~5000 s by list)"."""
-        how = "SearchUsers" if self.strategy == "search" else "ListUserProficiencies"
-        if self.requested != "auto":
-            why = "" if self.requested == self.strategy else ": values equal but for case"
-            return f"proficiencies read by {how} (--read {self.requested}{why})"
-        if self.search_seconds is None:
-            return f"proficiencies read by {how} (auto: search cannot be cheaper)"
-        return (
-            f"proficiencies read by {how} (auto: ~{self.list_seconds:.0f} s by list, "
-            f"~{self.search_seconds:.0f} s by search)"
-        )
 
 
 @dataclass
@@ -95,7 +53,7 @@ class ReadScope:
 
     declared_users: set[str]
     all_users: bool = False
-    groups: list[GroupMatch] = field(default_factory=list)
+    groups: list[UserSelector] = field(default_factory=list)
     only_users: set[str] | None = None
     only_attributes: set[str] | None = None
     # proficiencies wanted in these attributes only (--attribute): the search read asks for less
@@ -119,19 +77,6 @@ class LiveState:
     # managed users' ARNs and OWNER_TAG values (when the scope asked for owners)
     arns: dict[str, str] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class ContactWindow:
-    """Contacts read from a time window, and how many it holds: more than
-    were read when a limit cut it."""
-
-    contacts: list[dict[str, Any]]
-    total: int
-
-    @property
-    def cut(self) -> bool:
-        return self.total > len(self.contacts)
 
 
 class LiveStateReader:
@@ -207,7 +152,15 @@ class LiveStateReader:
                 # their count is known: the read is chosen, and a search runs,
                 # while the users are still being listed.
                 users = len(scope.declared_users)
-            choice = self.choose_read(strategy, scope, searchable, users)
+            choice = choose_read(
+                strategy,
+                searchable,
+                users,
+                narrowed_to_users=scope.only_users is not None,
+                list_rate=self.pacer.quota("ListUserProficiencies").rate,
+                search_rate=self.pacer.quota("SearchUsers").rate,
+                holder_counts=self._holder_counts,
+            )
             found = (
                 self.proficiencies_by_search(searchable, abandon_if_failed=listing)
                 if choice.strategy == "search"
@@ -244,54 +197,16 @@ class LiveStateReader:
                 },
             )
 
-    def choose_read(
-        self, strategy: str, scope: ReadScope, attributes: dict[str, Attribute], users: int
-    ) -> ReadChoice:
-        """How to read `users` users' proficiencies in `attributes`: as asked,
-        or (auto) whichever is estimated to take less time at the quotas in
-        force. Search needs at least one page per query, so it is only
-        estimated (one SearchUsers per attribute: its holder count) when that
-        floor is below the list read."""
-        if strategy == "list" or any(
-            len({v.casefold() for v in a.values}) < len(a.values) for a in attributes.values()
-        ):
-            # Search matches values case-insensitively: values equal but for
-            # case would be confused, so such an instance is always listed.
-            return ReadChoice("list", strategy)
-        if strategy == "search":
-            return ReadChoice("search", "search")
-        list_rate = self.pacer.quota("ListUserProficiencies").rate
-        search_rate = self.pacer.quota("SearchUsers").rate
-        list_seconds = users / list_rate
-        queries = 3 * sum(len(a.values) for a in attributes.values())
-        if scope.only_users is not None or queries / search_rate >= list_seconds:
-            return ReadChoice("list", "auto", list_seconds)
-        calls = len(attributes) + queries
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="estimate") as pool:
-            counts = pool.map(self._holder_count, sorted(attributes))
-            for name, count in zip(sorted(attributes), counts, strict=True):
-                values = len(attributes[name].values)
-                if values and count is None:
-                    return ReadChoice("list", "auto", list_seconds)
-                if values:
-                    # a value's holders, if spread evenly, bound each query's pages
-                    calls += 3 * values * (max(1, math.ceil(count / values / SEARCH_PAGE)) - 1)
-        search_seconds = calls / search_rate
-        strategy = "search" if search_seconds < list_seconds else "list"
-        log.info(
-            "read: %s (estimated %.0f s by list, %.0f s by search)",
-            strategy,
-            list_seconds,
-            search_seconds,
-        )
-        return ReadChoice(strategy, "auto", list_seconds, search_seconds)
+    def _holder_counts(self, attributes: list[str]) -> list[int | None]:
+        """How many users hold any value of each attribute, as the service counts."""
 
-    def _holder_count(self, attribute: str) -> int | None:
-        """How many users hold any value of `attribute`, as the service counts."""
-        page = self.call(
-            "SearchUsers", MaxResults=1, SearchCriteria=proficiency_condition(attribute)
-        )
-        return page.get("ApproximateTotalCount")
+        def count(attribute: str) -> int | None:
+            criteria = proficiency_condition(attribute)
+            page = self.call("SearchUsers", MaxResults=1, SearchCriteria=criteria)
+            return page.get("ApproximateTotalCount")
+
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="estimate") as pool:
+            return list(pool.map(count, attributes))
 
     def proficiencies_by_search(
         self, attributes: dict[str, Attribute], abandon_if_failed: Future[Any] | None = None
@@ -403,7 +318,7 @@ class LiveStateReader:
         criteria = {}
         if names:
             criteria = {
-                "SearchCriteria": {"OrConditions": [_string_is("name", n) for n in sorted(names)]}
+                "SearchCriteria": {"OrConditions": [string_is("name", n) for n in sorted(names)]}
             }
         found = self.pages(
             "SearchPredefinedAttributes", "PredefinedAttributes", MaxResults=100, **criteria
@@ -434,45 +349,12 @@ class LiveStateReader:
 
     def holders(self, attribute: str, values: Iterable[str] | None) -> set[str]:
         """Usernames holding `attribute` (any of `values`, or any value)."""
-        return self.search_users(_holder_criteria(attribute, values))
+        return self.search_users(holder_criteria(attribute, values))
 
     def search_users(self, criteria: dict[str, Any]) -> set[str]:
         """Usernames SearchUsers returns for `criteria`."""
         found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
         return {u["Username"] for u in found}
-
-    def contacts(self, start: float, end: float, limit: int) -> ContactWindow:
-        """Up to `limit` contacts initiated in [start, end], newest first, with
-        their RoutingCriteria. SearchContacts' summaries carry the criteria
-        (ContactSearchSummary.RoutingCriteria, "latest routing criteria on the
-        contact": https://docs.aws.amazon.com/connect/latest/APIReference/API_ContactSearchSummary.html),
-        so DescribeContact is called only for contacts whose summary lacks them."""
-        window = {"Type": "INITIATION_TIMESTAMP", "StartTime": start, "EndTime": end}
-        found: list[dict[str, Any]] = []
-        token = None
-        total = 0
-        while True:
-            page = self.call(
-                "SearchContacts",
-                TimeRange=window,
-                MaxResults=100,
-                **({"NextToken": token} if token else {}),
-            )
-            found += page.get("Contacts", [])
-            token = page.get("NextToken")
-            total = max(page.get("TotalCount") or 0, len(found) + (1 if token else 0))
-            if not token or len(found) >= limit:
-                break
-        kept = found[:limit]
-        lacking = [c for c in kept if not c.get("RoutingCriteria")]
-
-        def describe(summary: dict[str, Any]) -> None:
-            contact = self.call("DescribeContact", ContactId=summary["Id"])["Contact"]
-            summary["RoutingCriteria"] = contact.get("RoutingCriteria")
-
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="contacts") as pool:
-            list(pool.map(describe, lacking))
-        return ContactWindow(kept, max(total, len(found)))
 
     def _users(
         self, scope: ReadScope, on_page: Callable[[dict[str, str]], None]
@@ -499,7 +381,7 @@ class LiveStateReader:
             return found
         names = sorted(scope.only_users)
         chunks = [
-            {"OrConditions": [_username_is(n) for n in names[i : i + USERNAMES_PER_SEARCH]]}
+            {"OrConditions": [username_is(n) for n in names[i : i + USERNAMES_PER_SEARCH]]}
             for i in range(0, len(names), USERNAMES_PER_SEARCH)
         ]
         # The chunks are independent: search them concurrently (the pacer
@@ -512,7 +394,7 @@ class LiveStateReader:
                 take(users)
         return found
 
-    def _selector_names(self, groups: list[GroupMatch]) -> tuple[dict[str, str], dict[str, str]]:
+    def _selector_names(self, groups: list[UserSelector]) -> tuple[dict[str, str], dict[str, str]]:
         profiles: dict[str, str] = {}
         hierarchy: dict[str, str] = {}
         if any(g.routing_profile for g in groups):
@@ -527,7 +409,7 @@ class LiveStateReader:
 
     def _group_members(
         self,
-        selector: GroupMatch,
+        selector: UserSelector,
         profile_ids: dict[str, str],
         group_ids: dict[str, str],
         only_users: set[str] | None,
@@ -543,7 +425,7 @@ class LiveStateReader:
                 )
                 return {}
             profile_id = profile_ids[selector.routing_profile]
-            conditions.append(_string_is("RoutingProfileId", profile_id))
+            conditions.append(string_is("RoutingProfileId", profile_id))
         if selector.hierarchy_group is not None:
             if selector.hierarchy_group not in group_ids:
                 errors.append(
@@ -559,93 +441,19 @@ class LiveStateReader:
         if not conditions or (only_users is not None and not only_users):
             return {}
         if only_users is not None:
-            conditions.append({"OrConditions": [_username_is(n) for n in sorted(only_users)]})
+            conditions.append({"OrConditions": [username_is(n) for n in sorted(only_users)]})
         criteria = conditions[0] if len(conditions) == 1 else {"AndConditions": conditions}
         found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
         return {u["Username"]: u["Id"] for u in found}
 
 
 def _members(
-    selector: GroupMatch, server_matched: dict[str, str], user_ids: dict[str, str]
+    selector: UserSelector, server_matched: dict[str, str], user_ids: dict[str, str]
 ) -> dict[str, str]:
     """The selector's users: the server's matches (or every listed user when
     it names no profile or group), filtered by its username glob."""
-    server_side = selector.routing_profile is not None or selector.hierarchy_group is not None
-    candidates = server_matched if server_side else user_ids
-    if selector.username is None:
-        return dict(candidates)
-    return {u: i for u, i in candidates.items() if fnmatch.fnmatchcase(u, selector.username)}
-
-
-def _string_is(field: str, value: str) -> dict[str, Any]:
-    return {"StringCondition": {"FieldName": field, "Value": value, "ComparisonType": "EXACT"}}
-
-
-def _username_is(username: str) -> dict[str, Any]:
-    return _string_is("Username", username)
-
-
-def proficiency_condition(
-    attribute: str,
-    value: str | None = None,
-    low: int | None = None,
-    high: int | None = None,
-    levels: Iterable[int] | None = None,
-) -> dict[str, Any]:
-    """SearchUsers' criteria for holders of one proficiency: of `attribute`
-    (and `value`), at a level in [low, high] or in `levels`. This is the one
-    place that spells the field names, as the service model documents them:
-    StringCondition `name`/`value` (API_Condition) and NumberCondition
-    `limit` (API_NumberCondition):
-    https://docs.aws.amazon.com/connect/latest/APIReference/API_Condition.html
-    https://docs.aws.amazon.com/connect/latest/APIReference/API_NumberCondition.html
-    API_ListCondition ANDs the conditions on one list item."""
-    conditions = [_string_is("name", attribute)]
-    if value is not None:
-        conditions.append(_string_is("value", value))
-    if levels is not None:
-        return {
-            "OrConditions": [
-                _list_condition([*conditions, _limit("EQUAL", MinValue=level)]) for level in levels
-            ]
-        }
-    if high is not None:
-        conditions.append(_limit("RANGE", MinValue=low or 1, MaxValue=high))
-    elif low is not None:
-        conditions.append(_limit("GREATER_OR_EQUAL", MinValue=low))
-    return _list_condition(conditions)
-
-
-def _limit(comparison: str, **bounds: int) -> dict[str, Any]:
-    return {"NumberCondition": {"FieldName": "limit", "ComparisonType": comparison, **bounds}}
-
-
-def _list_condition(conditions: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": conditions}}
-
-
-def _holder_criteria(attribute: str, values: Iterable[str] | None) -> dict[str, Any]:
-    if values is None:
-        return proficiency_condition(attribute)
-    return {"OrConditions": [proficiency_condition(attribute, v) for v in sorted(values)]}
-
-
-def search_criteria(expression: Expression) -> dict[str, Any] | None:
-    """A routing expression as a SearchUsers criteria, so the service counts
-    users we do not read; None when it cannot be asked (NOT, agent lists,
-    fractional levels)."""
-    if isinstance(expression, AllOf | AnyOf):
-        parts = [search_criteria(e) for e in expression.items]
-        if any(p is None for p in parts):
-            return None
-        return {"AndConditions" if isinstance(expression, AllOf) else "OrConditions": parts}
-    if expression.negated or expression.agent_ids is not None or expression.name is None:
-        return None
-    levels = (expression.min_level, expression.max_level)
-    if any(level is not None and not float(level).is_integer() for level in levels):
-        return None
-    low, high = (None if level is None else int(level) for level in levels)
-    return proficiency_condition(expression.name, expression.value, low, high)
+    candidates = server_matched if selector.server_side else user_ids
+    return {u: i for u, i in candidates.items() if selector.matches_username(u)}
 
 
 def attribute_of(record: dict[str, Any]) -> Attribute:

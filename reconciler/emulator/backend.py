@@ -24,21 +24,20 @@ from typing import Any
 
 from botocore.model import OperationModel
 
-from reconciler import limits
 from reconciler.emulator.protocol import (
     ApiError,
     EncodedItems,
-    connect_model,
     invalid_parameter,
     item_json,
     output_item_shape,
 )
 from reconciler.emulator.user_index import UserSearchIndex, criteria_problem, string_matches
+from reconciler.service import limits
+from reconciler.service.model import connect_model, is_read
 
 Record = dict[str, Any]
 
 DEFAULT_PAGE_SIZE = 100
-_READS = ("Describe", "List", "Search", "Get")
 # SearchPredefinedAttributes' StringCondition FieldName (see _check_attribute_fields).
 ATTRIBUTE_SEARCH_FIELD = "name"
 MAX_TAGS_PER_RESOURCE = 50
@@ -210,7 +209,7 @@ class ConnectBackend:
             try:
                 return handler(params)
             finally:
-                if not operation.name.startswith(_READS):
+                if not is_read(operation.name):
                     # A write reaches a user only by looking it up (_user,
                     # _tagged_user; add_user for a new one): what it may
                     # have changed is redone, even if it failed halfway.
@@ -236,7 +235,7 @@ class ConnectBackend:
         token = params.get("NextToken")
         if token:
             offset = self._read_token(token)
-        page = items[offset : offset + size]
+        page = list(items[offset : offset + size])
         following = offset + size
         return page, (self._make_token(following) if following < len(items) else None)
 
@@ -660,9 +659,10 @@ class ConnectBackend:
     def _tagged_user(self, params: Record) -> Record:
         arn = params["resourceArn"]
         for user_id, user in self.users.items():
-            if user["User"].get("Arn") == arn:
+            record: Record = user["User"]
+            if record.get("Arn") == arn:
                 self._reached.add(user_id)
-                return user["User"]
+                return record
         raise _not_found("Resource", arn)
 
     def _check_tag(self, key: str, value: str | None = None) -> None:
@@ -744,11 +744,12 @@ class ConnectBackend:
 
 
 def _dig(record: Record, path: tuple[str, ...]) -> Any:
+    found: Any = record
     for key in path:
-        if not isinstance(record, dict):
+        if not isinstance(found, dict):
             return None
-        record = record.get(key)  # type: ignore[assignment]
-    return record
+        found = found.get(key)
+    return found
 
 
 def _present_first(value: Any) -> tuple[bool, Any]:

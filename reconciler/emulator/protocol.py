@@ -9,7 +9,6 @@ shape. So any client that speaks the protocol (boto3, the AWS CLI) works.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import re
@@ -17,22 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-import botocore.session
-from botocore.model import OperationModel, ServiceModel, Shape, StructureShape
+from botocore.model import (
+    ListShape,
+    MapShape,
+    OperationModel,
+    ServiceModel,
+    Shape,
+    StructureShape,
+)
 
-from reconciler.connect.model_check import require_model
-
-_SERVICE_MODEL: ServiceModel | None = None
-
-
-def connect_model() -> ServiceModel:
-    """botocore's model of the Connect API (loaded once per process)."""
-    global _SERVICE_MODEL
-    if _SERVICE_MODEL is None:
-        model = botocore.session.get_session().get_service_model("connect")
-        require_model(model)  # an older model would emulate an older API
-        _SERVICE_MODEL = model
-    return _SERVICE_MODEL
+from reconciler.service.model import connect_model
+from reconciler.service.timestamps import to_epoch
 
 
 class ApiError(Exception):
@@ -84,25 +78,6 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def to_epoch(value: Any) -> float:
-    """A timestamp as epoch seconds, from a number, an ISO 8601 string or a datetime."""
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.timestamp()
-    raise ValueError(f"not a timestamp: {value!r}")
-
-
-def to_iso(epoch: float) -> str:
-    """Epoch seconds as the ISO 8601 text the AWS CLI prints."""
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
-
-
 def shape_problems(shape: Shape, value: Any, path: str = "") -> list[str]:
     """Everything about `value` that does not fit `shape` (types, required
     members, lengths, ranges, enums). Unknown structure members are ignored,
@@ -111,10 +86,9 @@ def shape_problems(shape: Shape, value: Any, path: str = "") -> list[str]:
     where = path or shape.name
     kind = shape.type_name
     meta = shape.metadata
-    if kind == "structure":
+    if isinstance(shape, StructureShape):
         if not isinstance(value, dict):
             return [f"{where}: expected an object"]
-        assert isinstance(shape, StructureShape)
         problems += [
             f"{where}.{name}: required"
             for name in shape.required_members
@@ -125,19 +99,19 @@ def shape_problems(shape: Shape, value: Any, path: str = "") -> list[str]:
             if item is not None and name in members:
                 problems += shape_problems(members[name], item, f"{where}.{name}")
         return problems
-    if kind == "list":
+    if isinstance(shape, ListShape):
         if not isinstance(value, list):
             return [f"{where}: expected a list"]
         problems += _length(meta, len(value), where, "items")
         for index, item in enumerate(value):
-            problems += shape_problems(shape.member, item, f"{where}[{index}]")  # type: ignore[attr-defined]
+            problems += shape_problems(shape.member, item, f"{where}[{index}]")
         return problems
-    if kind == "map":
+    if isinstance(shape, MapShape):
         if not isinstance(value, dict):
             return [f"{where}: expected an object"]
         for key, item in value.items():
-            problems += shape_problems(shape.key, key, f"{where}.{key}")  # type: ignore[attr-defined]
-            problems += shape_problems(shape.value, item, f"{where}.{key}")  # type: ignore[attr-defined]
+            problems += shape_problems(shape.key, key, f"{where}.{key}")
+            problems += shape_problems(shape.value, item, f"{where}.{key}")
         return problems
     if kind == "string":
         if not isinstance(value, str):
@@ -187,15 +161,14 @@ def has_timestamps(shape: Shape, seen: set[str] | None = None) -> bool:
     if shape.name in seen:  # a recursive shape (criteria nest criteria)
         return False
     seen.add(shape.name)
-    kind = shape.type_name
-    if kind == "structure":
-        children = list(shape.members.values())  # type: ignore[attr-defined]
-    elif kind == "list":
-        children = [shape.member]  # type: ignore[attr-defined]
-    elif kind == "map":
-        children = [shape.value]  # type: ignore[attr-defined]
+    if isinstance(shape, StructureShape):
+        children = list(shape.members.values())
+    elif isinstance(shape, ListShape):
+        children = [shape.member]
+    elif isinstance(shape, MapShape):
+        children = [shape.value]
     else:
-        return kind == "timestamp"
+        return bool(shape.type_name == "timestamp")
     return any(has_timestamps(child, seen) for child in children)
 
 
@@ -210,24 +183,23 @@ def convert_timestamps(shape: Shape, value: Any, convert: Any, path: str = "") -
             return convert(value)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}" if path else str(exc)) from None
-    if kind == "structure" and isinstance(value, dict):
-        members = shape.members  # type: ignore[attr-defined]
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        members = shape.members
         return {
             key: convert_timestamps(members[key], item, convert, f"{path}.{key}")
             if key in members
             else item
             for key, item in value.items()
         }
-    if kind == "list" and isinstance(value, list):
-        member = shape.member  # type: ignore[attr-defined]
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        member = shape.member
         return [
             convert_timestamps(member, item, convert, f"{path}[{index}]")
             for index, item in enumerate(value)
         ]
-    if kind == "map" and isinstance(value, dict):
+    if isinstance(shape, MapShape) and isinstance(value, dict):
         return {
-            k: convert_timestamps(shape.value, v, convert, f"{path}.{k}")  # type: ignore[attr-defined]
-            for k, v in value.items()
+            k: convert_timestamps(shape.value, v, convert, f"{path}.{k}") for k, v in value.items()
         }
     return value
 
@@ -316,7 +288,8 @@ class ConnectProtocol:
             self._timestamped[operation.name] = has_timestamps(shape)
         if not self._timestamped[operation.name]:
             return params  # most inputs have none: skip the walk
-        return convert_timestamps(shape, params, to_epoch)
+        converted: dict[str, Any] = convert_timestamps(shape, params, to_epoch)
+        return converted
 
     def _from_text(self, operation: OperationModel, member: Shape, text: str, name: str) -> Any:
         try:
@@ -388,26 +361,34 @@ def item_json(shape: Shape, value: Any) -> str:
     return _dumps(_to_wire(shape, value))
 
 
+def output_member_shape(operation: str, member: str) -> Shape:
+    """The shape of output member `member` of `operation`."""
+    output = connect_model().operation_model(operation).output_shape
+    assert isinstance(output, StructureShape)
+    return output.members[member]
+
+
 def output_item_shape(operation: str, member: str) -> Shape:
     """The item shape of output list `member` of `operation`."""
-    return connect_model().operation_model(operation).output_shape.members[member].member  # type: ignore[union-attr,attr-defined]
+    listed = output_member_shape(operation, member)
+    assert isinstance(listed, ListShape)
+    return listed.member
 
 
 def _to_wire(shape: Shape, value: Any) -> Any:
     """JSON for one output member (timestamps as epoch seconds, as rest-json does)."""
-    kind = shape.type_name
-    if kind == "structure":
-        members = shape.members  # type: ignore[attr-defined]
+    if isinstance(shape, StructureShape):
+        members = shape.members
         return {
             members[k].serialization.get("name", k): _to_wire(members[k], v)
             for k, v in value.items()
             if v is not None and k in members
         }
-    if kind == "list":
-        return [_to_wire(shape.member, item) for item in value]  # type: ignore[attr-defined]
-    if kind == "map":
-        return {k: _to_wire(shape.value, v) for k, v in value.items()}  # type: ignore[attr-defined]
-    if kind == "timestamp":
+    if isinstance(shape, ListShape):
+        return [_to_wire(shape.member, item) for item in value]
+    if isinstance(shape, MapShape):
+        return {k: _to_wire(shape.value, v) for k, v in value.items()}
+    if shape.type_name == "timestamp":
         return to_epoch(value)
     return value
 

@@ -22,23 +22,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from reconciler.connect.quotas import Quota, TokenBucket, quota_for
 from reconciler.emulator.backend import ConnectBackend
-from reconciler.emulator.protocol import (
-    ApiError,
-    ConnectProtocol,
-    Response,
-    connect_model,
-    shape_problems,
-)
+from reconciler.emulator.protocol import ApiError, ConnectProtocol, Response, shape_problems
 from reconciler.emulator.snapshot import snapshot_of
+from reconciler.service.model import connect_model, is_read
+from reconciler.service.quotas import Quota, TokenBucket, quota_for
 
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/_emulator/"
-# Operations whose effect a dropped connection may or may not have applied.
-_READ_PREFIXES = ("Describe", "List", "Search", "Get")
-
 # Limits on what a client may send. Connect documents no body or nesting
 # limit for these APIs; requests are a few KB, so the emulator chooses strict
 # bounds and answers as API Gateway-fronted AWS services do (413, 400
@@ -217,7 +209,7 @@ class ConnectEmulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def reset(
         self,
@@ -293,7 +285,7 @@ class ConnectEmulator:
         if self._chance(self.faults.drop_before):
             self.stats.add(name, "dropped")
             raise _Drop
-        is_write = not name.startswith(_READ_PREFIXES)
+        is_write = not is_read(name)
         if is_write and labels.get("UserId") in self.faults.reject_users:
             self.stats.add(name, "client_error")
             return self.protocol.error(

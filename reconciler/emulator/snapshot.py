@@ -28,21 +28,21 @@ from typing import Any
 
 from botocore.model import Shape
 
-from reconciler.atomic import write_json_atomically
 from reconciler.emulator.backend import ConnectBackend
 from reconciler.emulator.protocol import (
-    connect_model,
     convert_timestamps,
+    output_item_shape,
+    output_member_shape,
     shape_problems,
-    to_epoch,
-    to_iso,
 )
 from reconciler.emulator.user_index import shared_level
+from reconciler.files import write_json_atomically
+from reconciler.service.timestamps import to_epoch, to_iso
 
 Record = dict[str, Any]
 
 # Snapshot `Quotas` member -> ConnectBackend option (account quotas the service
-# lets you raise; see reconciler.limits for the defaults and their source).
+# lets you raise; see reconciler.service.limits for the defaults and their source).
 QUOTAS = {
     "ProficienciesPerUser": "max_proficiencies_per_user",
     "PredefinedAttributesPerInstance": "max_attributes",
@@ -61,21 +61,15 @@ class SnapshotError(Exception):
 
 
 def _shapes() -> dict[str, Shape]:
-    model = connect_model()
-
-    def output(operation: str, member: str) -> Shape:
-        return model.operation_model(operation).output_shape.members[member]  # type: ignore[union-attr]
-
+    output, item = output_member_shape, output_item_shape
     return {
         "Instance": output("DescribeInstance", "Instance"),
         "PredefinedAttribute": output("DescribePredefinedAttribute", "PredefinedAttribute"),
         "User": output("DescribeUser", "User"),
-        "UserProficiency": output("ListUserProficiencies", "UserProficiencyList").member,  # type: ignore[attr-defined]
-        "RoutingProfileSummary": output("ListRoutingProfiles", "RoutingProfileSummaryList").member,  # type: ignore[attr-defined]
+        "UserProficiency": item("ListUserProficiencies", "UserProficiencyList"),
+        "RoutingProfileSummary": item("ListRoutingProfiles", "RoutingProfileSummaryList"),
         "RoutingProfile": output("DescribeRoutingProfile", "RoutingProfile"),
-        "HierarchyGroupSummary": output(
-            "ListUserHierarchyGroups", "UserHierarchyGroupSummaryList"
-        ).member,  # type: ignore[attr-defined]
+        "HierarchyGroupSummary": item("ListUserHierarchyGroups", "UserHierarchyGroupSummaryList"),
         "HierarchyGroup": output("DescribeUserHierarchyGroup", "HierarchyGroup"),
         "Contact": output("DescribeContact", "Contact"),
     }
@@ -117,7 +111,7 @@ def _record(shapes: dict[str, Shape], kind: str, value: Any, where: str) -> Reco
     if not isinstance(value, dict):
         raise SnapshotError(f"{where}: expected an object, got {_json_type(value)}")
     try:
-        record = convert_timestamps(shape, _without_nulls(value), _epoch, where)
+        record: Record = convert_timestamps(shape, _without_nulls(value), _epoch, where)
     except ValueError as exc:
         raise SnapshotError(str(exc)) from None
     problems = shape_problems(shape, record, where)
@@ -127,9 +121,10 @@ def _record(shapes: dict[str, Shape], kind: str, value: Any, where: str) -> Reco
 
 
 def _required(record: Record, member: str, where: str) -> str:
-    if not record.get(member):
+    value = record.get(member)
+    if not value:
         raise SnapshotError(f"{where}.{member}: required")
-    return record[member]
+    return str(value)
 
 
 def _check_arn(record: Record, member: str, where: str) -> None:
@@ -228,7 +223,7 @@ def backend_from_snapshot(
     _required(instance, "Id", "Instance")
     _check_arn(instance, "Arn", "Instance")
     instance.setdefault("Arn", f"arn:aws:connect:us-east-1:123456789012:instance/{instance['Id']}")
-    backend = ConnectBackend(instance, **quotas, **options)
+    backend = ConnectBackend(instance, **quotas, **options)  # type: ignore[arg-type]  # quotas: int options by name
     backend.kept_snapshot_sections = {
         key: copy.deepcopy(value) for key, value in data.items() if key not in _STATE_SECTIONS
     }
@@ -365,7 +360,8 @@ def snapshot_of(backend: ConnectBackend) -> Record:
     shapes = _shapes()
 
     def iso(kind: str, record: Record) -> Record:
-        return convert_timestamps(shapes[kind], record, to_iso)
+        converted: Record = convert_timestamps(shapes[kind], record, to_iso)
+        return converted
 
     with backend.lock:
         return {

@@ -149,22 +149,21 @@ def _list_condition_problem(condition: Record, where: str) -> str | None:
 
 def level_matches(level: float, number: Record) -> bool:
     """A level meets a validated NumberCondition."""
-    low, high = number.get("MinValue"), number.get("MaxValue")
-    bound = low if low is not None else high
     kind = number["ComparisonType"]
     if kind == "GREATER_OR_EQUAL":
-        return level >= low
+        return bool(level >= number["MinValue"])
     if kind == "GREATER":
-        return level > low
+        return bool(level > number["MinValue"])
     if kind == "LESSER_OR_EQUAL":
-        return level <= high
+        return bool(level <= number["MaxValue"])
     if kind == "LESSER":
-        return level < high
+        return bool(level < number["MaxValue"])
+    bound = number["MinValue"] if number.get("MinValue") is not None else number["MaxValue"]
     if kind == "EQUAL":
-        return level == bound
+        return bool(level == bound)
     if kind == "NOT_EQUAL":
-        return level != bound
-    return low <= level <= high  # RANGE
+        return bool(level != bound)
+    return bool(number["MinValue"] <= level <= number["MaxValue"])  # RANGE
 
 
 def user_fields(user: Record, field: str) -> list[str]:
@@ -293,8 +292,9 @@ class UserSearchIndex:
         parts: list[set[int]] = []
         if criteria.get("OrConditions"):
             alternatives = [self._ranks(c) for c in criteria["OrConditions"]]
-            if all(a is not None for a in alternatives):
-                parts.append(set().union(*alternatives))  # type: ignore[arg-type]
+            known = [a for a in alternatives if a is not None]
+            if len(known) == len(alternatives):
+                parts.append(set().union(*known))
         for condition in criteria.get("AndConditions") or []:
             found = self._ranks(condition)
             if found is not None:

@@ -17,12 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reconciler import limits
-from reconciler.coverage import ExpressionError, Requirement, parse_expression, references
 from reconciler.manifest.errors import ManifestError, ManifestInvalid
 from reconciler.manifest.models import (
     AttributeSpec,
-    GroupMatch,
     InstanceSpec,
     ManifestDocument,
     ProficiencyMap,
@@ -31,7 +28,10 @@ from reconciler.manifest.models import (
 )
 from reconciler.manifest.source import DocPath, SourceFile, parse_source, read_bounded
 from reconciler.quoting import clip, excerpt
-from reconciler.state import Attribute, Proficiencies, RoutingState, UserState
+from reconciler.routing.coverage import Requirement
+from reconciler.routing.expression import ExpressionError, parse_expression, references
+from reconciler.service import limits
+from reconciler.state import Attribute, Proficiencies, RoutingState, UserSelector, UserState
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ LIST_SECTIONS = ("groups", "routing_requirements")
 class GroupSelector:
     """A group compiled: which live users it matches and what it gives them."""
 
-    match: GroupMatch
+    selector: UserSelector
     proficiencies: Proficiencies
 
 
@@ -59,6 +59,18 @@ class Manifest:
     requirements: list[Requirement]
     digest: str  # sha256 over every file's path and bytes
     files: list[str] = field(default_factory=list)
+
+    def proficiencies_of(self, username: str, group_members: list[set[str]]) -> Proficiencies:
+        """One user's desired proficiencies, given who is in each group: the
+        groups they are in, in order, then their own sets and entries."""
+        proficiencies: Proficiencies = {}
+        for group, members in zip(self.groups, group_members, strict=True):
+            if username in members:
+                proficiencies.update(group.proficiencies)
+        declared = self.desired.users.get(username)
+        if declared is not None:
+            proficiencies.update(declared.proficiencies)
+        return proficiencies
 
 
 @dataclass
@@ -623,7 +635,13 @@ def _compile(doc: ManifestDocument, digest: str, files: list[str]) -> Manifest:
         for username, user in doc.users.items()
     }
     groups = [
-        GroupSelector(group.match, _user_proficiencies(doc, group.sets, {})) for group in doc.groups
+        GroupSelector(
+            UserSelector(
+                group.match.routing_profile, group.match.hierarchy_group, group.match.username
+            ),
+            _user_proficiencies(doc, group.sets, {}),
+        )
+        for group in doc.groups
     ]
     return Manifest(
         instance=doc.instance,

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from reconciler import limits
-from reconciler.connect.quotas import DEFAULT_QUOTAS
+from reconciler.service import limits
+from reconciler.service.quotas import DEFAULT_QUOTAS
 
 Level = Annotated[int, Field(strict=True, ge=limits.MIN_LEVEL, le=limits.MAX_LEVEL)]
 # attribute -> value -> level, as written under `proficiencies:` and in sets.
@@ -38,7 +38,10 @@ class InstanceSpec(_Strict):
     @property
     def instance_id(self) -> str:
         """The bare instance id, also when the manifest gives an ARN."""
-        return self.id if self.id is not None else self.arn.rsplit("/", 1)[1]  # type: ignore[union-attr]
+        if self.id is not None:
+            return self.id
+        assert self.arn is not None  # one of the two, checked above
+        return self.arn.rsplit("/", 1)[1]
 
     @property
     def region_name(self) -> str | None:

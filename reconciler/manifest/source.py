@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _ruamel_yaml import CParser
+from _ruamel_yaml import CParser  # type: ignore[import-not-found]  # a C extension, no stubs
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
+    CollectionStartEvent,
     DocumentStartEvent,
     Event,
     MappingEndEvent,
@@ -167,7 +168,7 @@ class _Frame:
 
     __slots__ = ("built_before", "is_list", "key", "key_lines", "start", "value")
 
-    def __init__(self, start: Event, is_list: bool, built_before: int) -> None:
+    def __init__(self, start: CollectionStartEvent, is_list: bool, built_before: int) -> None:
         self.start = start
         self.is_list = is_list
         self.value: list[Any] | dict[str, Any] = [] if is_list else {}
@@ -260,12 +261,12 @@ class _Builder:
             if frame is None:
                 root = value
             elif frame.is_list:
-                frame.value.append(value)  # type: ignore[union-attr]
+                frame.value.append(value)  # type: ignore[union-attr]  # is_list: a list
             elif frame.key is _NO_KEY:
                 self._key(frame, event, text)
             else:
                 if frame.key is not _SKIP:
-                    frame.value[frame.key] = value  # type: ignore[call-overload]
+                    frame.value[frame.key] = value
                 frame.key = _NO_KEY
 
     def _alias(self, event: AliasEvent) -> tuple[Any, int, str | None]:
@@ -305,7 +306,7 @@ class _Builder:
         frame.key_lines[key] = event.start_mark.line + 1
         frame.key = key
 
-    def _check_tag(self, event: Event, expected: str) -> None:
+    def _check_tag(self, event: CollectionStartEvent, expected: str) -> None:
         tag = event.tag
         if tag is not None and tag != "!" and str(tag) != expected:
             self._error(event, f"YAML tag {excerpt(_short(str(tag)))} is not allowed", _TAG_HINT)

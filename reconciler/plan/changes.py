@@ -1,18 +1,79 @@
-"""The plan's changes: small values, ordered by phase, each with a `.data` dict.
+"""The plan's changes: small typed values, ordered by phase, each with a `.data` dict.
 
-Phases follow DESIGN §3: (1) create attributes and add values, (2) per-user
-proficiency changes, (3) remove values and delete attributes, so no user ever
-references a value that does not exist yet or any more.
+Every change kind is named once (`ChangeKind`) and knows its sign, its verb
+and its API operation. Phases follow docs/design.md §3: owner tags claim the
+users first, then (1) attributes are created and values added, (2) users'
+proficiencies change, (3) values are removed and attributes deleted, so no
+user ever references a value that does not exist yet or any more.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
 from typing import Any, ClassVar
 
 from reconciler.state import Attribute, Proficiencies
 
-ADD_PHASE, USER_PHASE, REMOVE_PHASE = 1, 2, 3
+
+class Phase(IntEnum):
+    """When a change runs: every change of a phase before any of the next."""
+
+    CLAIM = 0  # owner tags
+    ADD = 1
+    USERS = 2
+    REMOVE = 3
+
+
+class ChangeKind(StrEnum):
+    """What a change does; the value is its name in plan JSON and journals."""
+
+    CREATE_ATTRIBUTE = "create_attribute"
+    UPDATE_ATTRIBUTE = "update_attribute"
+    DELETE_ATTRIBUTE = "delete_attribute"
+    USER_PROFICIENCIES = "user_proficiencies"
+    TAG_OWNER = "tag_owner"
+
+    @property
+    def sign(self) -> str:
+        """Terraform's sign for it: + creates, ~ changes, - deletes."""
+        return {"create_attribute": "+", "delete_attribute": "-", "tag_owner": "+"}.get(self, "~")
+
+    @property
+    def verb(self) -> str:
+        return self.value.split("_", 1)[0]
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """The API operations that carry it out (a user change makes one
+        call per non-empty UserStep)."""
+        if self is ChangeKind.USER_PROFICIENCIES:
+            return tuple(step.operation for step in UserStep)
+        if self is ChangeKind.TAG_OWNER:
+            return ("TagResource",)
+        return (f"{self.verb.title()}PredefinedAttribute",)
+
+    @property
+    def operation(self) -> str:
+        """The one operation of an attribute change or an owner tag."""
+        (operation,) = self.operations
+        return operation
+
+
+class UserStep(StrEnum):
+    """One of a user change's lists: one API call each."""
+
+    ASSOCIATE = "associate"
+    UPDATE = "update"
+    DISASSOCIATE = "disassociate"
+
+    @property
+    def sign(self) -> str:
+        return {"associate": "+", "update": "~", "disassociate": "-"}[self]
+
+    @property
+    def operation(self) -> str:
+        return f"{self.value.title()}UserProficiencies"
 
 
 def attribute_data(attribute: Attribute | None) -> dict[str, Any] | None:
@@ -43,17 +104,31 @@ class AttributeChange:
     """Create, update (the full value list: the API has no add-one-value
     call) or delete one predefined attribute."""
 
-    kind: str  # create_attribute | update_attribute | delete_attribute
+    kind: ChangeKind
     name: str
     before: Attribute | None
     after: Attribute | None
-    phase: int
-
-    KINDS: ClassVar[tuple[str, ...]] = ("create_attribute", "update_attribute", "delete_attribute")
+    phase: Phase
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
-        return (self.phase, self.KINDS.index(self.kind), self.name.casefold())
+        return (self.phase, list(ChangeKind).index(self.kind), self.name.casefold())
+
+    @property
+    def identity(self) -> str:
+        """`create_attribute Tier`: names the change in journals and saved-plan checks."""
+        return f"{self.kind} {self.name}"
+
+    @property
+    def description(self) -> str:
+        """The change in words, e.g. `remove value(s) Gold from Tier`."""
+        if self.kind is not ChangeKind.UPDATE_ATTRIBUTE:
+            return f"{self.kind.verb} attribute {self.name}"
+        if self.phase == Phase.REMOVE:
+            return f"remove value(s) {', '.join(self.removed_values)} from {self.name}"
+        if self.added_values:
+            return f"add value(s) {', '.join(self.added_values)} to {self.name}"
+        return f"update settings of attribute {self.name}"
 
     @property
     def added_values(self) -> list[str]:
@@ -68,9 +143,9 @@ class AttributeChange:
     @property
     def data(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
+            "kind": self.kind.value,
             "attribute": self.name,
-            "phase": self.phase,
+            "phase": int(self.phase),
             "before": attribute_data(self.before),
             "after": attribute_data(self.after),
         }
@@ -78,13 +153,23 @@ class AttributeChange:
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> AttributeChange:
         name = data["attribute"]
+        kind = ChangeKind(data["kind"])
+        if kind not in ATTRIBUTE_KINDS:
+            raise ValueError(f"{kind} is not an attribute change")
         return cls(
-            data["kind"],
+            kind,
             name,
             attribute_from_data(name, data["before"]),
             attribute_from_data(name, data["after"]),
-            data["phase"],
+            Phase(data["phase"]),
         )
+
+
+ATTRIBUTE_KINDS = (
+    ChangeKind.CREATE_ATTRIBUTE,
+    ChangeKind.UPDATE_ATTRIBUTE,
+    ChangeKind.DELETE_ATTRIBUTE,
+)
 
 
 @dataclass(frozen=True)
@@ -121,36 +206,44 @@ class UserProficiencyChange:
     update: tuple[ProficiencyEntry, ...] = ()
     disassociate: tuple[ProficiencyEntry, ...] = ()
     disassociate_first: bool = False
-    before: Proficiencies = field(default_factory=dict, compare=False)
-    after: Proficiencies = field(default_factory=dict, compare=False)
+    before: Proficiencies = field(default_factory=dict)
+    after: Proficiencies = field(default_factory=dict)
 
-    kind: ClassVar[str] = "user_proficiencies"
-    phase: ClassVar[int] = USER_PHASE
+    kind: ClassVar[ChangeKind] = ChangeKind.USER_PROFICIENCIES
+    phase: ClassVar[Phase] = Phase.USERS
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
         return (self.phase, 0, self.username)
 
     @property
-    def steps(self) -> list[tuple[str, tuple[ProficiencyEntry, ...]]]:
+    def identity(self) -> str:
+        return f"{self.kind} {self.username}"
+
+    @property
+    def description(self) -> str:
+        return f"change proficiencies of {self.username}"
+
+    @property
+    def steps(self) -> list[tuple[UserStep, tuple[ProficiencyEntry, ...]]]:
         """The non-empty lists in the order their calls must be made."""
         order = [
-            ("associate", self.associate),
-            ("update", self.update),
-            ("disassociate", self.disassociate),
+            (UserStep.ASSOCIATE, self.associate),
+            (UserStep.UPDATE, self.update),
+            (UserStep.DISASSOCIATE, self.disassociate),
         ]
         if self.disassociate_first:
             order = [order[2], order[0], order[1]]
-        return [(name, entries) for name, entries in order if entries]
+        return [(step, entries) for step, entries in order if entries]
 
     @property
     def data(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
+            "kind": self.kind.value,
             "username": self.username,
             "user_id": self.user_id,
-            "phase": self.phase,
-            "order": [name for name, _ in self.steps],
+            "phase": int(self.phase),
+            "order": [step.value for step, _ in self.steps],
             "associate": [e.data for e in self.associate],
             "update": [e.data for e in self.update],
             "disassociate": [e.data for e in self.disassociate],
@@ -185,11 +278,45 @@ def _proficiency_list(proficiencies: Proficiencies) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class OwnerTag:
+    """A managed user apply tags with `settings.owner` (TagResource on its ARN):
+    one not tagged yet, or one another owner had (--take-ownership)."""
+
+    username: str
+    user_id: str
+    arn: str
+    owner: str
+    previous_owner: str | None = None
+
+    kind: ClassVar[ChangeKind] = ChangeKind.TAG_OWNER
+    phase: ClassVar[Phase] = Phase.CLAIM
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind} {self.username}"
+
+    @property
+    def description(self) -> str:
+        return f"tag user {self.username} owner={self.owner}"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "user_id": self.user_id,
+            "arn": self.arn,
+            "owner": self.owner,
+            "previous_owner": self.previous_owner,
+        }
+
+
 Change = AttributeChange | UserProficiencyChange
+Step = Change | OwnerTag  # anything apply runs
 
 
 def change_from_data(data: dict[str, Any]) -> Change:
     """A change read back from plan JSON."""
-    if data["kind"] == UserProficiencyChange.kind:
+    if data["kind"] == ChangeKind.USER_PROFICIENCIES:
         return UserProficiencyChange.from_data(data)
     return AttributeChange.from_data(data)

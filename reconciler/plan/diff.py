@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from reconciler import limits
 from reconciler.plan.changes import (
-    ADD_PHASE,
-    REMOVE_PHASE,
     AttributeChange,
     Change,
+    ChangeKind,
+    Phase,
     ProficiencyEntry,
     UserProficiencyChange,
 )
+from reconciler.service import limits
 from reconciler.state import Attribute, Proficiencies, RoutingState, UserState
 
 
@@ -42,7 +42,9 @@ def diff(desired: RoutingState, live: RoutingState, policy: DiffPolicy) -> list[
             if have is not None:
                 changes.extend(custom_value_changes(have, want))
         elif have is None:
-            changes.append(AttributeChange("create_attribute", name, None, want, ADD_PHASE))
+            changes.append(
+                AttributeChange(ChangeKind.CREATE_ATTRIBUTE, name, None, want, Phase.ADD)
+            )
         else:
             changes.extend(attribute_changes(have, want))
     if policy.prune_attributes:
@@ -51,14 +53,16 @@ def diff(desired: RoutingState, live: RoutingState, policy: DiffPolicy) -> list[
         for name, have in live.attributes.items():
             folded = name.casefold()
             if folded not in declared and folded not in kept and not limits.is_reserved(name):
-                changes.append(AttributeChange("delete_attribute", name, have, None, REMOVE_PHASE))
-    for username, want in desired.users.items():
-        have = live.users[username]
+                changes.append(
+                    AttributeChange(ChangeKind.DELETE_ATTRIBUTE, name, have, None, Phase.REMOVE)
+                )
+    for username, wanted in desired.users.items():
+        held = live.users[username]
         change = user_change(
             username,
-            have.user_id or "",
-            have.proficiencies,
-            want.proficiencies,
+            held.user_id or "",
+            held.proficiencies,
+            wanted.proficiencies,
             policy.max_proficiencies_per_user,
         )
         if change is not None:
@@ -85,14 +89,16 @@ def attribute_changes(have: Attribute, want: Attribute) -> list[AttributeChange]
             want.purposes,
             want.enable_value_validation_on_association,
         )
-        steps = [AttributeChange("update_attribute", name, have, widened, ADD_PHASE)]
+        steps = [AttributeChange(ChangeKind.UPDATE_ATTRIBUTE, name, have, widened, Phase.ADD)]
         if removed:
-            steps.append(AttributeChange("update_attribute", name, widened, final, REMOVE_PHASE))
+            steps.append(
+                AttributeChange(ChangeKind.UPDATE_ATTRIBUTE, name, widened, final, Phase.REMOVE)
+            )
         return steps
     if removed:
-        return [AttributeChange("update_attribute", name, have, final, REMOVE_PHASE)]
+        return [AttributeChange(ChangeKind.UPDATE_ATTRIBUTE, name, have, final, Phase.REMOVE)]
     if settings_differ:
-        return [AttributeChange("update_attribute", name, have, final, ADD_PHASE)]
+        return [AttributeChange(ChangeKind.UPDATE_ATTRIBUTE, name, have, final, Phase.ADD)]
     return []
 
 
@@ -104,7 +110,7 @@ def custom_value_changes(have: Attribute, want: Attribute) -> list[AttributeChan
     if not added:
         return []
     widened = replace(have, values=have.values + added)
-    return [AttributeChange("update_attribute", have.name, have, widened, ADD_PHASE)]
+    return [AttributeChange(ChangeKind.UPDATE_ATTRIBUTE, have.name, have, widened, Phase.ADD)]
 
 
 def user_change(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.coverage import CoverageRow
 from reconciler.manifest.models import SettingsSpec
-from reconciler.plan.changes import AttributeChange, Change
+from reconciler.plan.changes import AttributeChange, Change, ChangeKind
+from reconciler.routing.coverage import CoverageRow
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def change_share_guard(
     changed = {
         ("attribute", c.name.casefold()) if isinstance(c, AttributeChange) else ("user", c.username)
         for c in changes
-        if not (isinstance(c, AttributeChange) and c.kind == "create_attribute")
+        if not (isinstance(c, AttributeChange) and c.kind is ChangeKind.CREATE_ATTRIBUTE)
     }
     if existing < settings.min_existing_objects or existing == 0:
         return None
@@ -57,3 +57,32 @@ def coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:
         for row in rows
         if row.lowered_below_minimum
     ]
+
+
+def unchecked_coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:
+    """A narrowed plan reads a few users: a requirement it could not count
+    for the whole instance is unchecked, and that refuses the apply."""
+    return [
+        GuardFinding(
+            "coverage_not_checked",
+            f"{row.name}: coverage not checked: the service cannot count "
+            f"{row.expression!r} for the whole instance; run a full plan",
+        )
+        for row in rows
+        if row.counted != "all users"
+    ]
+
+
+def plan_guards(
+    settings: SettingsSpec,
+    changes: list[Change],
+    existing: int,
+    coverage: list[CoverageRow],
+    narrowed: bool,
+) -> list[GuardFinding]:
+    """Every reason apply refuses without --force: the change share against
+    the `existing` managed objects, and each routing requirement (one a
+    narrowed read could not count for the whole instance is unchecked)."""
+    share = change_share_guard(changes, existing, settings)
+    guards = ([share] if share else []) + coverage_guard(coverage)
+    return guards + unchecked_coverage_guard(coverage) if narrowed else guards

@@ -7,34 +7,21 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.connect.reader import ReadChoice
-from reconciler.coverage import CoverageRow
-from reconciler.plan.changes import AttributeChange, Change, UserProficiencyChange, change_from_data
+from reconciler.connect.read_choice import ReadChoice
+from reconciler.plan.changes import (
+    AttributeChange,
+    Change,
+    ChangeKind,
+    OwnerTag,
+    Step,
+    UserProficiencyChange,
+    change_from_data,
+)
 from reconciler.plan.guards import GuardFinding
+from reconciler.plan.narrowing import Narrowing
+from reconciler.routing.coverage import CoverageRow
 
 FORMAT_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class OwnerTag:
-    """A managed user apply tags with `settings.owner` (TagResource on its ARN):
-    one not tagged yet, or one another owner had (--take-ownership)."""
-
-    username: str
-    user_id: str
-    arn: str
-    owner: str
-    previous_owner: str | None = None
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return {
-            "username": self.username,
-            "user_id": self.user_id,
-            "arn": self.arn,
-            "owner": self.owner,
-            "previous_owner": self.previous_owner,
-        }
 
 
 @dataclass
@@ -54,14 +41,16 @@ class Plan:
     fingerprints: dict[str, dict[str, str | None]] = field(default_factory=dict)
     # how live proficiencies were read (None: a plan saved before this was recorded)
     read: ReadChoice | None = None
-    # what a narrowed plan (--user/--attribute/--changed-since) covers and defers
-    narrowing: dict[str, Any] | None = None
+    # what a narrowed plan (--user/--attribute/--changed-since) covers, and
+    # the attribute changes it leaves for a full plan
+    narrowing: Narrowing | None = None
+    deferred: list[str] = field(default_factory=list)
     owner_tags: list[OwnerTag] = field(default_factory=list)
     # the digest a saved plan's file declared (plan_digest); None for a fresh plan
     saved_digest: str | None = None
 
     @property
-    def all_changes(self) -> list[Change | OwnerTag]:
+    def all_changes(self) -> list[Step]:
         """Everything apply does, in order: owner tags first, then the changes."""
         return [*self.owner_tags, *self.changes]
 
@@ -83,9 +72,9 @@ class Plan:
         kinds = [c.kind for c in self.attribute_changes]
         users = self.user_changes
         return {
-            "creates": kinds.count("create_attribute"),
-            "updates": kinds.count("update_attribute"),
-            "deletes": kinds.count("delete_attribute"),
+            "creates": kinds.count(ChangeKind.CREATE_ATTRIBUTE),
+            "updates": kinds.count(ChangeKind.UPDATE_ATTRIBUTE),
+            "deletes": kinds.count(ChangeKind.DELETE_ATTRIBUTE),
             "users_changed": len(users),
             "associations": sum(len(c.associate) for c in users),
             "level_updates": sum(len(c.update) for c in users),
@@ -105,7 +94,7 @@ class Plan:
             "errors": list(self.errors),
             "unmanaged_attributes": list(self.unmanaged_attributes),
             "coverage": [row.data for row in self.coverage],
-            "narrowing": self.narrowing,
+            "narrowing": None if self.narrowing is None else self.narrowing.data(self.deferred),
             "owner_tags": [tag.data for tag in self.owner_tags],
         }
         if self.read is not None:
@@ -125,6 +114,7 @@ class Plan:
         unknown = set(data) - _known_members()
         if unknown:
             raise ValueError(f"unknown member(s) {', '.join(sorted(unknown))}")
+        narrowed = data.get("narrowing")
         return cls(
             instance_id=data["instance"]["id"],
             region=data["instance"]["region"],
@@ -137,7 +127,8 @@ class Plan:
             coverage=[CoverageRow(**row) for row in data.get("coverage", [])],
             fingerprints=data.get("fingerprints", {}),
             read=ReadChoice.from_data(data["read"]) if data.get("read") else None,
-            narrowing=data.get("narrowing"),
+            narrowing=Narrowing.from_data(narrowed) if narrowed else None,
+            deferred=list(narrowed["deferred"]) if narrowed else [],
             owner_tags=[OwnerTag(**tag) for tag in data.get("owner_tags", [])],
             saved_digest=data.get("plan_digest"),
         )

@@ -1,118 +1,197 @@
-"""Manifests + live state -> Plan.
+"""Manifests + live state -> Plan: the one planning pipeline.
 
-Reads what the manifests manage, resolves groups against live users into the
-desired state, diffs, then asks Connect what the diff cannot answer alone:
-does an unmanaged user still hold a value we would remove, how many agents of
-the whole instance meet each routing requirement, and who owns each user
-(`settings.owner`). Narrowing (--user/--attribute/--changed-since) reads and
-plans a subset but keeps every guard on the whole instance.
+`make_plan` reads what the manifests manage and plans it. `plan_read` plans
+from what was read; a saved plan's check calls it too, on the objects it
+re-read (plan.verify), so a plan and its recompute can never disagree on
+how changes, deferrals, errors and guards are made.
+
+Planning resolves groups against live users into the desired state, diffs,
+then asks Connect what the diff cannot answer alone: does an unmanaged user
+still hold a value we would remove, how many agents of the whole instance
+meet each routing requirement, and who owns each user (`settings.owner`).
+Narrowing (--user/--attribute/--changed-since) reads and plans a subset but
+keeps every guard on the whole instance.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from reconciler import limits
-from reconciler.connect.reader import (
-    OWNER_TAG,
-    LiveState,
-    LiveStateReader,
-    ReadScope,
-    search_criteria,
-)
-from reconciler.coverage import (
-    AllOf,
-    AnyOf,
-    CoverageRow,
-    Expression,
-    Requirement,
-    coverage_rows,
-    references,
-)
+from reconciler.connect.eligibility import InstanceEligibility
+from reconciler.connect.reader import OWNER_TAG, LiveState, LiveStateReader, ReadScope
 from reconciler.manifest import Manifest
-from reconciler.plan.changes import REMOVE_PHASE, AttributeChange, Change
+from reconciler.plan.changes import AttributeChange, Change, ChangeKind, OwnerTag, Phase
 from reconciler.plan.diff import DiffPolicy, apply_changes, diff
 from reconciler.plan.fingerprint import fingerprints
-from reconciler.plan.guards import GuardFinding, change_share_guard, coverage_guard
-from reconciler.plan.plan import OwnerTag, Plan
-from reconciler.state import Proficiencies, RoutingState, UserState
+from reconciler.plan.guards import plan_guards
+from reconciler.plan.narrowing import Narrowing
+from reconciler.plan.plan import Plan
+from reconciler.quoting import names
+from reconciler.routing.coverage import Requirement, coverage_rows
+from reconciler.routing.expression import references
+from reconciler.service import limits
+from reconciler.state import RoutingState, UserState
 
 log = logging.getLogger(__name__)
 
-# How many names an error lists before it says "and N more".
-LISTED_NAMES = 10
+# requirement name -> users of the whole instance the service finds eligible (None: uncountable)
+Eligible = dict[str, set[str] | None]
 
 
 @dataclass(frozen=True)
-class Narrowing:
-    """`--user` / `--attribute` / `--changed-since`: plan (and read) only these.
+class Attributes:
+    """A set of attribute names, matched as the service matches them (case-insensitively)."""
 
-    `users` are read and planned in full; `attributes` narrows both the
-    attribute changes and the users' proficiencies to those attributes;
-    `declarations` are attributes whose declaration changed (`--changed-since`),
-    planned without narrowing anyone's proficiencies. `reasons` say why.
-    """
-
-    users: frozenset[str] | None = None
-    attributes: frozenset[str] | None = None
-    declarations: frozenset[str] = frozenset()
-    changed_since: str | None = None
-    reasons: tuple[str, ...] = ()
-
-    @property
-    def active(self) -> bool:
-        return self.users is not None or self.attributes is not None or bool(self.declarations)
-
-    def keeps(self, attribute: str) -> bool:
-        return self.attributes is None or attribute.casefold() in _folded(self.attributes)
-
-    def plans_attribute(self, attribute: str) -> bool:
-        """Whether changes to this attribute's declaration are in scope."""
-        folded = attribute.casefold()
-        return folded in _folded(self.declarations) or (
-            self.attributes is not None and folded in _folded(self.attributes)
-        )
-
-    def data(self, deferred: list[str]) -> dict[str, object]:
-        """The plan's `narrowing` member (docs/plan-format.md)."""
-        return {
-            "users": None if self.users is None else sorted(self.users),
-            "attributes": None if self.attributes is None else sorted(self.attributes),
-            "declarations": sorted(self.declarations),
-            "changed_since": self.changed_since,
-            "reasons": list(self.reasons),
-            "deferred": list(deferred),
-        }
+    folded: frozenset[str]
 
     @classmethod
-    def from_data(cls, data: dict[str, Any]) -> Narrowing:
-        """The narrowing a saved plan's `narrowing` member records, so apply
-        can recompute exactly what the plan covered."""
-        return cls(
-            users=None if data["users"] is None else frozenset(data["users"]),
-            attributes=None if data["attributes"] is None else frozenset(data["attributes"]),
-            declarations=frozenset(data["declarations"]),
-            changed_since=data["changed_since"],
-            reasons=tuple(data["reasons"]),
+    def named(cls, names: Iterable[str]) -> Attributes:
+        return cls(frozenset(name.casefold() for name in names))
+
+    def holds(self, name: str) -> bool:
+        return name.casefold() in self.folded
+
+    def of(self, state: RoutingState) -> RoutingState:
+        """`state` with only these attributes (its users whole)."""
+        kept = {n: a for n, a in state.attributes.items() if self.holds(n)}
+        return RoutingState(kept, state.users)
+
+
+def make_plan(
+    manifest: Manifest,
+    reader: LiveStateReader,
+    narrowing: Narrowing | None = None,
+    extra_requirements: list[Requirement] | None = None,
+    take_ownership: bool = False,
+) -> Plan:
+    """Read live state and plan the changes the manifests ask for; also count
+    agents for `extra_requirements` (routing steps seen on contacts).
+
+    A narrowed plan reads and changes a subset, but every guard still looks
+    at the whole instance (docs/design.md §3, "Narrowing"). With
+    `settings.owner`, users another owner tagged are errors unless
+    `take_ownership`."""
+    narrowing = narrowing or Narrowing()
+    requirements = manifest.requirements + (extra_requirements or [])
+    scope = read_scope(manifest, narrowing)
+    # The service counts each requirement's eligible agents while the read runs.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="requirements") as pool:
+        others = pool.submit(others_eligible, reader, requirements, every_user_read(scope))
+        live = reader.read(scope)
+        managed = instance_managed(manifest, reader, live)
+        plan = plan_read(
+            manifest,
+            reader,
+            live,
+            narrowing,
+            requirements,
+            others.result,
+            managed,
+            take_ownership=take_ownership,
         )
+    if narrowing.active:
+        plan.errors[:0] = unknown_attribute_errors(
+            manifest, live.state, narrowing
+        ) + unknown_user_errors(live, managed, narrowing)
+    return plan
 
 
-def _folded(names: frozenset[str]) -> set[str]:
-    return {name.casefold() for name in names}
-
-
-def names(items: list[str] | set[str]) -> str:
-    """A readable, bounded list of names for an error message."""
-    ordered = sorted(items)
-    text = ", ".join(ordered[:LISTED_NAMES])
-    return text + (
-        f" and {len(ordered) - LISTED_NAMES} more" if len(ordered) > LISTED_NAMES else ""
+def plan_read(
+    manifest: Manifest,
+    reader: LiveStateReader,
+    live: LiveState,
+    narrowing: Narrowing,
+    requirements: list[Requirement],
+    others: Callable[[], Eligible],
+    managed: set[str],
+    *,
+    take_ownership: bool,
+    within: Attributes | None = None,
+) -> Plan:
+    """The plan from what was read: `managed` is every user the manifests
+    manage in the instance, `others()` the requirement counts of the users
+    not read. `within`: the read holds only these attributes (a saved plan's
+    re-read), so only changes to them are planned."""
+    errors = list(live.errors)
+    if live.missing_users:
+        errors.append(
+            "users declared in the manifests do not exist in Connect "
+            f"(this tool does not create users): {names(live.missing_users)}"
+        )
+    desired, desired_errors = desired_state(manifest, live, narrowing)
+    current = narrowed_live(live.state, narrowing)
+    if within is not None:
+        desired, current = within.of(desired), within.of(current)
+    errors += desired_errors + reference_errors(desired, current, within)
+    policy = diff_policy(manifest)
+    changes = diff(desired, current, policy)
+    deletes = sum(
+        1
+        for c in changes
+        if isinstance(c, AttributeChange) and c.kind is ChangeKind.DELETE_ATTRIBUTE
     )
+    live_names = set(current.attributes) if within is None else set(reader.attributes())
+    existing_attributes = sum(1 for n in manifest.desired.attributes if n in live_names) + deletes
+    owner_tags, owner_errors = ownership(manifest, live, take_ownership)
+    errors += owner_errors
+    deferred: list[str] = []
+    if narrowing.active:
+        changes, deferred, holder_errors = narrowed_changes(
+            changes, narrowing, desired, reader, set(live.state.users), managed
+        )
+    else:
+        holder_errors = unmanaged_holder_errors(changes, reader, managed)
+    errors += holder_errors
+    after = apply_changes(live.state, changes)
+    coverage = coverage_rows(requirements, live.state, after, others())
+    guards = plan_guards(
+        manifest.settings,
+        changes,
+        len(managed) + existing_attributes,
+        coverage,
+        narrowing.active,
+    )
+    ignored = {*desired.attributes, *manifest.settings.external_attributes}
+    unmanaged = (
+        []
+        if policy.prune_attributes
+        else sorted(n for n in current.attributes if n not in ignored and not limits.is_reserved(n))
+    )
+    users_changed = sum(1 for c in changes if not isinstance(c, AttributeChange))
+    fingerprinted = live.state
+    searched = proficiency_attributes(manifest, narrowing)
+    if live.read.strategy == "search" and searched is not None:
+        # Read by search for some attributes only: touched users are listed
+        # whole, so a saved plan's fingerprints match apply's re-read.
+        touched = {c.username for c in changes if not isinstance(c, AttributeChange)}
+        fingerprinted, misread = reader.relisted(live.state, touched, searched)
+        errors += misread
+    return Plan(
+        instance_id=manifest.instance.instance_id,
+        region=manifest.instance.region_name,
+        manifest_digest=manifest.digest,
+        changes=changes,
+        errors=errors,
+        guards=guards,
+        unchanged_users=len(desired.users) - users_changed,
+        unmanaged_attributes=unmanaged,
+        fingerprints=fingerprints(changes, fingerprinted, {t.username for t in owner_tags}),
+        coverage=coverage,
+        read=live.read,
+        narrowing=narrowing if narrowing.active else None,
+        deferred=deferred,
+        owner_tags=owner_tags,
+    )
+
+
+def every_user_read(scope: ReadScope) -> bool:
+    """Whether a read of `scope` holds every user of the instance (`users:
+    all`, not narrowed to some users): then nobody is left to count by search."""
+    return scope.all_users and scope.only_users is None
 
 
 def read_scope(manifest: Manifest, narrowing: Narrowing) -> ReadScope:
@@ -121,7 +200,7 @@ def read_scope(manifest: Manifest, narrowing: Narrowing) -> ReadScope:
     return ReadScope(
         declared_users=set(manifest.desired.users),
         all_users=manifest.settings.users == "all",
-        groups=[group.match for group in manifest.groups],
+        groups=[group.selector for group in manifest.groups],
         only_users=set(narrowing.users) if narrowing.users is not None else None,
         proficiency_attributes=proficiency_attributes(manifest, narrowing),
         owners=manifest.settings.owner is not None,
@@ -147,7 +226,7 @@ def desired_state(
     cap = manifest.settings.max_proficiencies_per_user
     users = {}
     for username in sorted(live.managed):
-        proficiencies = merged_proficiencies(manifest, username, live.group_members)
+        proficiencies = manifest.proficiencies_of(username, live.group_members)
         if len(proficiencies) > cap:
             errors.append(
                 f"user {username} would hold {len(proficiencies)} proficiencies with groups "
@@ -156,21 +235,6 @@ def desired_state(
         kept = {key: level for key, level in proficiencies.items() if narrowing.keeps(key[0])}
         users[username] = UserState(username, kept, user_id=live.state.users[username].user_id)
     return RoutingState(dict(manifest.desired.attributes), users), errors
-
-
-def merged_proficiencies(
-    manifest: Manifest, username: str, group_members: list[set[str]]
-) -> Proficiencies:
-    """One user's desired proficiencies: the groups they are in, in order,
-    then their own sets and entries."""
-    proficiencies: Proficiencies = {}
-    for group, members in zip(manifest.groups, group_members, strict=True):
-        if username in members:
-            proficiencies.update(group.proficiencies)
-    declared = manifest.desired.users.get(username)
-    if declared is not None:
-        proficiencies.update(declared.proficiencies)
-    return proficiencies
 
 
 def narrowed_live(live: RoutingState, narrowing: Narrowing) -> RoutingState:
@@ -184,6 +248,16 @@ def narrowed_live(live: RoutingState, narrowing: Narrowing) -> RoutingState:
         for name, u in live.users.items()
     }
     return RoutingState(dict(live.attributes), users)
+
+
+def instance_managed(manifest: Manifest, reader: LiveStateReader, live: LiveState) -> set[str]:
+    """Every username the manifests manage in the whole instance, also when
+    the read was narrowed to a few (the guards count against all of them)."""
+    if live.whole:
+        return set(live.managed)
+    if manifest.settings.users != "all" and not manifest.groups:
+        return set(manifest.desired.users) - set(live.missing_users)
+    return reader.managed_users(read_scope(manifest, Narrowing()))[0]
 
 
 def unknown_attribute_errors(
@@ -204,6 +278,19 @@ def closest(name: str, candidates: Iterable[str]) -> str:
     by_folded = {c.casefold(): c for c in candidates}
     matches = difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.0)
     return f"; closest: {', '.join(by_folded[m] for m in matches)}" if matches else ""
+
+
+def unknown_user_errors(live: LiveState, managed: set[str], narrowing: Narrowing) -> list[str]:
+    """`--user` names these manifests do not manage, with the closest names
+    (`--changed-since` also names users the change stopped managing: left
+    alone, as a full plan leaves them)."""
+    if narrowing.changed_since is not None:
+        return []
+    unknown = sorted(set(narrowing.users or ()) - live.managed - set(live.missing_users))
+    return [
+        f"--user {name!r}: these manifests manage no such user{closest(name, managed)}"
+        for name in unknown
+    ]
 
 
 def ownership(
@@ -248,9 +335,12 @@ def diff_policy(manifest: Manifest) -> DiffPolicy:
     )
 
 
-def reference_errors(desired: RoutingState, live: RoutingState) -> list[str]:
+def reference_errors(
+    desired: RoutingState, live: RoutingState, within: Attributes | None = None
+) -> list[str]:
     """Problems only live state reveals: spelling of existing attributes,
-    and external attributes/values that do not exist."""
+    and external attributes/values that do not exist (of the attributes
+    `within`, when the live read holds only those)."""
     errors = []
     live_by_folded = {name.casefold(): a for name, a in live.attributes.items()}
     for name in desired.attributes:
@@ -266,6 +356,8 @@ def reference_errors(desired: RoutingState, live: RoutingState) -> list[str]:
     missing: dict[str, set[str]] = {}
     for user in desired.users.values():
         for attribute, value in user.proficiencies:
+            if within is not None and not within.holds(attribute):
+                continue
             declared = desired.attributes.get(attribute)
             if declared is not None and not limits.is_reserved(attribute):
                 continue
@@ -277,156 +369,6 @@ def reference_errors(desired: RoutingState, live: RoutingState) -> list[str]:
     for key, holders in sorted(missing.items()):
         errors.append(f"{key} does not exist in Connect but is given to: {names(holders)}")
     return errors
-
-
-def make_plan(
-    manifest: Manifest,
-    reader: LiveStateReader,
-    narrowing: Narrowing | None = None,
-    extra_requirements: list[Requirement] | None = None,
-    take_ownership: bool = False,
-) -> Plan:
-    """Read live state and plan the changes the manifests ask for; also count
-    agents for `extra_requirements` (routing steps seen on contacts).
-
-    A narrowed plan reads and changes a subset, but every guard still looks
-    at the whole instance (DESIGN §3, "Narrowing"). With `settings.owner`,
-    users another owner tagged are errors unless `take_ownership`."""
-    narrowing = narrowing or Narrowing()
-    requirements = manifest.requirements + (extra_requirements or [])
-    # The service counts each requirement's eligible agents while the read runs.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="requirements") as pool:
-        others = pool.submit(
-            others_eligible, reader, requirements, every_user_read(manifest, narrowing)
-        )
-        scope = read_scope(manifest, narrowing)
-        live = reader.read(scope)
-        return _planned(
-            manifest, reader, narrowing, scope, live, requirements, others, take_ownership
-        )
-
-
-def _planned(
-    manifest: Manifest,
-    reader: LiveStateReader,
-    narrowing: Narrowing,
-    scope: ReadScope,
-    live: LiveState,
-    requirements: list[Requirement],
-    others: Future[dict[str, set[str] | None]],
-    take_ownership: bool,
-) -> Plan:
-    """The plan from what was read; `others` are the requirement counts."""
-    errors = list(live.errors)
-    if live.missing_users:
-        errors.append(
-            "users declared in the manifests do not exist in Connect "
-            f"(this tool does not create users): "
-            f"{names(live.missing_users)}"
-        )
-    desired, desired_errors = desired_state(manifest, live, narrowing)
-    current = narrowed_live(live.state, narrowing)
-    errors += desired_errors + reference_errors(desired, current)
-    settings = manifest.settings
-    policy = diff_policy(manifest)
-    changes = diff(desired, current, policy)
-    deletes = sum(
-        1 for c in changes if isinstance(c, AttributeChange) and c.kind == "delete_attribute"
-    )
-    existing_attributes = sum(1 for n in desired.attributes if n in current.attributes) + deletes
-    deferred: list[str] = []
-    owner_tags, owner_errors = ownership(manifest, live, take_ownership)
-    errors += owner_errors
-    if narrowing.active:
-        errors += unknown_attribute_errors(manifest, live.state, narrowing)
-        managed = instance_managed(manifest, reader, live)
-        errors += unknown_user_errors(live, managed, narrowing)
-        changes, deferred, holder_errors = narrowed_changes(
-            changes, narrowing, desired, reader, set(live.state.users), managed
-        )
-        errors += holder_errors
-    else:
-        managed = live.managed
-        errors += unmanaged_holder_errors(changes, reader, managed)
-    after = apply_changes(live.state, changes)
-    coverage = coverage_rows(requirements, live.state, after, others.result())
-    guards = plan_guards(
-        manifest, changes, len(managed) + existing_attributes, coverage, narrowing.active
-    )
-    ignored = {*desired.attributes, *settings.external_attributes}
-    unmanaged = (
-        []
-        if policy.prune_attributes
-        else sorted(n for n in current.attributes if n not in ignored and not limits.is_reserved(n))
-    )
-    users_changed = sum(1 for c in changes if not isinstance(c, AttributeChange))
-    fingerprinted = live.state
-    if live.read.strategy == "search" and narrowing.attributes is not None:
-        # Read by search for some attributes only: touched users are listed
-        # whole, so a saved plan's fingerprints match apply's re-read.
-        touched = {c.username for c in changes if not isinstance(c, AttributeChange)}
-        searched = scope.proficiency_attributes or set()
-        fingerprinted, misread = reader.relisted(live.state, touched, searched)
-        errors += misread
-    return Plan(
-        instance_id=manifest.instance.instance_id,
-        region=manifest.instance.region_name,
-        manifest_digest=manifest.digest,
-        changes=changes,
-        errors=errors,
-        guards=guards,
-        unchanged_users=len(desired.users) - users_changed,
-        unmanaged_attributes=unmanaged,
-        fingerprints=fingerprints(changes, fingerprinted, {t.username for t in owner_tags}),
-        coverage=coverage,
-        read=live.read,
-        narrowing=narrowing.data(deferred) if narrowing.active else None,
-        owner_tags=owner_tags,
-    )
-
-
-def plan_guards(
-    manifest: Manifest,
-    changes: list[Change],
-    existing: int,
-    coverage: list[CoverageRow],
-    narrowed: bool,
-) -> list[GuardFinding]:
-    """Every reason apply refuses without --force: the change share against
-    the `existing` managed objects, and each routing requirement (one a
-    narrowed read could not count for the whole instance is unchecked)."""
-    share = change_share_guard(changes, existing, manifest.settings)
-    guards = ([share] if share else []) + coverage_guard(coverage)
-    return guards + unchecked_coverage_guard(coverage) if narrowed else guards
-
-
-def every_user_read(manifest: Manifest, narrowing: Narrowing) -> bool:
-    """Whether the read holds every user of the instance (`users: all`,
-    not narrowed to some users): then nobody is left to count by search."""
-    return manifest.settings.users == "all" and narrowing.users is None
-
-
-def instance_managed(manifest: Manifest, reader: LiveStateReader, live: LiveState) -> set[str]:
-    """Every username the manifests manage in the whole instance, also when
-    the read was narrowed to a few (the guards count against all of them)."""
-    if live.whole:
-        return set(live.managed)
-    if manifest.settings.users != "all" and not manifest.groups:
-        return set(manifest.desired.users) - set(live.missing_users)
-    return reader.managed_users(read_scope(manifest, Narrowing()))[0]
-
-
-def unknown_user_errors(live: LiveState, managed: set[str], narrowing: Narrowing) -> list[str]:
-    """`--user` names these manifests do not manage, with the closest names
-    (`--changed-since` also names users the change stopped managing: left
-    alone, as a full plan leaves them)."""
-    if narrowing.changed_since is not None:
-        return []
-    unknown = sorted(set(narrowing.users or ()) - live.managed - set(live.missing_users))
-    return [
-        f"--user {name!r}: these manifests manage no such user{closest(name, managed)}"
-        for name in unknown
-    ]
 
 
 def narrowed_changes(
@@ -452,104 +394,28 @@ def narrowed_changes(
             kept.append(change)
             continue
         in_scope = narrowing.plans_attribute(change.name)
-        if change.phase != REMOVE_PHASE:
+        if change.phase != Phase.REMOVE:
             adds = change.added_values
             if in_scope or any((change.name.casefold(), v) in needed for v in adds):
                 kept.append(change)
             else:
-                deferred.append(describe(change))
+                deferred.append(change.description)
             continue
         if not in_scope:
-            deferred.append(describe(change))
+            deferred.append(change.description)
             continue
-        values = None if change.kind == "delete_attribute" else change.removed_values
+        values = None if change.kind is ChangeKind.DELETE_ATTRIBUTE else change.removed_values
         holders = reader.holders(change.name, values)
         if holders - managed:
             errors.append(holder_error(change, values, holders - managed))
         elif holders - read_users:
             deferred.append(
-                f"{describe(change)} (still held by managed users outside the narrowing: "
+                f"{change.description} (still held by managed users outside the narrowing: "
                 f"{names(holders - read_users)})"
             )
         else:
             kept.append(change)
     return kept, deferred, errors
-
-
-def describe(change: AttributeChange) -> str:
-    """One attribute change in words, for the deferred list."""
-    if change.kind == "create_attribute":
-        return f"create attribute {change.name}"
-    if change.kind == "delete_attribute":
-        return f"delete attribute {change.name}"
-    if change.phase == REMOVE_PHASE:
-        return f"remove value(s) {', '.join(change.removed_values)} from {change.name}"
-    if change.added_values:
-        return f"add value(s) {', '.join(change.added_values)} to {change.name}"
-    return f"update settings of attribute {change.name}"
-
-
-class InstanceEligibility:
-    """Which users of the whole instance satisfy an expression, asked of the
-    service: one SearchUsers for an expression it can search; otherwise
-    set algebra over searches of each condition (NOT and agent lists
-    against the instance's user list, read once). None when a condition
-    cannot be searched at all (a fractional level)."""
-
-    def __init__(self, reader: LiveStateReader) -> None:
-        self.reader = reader
-
-    def eligible(self, expression: Expression) -> set[str] | None:
-        """Usernames of the whole instance that satisfy `expression`, or None."""
-        criteria = search_criteria(expression)
-        if criteria is not None:
-            return self.reader.search_users(criteria)
-        if isinstance(expression, AllOf | AnyOf):
-            parts = [self.eligible(e) for e in expression.items]
-            if any(p is None for p in parts):
-                return None
-            sets = [p for p in parts if p is not None]
-            if isinstance(expression, AllOf):
-                return set.intersection(*sets)
-            return set.union(*sets)
-        if expression.agent_ids is not None:
-            listed = set(expression.agent_ids)
-            matched = {u for i, u in self.reader.usernames_by_id().items() if i in listed}
-        else:
-            positive = search_criteria(replace(expression, negated=False))
-            if positive is None:
-                return None
-            matched = self.reader.search_users(positive)
-        if expression.negated:
-            return set(self.reader.usernames_by_id().values()) - matched
-        return matched
-
-
-def others_eligible(
-    reader: LiveStateReader, requirements: list[Requirement], every_user_read: bool
-) -> dict[str, set[str] | None]:
-    """Per requirement, the instance's users the service finds eligible
-    (InstanceEligibility); nobody else when the plan reads every user."""
-    if every_user_read:
-        return {requirement.name: set() for requirement in requirements}
-    instance = InstanceEligibility(reader)
-    return {
-        requirement.name: instance.eligible(requirement.expression) for requirement in requirements
-    }
-
-
-def unchecked_coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:
-    """A narrowed plan reads a few users: a requirement it could not count
-    for the whole instance is unchecked, and that refuses the apply."""
-    return [
-        GuardFinding(
-            "coverage_not_checked",
-            f"{row.name}: coverage not checked: the service cannot count "
-            f"{row.expression!r} for the whole instance; run a full plan",
-        )
-        for row in rows
-        if row.counted != "all users"
-    ]
 
 
 def holder_error(change: AttributeChange, values: list[str] | None, holders: set[str]) -> str:
@@ -568,10 +434,23 @@ def unmanaged_holder_errors(
     that user's routing behind the manifests' back: refuse, naming them."""
     errors = []
     for change in changes:
-        if not isinstance(change, AttributeChange) or change.phase != REMOVE_PHASE:
+        if not isinstance(change, AttributeChange) or change.phase != Phase.REMOVE:
             continue
-        values = None if change.kind == "delete_attribute" else change.removed_values
+        values = None if change.kind is ChangeKind.DELETE_ATTRIBUTE else change.removed_values
         holders = reader.holders(change.name, values) - managed
         if holders:
             errors.append(holder_error(change, values, holders))
     return errors
+
+
+def others_eligible(
+    reader: LiveStateReader, requirements: list[Requirement], every_user_read: bool
+) -> Eligible:
+    """Per requirement, the instance's users the service finds eligible
+    (InstanceEligibility); nobody else when the plan reads every user."""
+    if every_user_read:
+        return {requirement.name: set() for requirement in requirements}
+    instance = InstanceEligibility(reader)
+    return {
+        requirement.name: instance.eligible(requirement.expression) for requirement in requirements
+    }

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.connect.lock import LockError, SnapshotLock
-from reconciler.connect.target import TargetError, open_target
+from reconciler.emulator.lock import LockError, SnapshotLock
+from reconciler.targets import TargetError, open_target
 from tests.conftest import INSTANCE_ID, small_snapshot
 
 

@@ -13,7 +13,7 @@ import botocore.session
 import pytest
 from botocore.model import ServiceModel
 
-from reconciler.connect.model_check import (
+from reconciler.service.model import (
     BOTOCORE_FLOOR,
     REQUIREMENTS,
     ModelTooOld,
@@ -99,7 +99,7 @@ def test_offline_validate_does_not_need_the_model(tmp_path: Path) -> None:
 def test_pyproject_declares_the_floor_found_here() -> None:
     import tomllib
 
-    from reconciler.connect.model_check import BOTO3_FLOOR
+    from reconciler.service.model import BOTO3_FLOOR
     from tests.conftest import ROOT
 
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]

@@ -18,8 +18,8 @@ from reconciler.connect.pacer import (
     RetryBudget,
     RetryBudgetExhausted,
 )
-from reconciler.connect.quotas import Quota
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
+from reconciler.service.quotas import Quota
 from tests.conftest import INSTANCE_ID, ManualClock, small_snapshot
 
 IN = {"InstanceId": INSTANCE_ID}

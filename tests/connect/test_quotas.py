@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.connect.quotas import Quota, pacing_quota
+from reconciler.service.quotas import Quota, pacing_quota
 
 
 def test_pacing_is_at_the_rate_with_one_burst_token_in_reserve() -> None:

@@ -10,11 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.connect.quotas import Quota
-from reconciler.connect.reader import LiveStateReader, ReadChoice, ReadScope
+from reconciler.connect.read_choice import ReadChoice
+from reconciler.connect.reader import LiveStateReader, ReadScope
 from reconciler.emulator import FaultPlan, backend_from_snapshot, load_snapshot
 from reconciler.manifest import load_manifest
 from reconciler.plan.planner import make_plan
+from reconciler.service.quotas import Quota
 from tests.conftest import INSTANCE_ARN, INSTANCE_ID, ROOT
 
 FAST = {op: Quota(10_000.0, 100) for op in ("SearchUsers", "ListUserProficiencies", "ListUsers")}

@@ -13,7 +13,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from reconciler.emulator.protocol import ConnectProtocol, connect_model, shape_problems
+from reconciler.emulator.protocol import ConnectProtocol, shape_problems
+from reconciler.service.model import connect_model
 from tests.conftest import INSTANCE_ID
 
 IN = {"InstanceId": INSTANCE_ID}

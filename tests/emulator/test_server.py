@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from reconciler.connect.quotas import DEFAULT_QUOTAS, Quota, TokenBucket, pacing_quota
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
 from reconciler.emulator.server import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_WORKERS, json_too_deep
+from reconciler.service.quotas import DEFAULT_QUOTAS, Quota, TokenBucket, pacing_quota
 from tests.conftest import INSTANCE_ID, ManualClock, small_snapshot
 
 IN = {"InstanceId": INSTANCE_ID}

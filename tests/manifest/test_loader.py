@@ -70,7 +70,7 @@ def test_groups_are_kept_as_selectors(config_dir: Path) -> None:
         },
     )
     (group,) = load_manifest(config_dir).groups
-    assert group.match.username == "*@emea.example.com"
+    assert group.selector.username == "*@emea.example.com"
     assert group.proficiencies == {("Language", "English"): 4, ("Language", "Spanish"): 4}
 
 

@@ -7,9 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.plan.changes import (
-    ADD_PHASE,
-    REMOVE_PHASE,
     AttributeChange,
+    Phase,
     UserProficiencyChange,
     change_from_data,
 )
@@ -45,10 +44,10 @@ def test_create_and_value_changes_split_around_users() -> None:
     assert [
         (c.kind, getattr(c, "name", getattr(c, "username", None)), c.phase) for c in changes
     ] == [
-        ("create_attribute", "Tier", ADD_PHASE),
-        ("update_attribute", "Skill", ADD_PHASE),
+        ("create_attribute", "Tier", Phase.ADD),
+        ("update_attribute", "Skill", Phase.ADD),
         ("user_proficiencies", "jane", 2),
-        ("update_attribute", "Skill", REMOVE_PHASE),
+        ("update_attribute", "Skill", Phase.REMOVE),
     ]
     widen, narrow = changes[1], changes[3]
     assert widen.after.values == ("Billing", "Collections", "Payments")
@@ -88,7 +87,7 @@ def test_prune_deletes_undeclared_but_never_reserved_or_kept() -> None:
         desired, live, DiffPolicy(prune_attributes=True, keep_attributes=frozenset({"Ext"}))
     )
     assert [(c.kind, c.name, c.phase) for c in pruned] == [
-        ("delete_attribute", "Legacy", REMOVE_PHASE)
+        ("delete_attribute", "Legacy", Phase.REMOVE)
     ]
 
 
@@ -103,7 +102,7 @@ def test_purposes_and_validation_flag_changes() -> None:
     live = RoutingState({"Region": Attribute("Region", ("EMEA",), ("routing",), False)}, {})
     desired = RoutingState({"Region": Attribute("Region", ("EMEA",), (), True)}, {})
     (change,) = diff(desired, live, DiffPolicy())
-    assert change.phase == ADD_PHASE and change.after == desired.attributes["Region"]
+    assert change.phase == Phase.ADD and change.after == desired.attributes["Region"]
 
 
 def test_changes_round_trip_through_data() -> None:
@@ -163,7 +162,7 @@ def test_plan_reaches_desired_state_safely(
 
     # ordering: nothing references a value before it exists or after it is gone
     assert [c.phase for c in changes] == sorted(c.phase for c in changes)
-    after_adds = apply_changes(live, [c for c in changes if c.phase == ADD_PHASE])
+    after_adds = apply_changes(live, [c for c in changes if c.phase == Phase.ADD])
     available = {(n, v) for n, a in after_adds.attributes.items() for v in a.values}
     for change in changes:
         if isinstance(change, UserProficiencyChange):
@@ -182,7 +181,7 @@ def test_plan_reaches_desired_state_safely(
                 assert held <= max(CAP, len(change.before), len(change.after))
     after_users = apply_changes(live, [c for c in changes if c.phase <= 2])
     for change in changes:
-        if isinstance(change, AttributeChange) and change.phase == REMOVE_PHASE:
+        if isinstance(change, AttributeChange) and change.phase == Phase.REMOVE:
             gone = set(change.removed_values) if change.after else None
             for user in after_users.users.values():
                 for attribute, value in user.proficiencies:
@@ -197,7 +196,7 @@ def test_connect_language_only_gains_declared_custom_values() -> None:
     live = RoutingState({"connect:Language": system}, {})
     desired = state({"connect:Language": ("nl-NL", "en-US")}, {})
     (change,) = diff(desired, live, DiffPolicy(prune_attributes=True))
-    assert (change.kind, change.phase) == ("update_attribute", ADD_PHASE)
+    assert (change.kind, change.phase) == ("update_attribute", Phase.ADD)
     assert change.after == Attribute("connect:Language", ("en-US", "fr-CA", "nl-NL"), (), False)
     assert diff(state({"connect:Language": ("en-US",)}, {}), live, DiffPolicy()) == []
 

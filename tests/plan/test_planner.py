@@ -14,7 +14,8 @@ import pytest
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import LiveStateReader
 from reconciler.manifest import load_manifest
-from reconciler.plan.planner import Narrowing, make_plan
+from reconciler.plan.narrowing import Narrowing
+from reconciler.plan.planner import make_plan
 from tests.conftest import INSTANCE_ID, write_config
 
 INSTANCE = f"instance:\n  id: {INSTANCE_ID}\n  region: us-east-1\n"
@@ -286,9 +287,9 @@ def test_user_narrowing_defers_a_removal_another_managed_user_needs(planner) -> 
     files = {"attributes.yaml": NO_SPANISH, "users.yaml": FRENCH_JANE + "  ann:\n"}
     plan = planner(files, Narrowing(users=frozenset({"joe"})))
     assert plan.errors == [] and plan.changes == []
-    assert plan.narrowing["deferred"] == ["remove value(s) Spanish from Language"]
+    assert plan.deferred == ["remove value(s) Spanish from Language"]
     in_scope = planner(files, Narrowing(users=frozenset({"joe"}), declarations=frozenset({"Language"})))  # fmt: skip
-    assert in_scope.changes == [] and in_scope.narrowing["deferred"] == [
+    assert in_scope.changes == [] and in_scope.deferred == [
         "remove value(s) Spanish from Language (still held by managed users outside the "
         "narrowing: jane)"
     ]
@@ -305,7 +306,7 @@ def test_removal_is_kept_when_every_holder_is_narrowed(planner) -> None:
             ("jane", ["French"], [], ["Spanish"]),
             ("update_attribute", "Language", 3),
         ], narrowing
-        assert plan.narrowing["deferred"] == []
+        assert plan.deferred == []
 
 
 def test_narrowed_removal_held_by_an_unmanaged_user_is_an_error(planner) -> None:
@@ -420,8 +421,8 @@ def test_saved_narrowing_round_trips() -> None:
 
 
 def test_the_instances_users_are_listed_once_however_many_ask(connect) -> None:
-    from reconciler.coverage import parse_text
-    from reconciler.plan.planner import InstanceEligibility
+    from reconciler.connect.eligibility import InstanceEligibility
+    from reconciler.routing.expression import parse_text
 
     emulator, client = connect
     reader = LiveStateReader(QuotaPacer(client, time_scale=1000), INSTANCE_ID)

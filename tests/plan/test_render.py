@@ -6,7 +6,7 @@ import json
 
 import jsonschema
 
-from reconciler.connect.reader import ReadChoice
+from reconciler.connect.read_choice import ReadChoice
 from reconciler.plan.diff import DiffPolicy, diff
 from reconciler.plan.guards import GuardFinding
 from reconciler.plan.plan import Plan

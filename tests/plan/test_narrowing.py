@@ -16,8 +16,8 @@ from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import backend_from_snapshot
 from reconciler.manifest import load_manifest
-from reconciler.plan.changed import NotNarrowable, changed_narrowing
-from reconciler.plan.planner import make_plan, merged_proficiencies
+from reconciler.plan.narrowing import NotNarrowable, changed_narrowing
+from reconciler.plan.planner import make_plan
 from reconciler.state import Attribute, RoutingState, UserState
 from tests.conftest import INSTANCE_ID, write_config
 
@@ -194,9 +194,9 @@ def test_a_narrowed_plan_reports_what_the_full_plan_reports(
     live = {}
     for username in MANAGED:
         members = [{username} & {"u0", "u1"}] if before.groups else []
-        live[username] = merged_proficiencies(before, username, members)
+        live[username] = before.proficiencies_of(username, members)
     if drift:
-        live["u0"] = merged_proficiencies(now, "u0", [{"u0"}] if now.groups else [])
+        live["u0"] = now.proficiencies_of("u0", [{"u0"}] if now.groups else [])
     live.update(dict(zip(UNMANAGED, (
         {key: float(level) for key, level in held.items()} for held in unmanaged), strict=True)))  # fmt: skip
     attributes = {"Language": Attribute("Language", ("English", "Spanish", "French")),
@@ -217,4 +217,4 @@ def test_a_narrowed_plan_reports_what_the_full_plan_reports(
         return summary, [row.data for row in plan.coverage], plan.guards, plan.errors
 
     assert reported(narrowed) == reported(full)
-    assert narrowed.narrowing is not None and narrowed.narrowing["deferred"] == []
+    assert narrowed.narrowing is not None and narrowed.deferred == []

@@ -1,4 +1,4 @@
-"""Routing requirements: which agents satisfy a routing step's expression.
+"""The routing expression language: a routing step's `Expression`, in text or structure.
 
 Expressions come in the structured form of a contact's RoutingCriteria step
 `Expression` (AttributeCondition, NotAttributeCondition, AndExpression,
@@ -10,19 +10,17 @@ is, or in a short text form:
 `NAME = VALUE` alone means the value is held at any level; `>= N` is the
 service's NumberGreaterOrEqualTo; `IN A..B` is a Range (bounds inclusive);
 `NOT` negates one condition. Names and values with characters the text form
-uses (parentheses, `=`, quotes) can be quoted. One evaluator serves live and
-desired state, requirements and contact steps.
+uses (parentheses, `=`, quotes) can be quoted.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.quoting import clip, excerpt
-from reconciler.state import Proficiencies, RoutingState
 
 GREATER_OR_EQUAL = "NumberGreaterOrEqualTo"
 # Routing steps nest a few levels; deeper input is refused, not recursed into.
@@ -60,47 +58,6 @@ class AnyOf:
 
 
 Expression = Condition | AllOf | AnyOf
-
-
-# -- evaluation -----------------------------------------------------------------
-
-
-def satisfies(
-    expression: Expression, proficiencies: Proficiencies, user_id: str | None = None
-) -> bool:
-    """Whether an agent with these proficiencies meets the expression."""
-    if isinstance(expression, AllOf):
-        return all(satisfies(e, proficiencies, user_id) for e in expression.items)
-    if isinstance(expression, AnyOf):
-        return any(satisfies(e, proficiencies, user_id) for e in expression.items)
-    if expression.agent_ids is not None:
-        met = user_id in expression.agent_ids
-    else:
-        level = proficiencies.get((expression.name or "", expression.value or ""))
-        met = (
-            level is not None
-            and (expression.min_level is None or level >= expression.min_level)
-            and (expression.max_level is None or level <= expression.max_level)
-        )
-    return met != expression.negated
-
-
-def eligible(expression: Expression, state: RoutingState) -> set[str]:
-    """Usernames in `state` that satisfy the expression."""
-    return {
-        name
-        for name, user in state.users.items()
-        if satisfies(expression, user.proficiencies, user.user_id)
-    }
-
-
-def references(expression: Expression) -> set[tuple[str, str]]:
-    """The (attribute, value) pairs the expression names."""
-    if isinstance(expression, AllOf | AnyOf):
-        return set().union(*(references(e) for e in expression.items))
-    if expression.name is None or expression.value is None:
-        return set()
-    return {(expression.name, expression.value)}
 
 
 # -- the text form ----------------------------------------------------------------
@@ -322,7 +279,7 @@ def parse_structured(data: Any, where: str = "expression", depth: int = 0) -> Ex
     )
 
 
-def _mapping(data: Any, where: str) -> dict[str, Any]:
+def as_mapping(data: Any, where: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ExpressionError(f"{where}: expected a mapping, got {excerpt(data)}")
     return data
@@ -336,14 +293,14 @@ def _number(data: Any, where: str) -> float:
 
 
 def _attribute_condition(data: Any, where: str, negated: bool) -> Condition:
-    data = _mapping(data, where)
+    data = as_mapping(data, where)
     known = {"Name", "Value", "ProficiencyLevel", "Range", "MatchCriteria", "ComparisonOperator"}
     if set(data) - known:
         unknown = sorted(set(data) - known, key=str)
         raise ExpressionError(f"{where}: unknown member(s) {clip(str(unknown))}")
     if "MatchCriteria" in data:
-        criteria = _mapping(data["MatchCriteria"], f"{where}.MatchCriteria")
-        agents = _mapping(criteria.get("AgentsCriteria"), f"{where}.MatchCriteria.AgentsCriteria")
+        criteria = as_mapping(data["MatchCriteria"], f"{where}.MatchCriteria")
+        agents = as_mapping(criteria.get("AgentsCriteria"), f"{where}.MatchCriteria.AgentsCriteria")
         ids = agents.get("AgentIds") or []
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ExpressionError(
@@ -359,7 +316,7 @@ def _attribute_condition(data: Any, where: str, negated: bool) -> Condition:
     if not isinstance(data.get("Name"), str) or not isinstance(data.get("Value"), str):
         raise ExpressionError(f"{where}: Name and Value are required text")
     if "Range" in data:
-        bounds = _mapping(data["Range"], f"{where}.Range")
+        bounds = as_mapping(data["Range"], f"{where}.Range")
         if "MinProficiencyLevel" not in bounds or "MaxProficiencyLevel" not in bounds:
             raise ExpressionError(
                 f"{where}.Range: MinProficiencyLevel and MaxProficiencyLevel are required"
@@ -385,122 +342,10 @@ def parse_expression(value: str | dict[str, Any]) -> Expression:
     return parse_text(value) if isinstance(value, str) else parse_structured(value)
 
 
-@dataclass(frozen=True)
-class Requirement:
-    """A routing step that must keep at least `min_agents` eligible agents."""
-
-    name: str
-    expression: Expression
-    min_agents: int
-
-
-@dataclass(frozen=True)
-class CoverageRow:
-    """How many agents satisfy a requirement now and after the plan."""
-
-    name: str
-    expression: str
-    min_agents: int
-    now: int
-    after: int
-    counted: str  # "all users", or "managed users" when others could not be counted
-
-    @property
-    def lowered_below_minimum(self) -> bool:
-        """The guard: the plan takes it below min_agents, or lowers it further."""
-        return self.after < self.min_agents and self.after < self.now
-
-    @property
-    def met(self) -> bool:
-        return self.after >= self.min_agents
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "expression": self.expression,
-            "min_agents": self.min_agents,
-            "now": self.now,
-            "after": self.after,
-            "counted": self.counted,
-        }
-
-
-def coverage_rows(
-    requirements: Iterable[Requirement],
-    before: RoutingState,
-    after: RoutingState,
-    others: dict[str, set[str] | None],
-) -> list[CoverageRow]:
-    """Rows for each requirement. `before`/`after` hold the managed users;
-    `others[name]` are unmanaged users known to satisfy it (the plan does not
-    change them), or None when they could not be counted."""
-    rows = []
-    for requirement in requirements:
-        extra = others.get(requirement.name)
-        unmanaged = len(extra - before.users.keys()) if extra is not None else 0
-        rows.append(
-            CoverageRow(
-                requirement.name,
-                to_text(requirement.expression),
-                requirement.min_agents,
-                len(eligible(requirement.expression, before)) + unmanaged,
-                len(eligible(requirement.expression, after)) + unmanaged,
-                "all users" if extra is not None else "managed users",
-            )
-        )
-    return rows
-
-
-@dataclass
-class ContactSteps:
-    """The distinct routing steps of some contacts, as requirements to count."""
-
-    contacts: int = 0
-    without_criteria: int = 0  # contacts from before routing criteria existed
-    unreadable: int = 0  # steps whose expression this version cannot read
-    steps: dict[str, tuple[Expression, int]] = field(
-        default_factory=dict
-    )  # text -> (expression, contacts)
-
-    def requirements(self) -> list[Requirement]:
-        """One requirement per distinct step: it needs at least one agent."""
-        return [Requirement(text, expression, 1) for text, (expression, _) in self.steps.items()]
-
-
-def contact_steps(
-    contacts: Iterable[dict[str, Any]], agent_names: Mapping[str, str] | None = None
-) -> ContactSteps:
-    """Group identical steps of the contacts' RoutingCriteria (agents shown
-    by username, from `agent_names`: id -> username)."""
-    found = ContactSteps()
-    for contact in contacts:
-        found.contacts += 1
-        steps = (contact.get("RoutingCriteria") or {}).get("Steps")
-        if not steps:
-            found.without_criteria += 1
-            continue
-        seen_here: set[str] = set()
-        for step in steps:
-            try:
-                expression = parse_structured(_mapping(step, "step").get("Expression"), "step")
-            except ExpressionError:
-                found.unreadable += 1
-                continue
-            text = to_text(expression, agent_names=agent_names)
-            if text not in seen_here:
-                seen_here.add(text)
-                count = found.steps.get(text, (expression, 0))[1]
-                found.steps[text] = (expression, count + 1)
-    return found
-
-
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_since(text: str) -> float:
-    """`30m`, `24h`, `7d`, `2w` as seconds."""
-    match = re.fullmatch(r"(\d+)([mhdw])", text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30m, 24h, 7d or 2w")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+def references(expression: Expression) -> set[tuple[str, str]]:
+    """The (attribute, value) pairs the expression names."""
+    if isinstance(expression, AllOf | AnyOf):
+        return set().union(*(references(e) for e in expression.items))
+    if expression.name is None or expression.value is None:
+        return set()
+    return {(expression.name, expression.value)}

@@ -1,4 +1,4 @@
-"""Does the installed botocore model the Connect API this tool speaks?
+"""botocore's model of the Connect API, and whether it is the API this tool speaks.
 
 The client and the emulator are both driven by botocore's service model, so
 an old botocore means an old API: members the tool sends would be refused
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import botocore
 import botocore.session
-from botocore.model import Shape
+from botocore.model import ListShape, MapShape, Shape
 
 # The first releases whose Connect model has every requirement below.
 BOTOCORE_FLOOR = "1.40.40"  # 1.40.39 lacks SearchContacts' summary RoutingCriteria
@@ -94,8 +94,8 @@ REQUIREMENTS = (
 
 def _step(shape: Shape) -> Shape:
     """Through lists and maps to the structure their items are."""
-    while shape.type_name in ("list", "map"):
-        shape = shape.member if shape.type_name == "list" else shape.value  # type: ignore[attr-defined]
+    while isinstance(shape, ListShape | MapShape):
+        shape = shape.member if isinstance(shape, ListShape) else shape.value
     return shape
 
 
@@ -104,23 +104,27 @@ def _problem(model: botocore.model.ServiceModel, need: Requirement) -> str | Non
     if need.operation not in model.operation_names:
         return f"operation {need.operation}"
     operation = model.operation_model(need.operation)
-    shape = operation.input_shape if need.side == "input" else operation.output_shape
-    parent = None
+    shape: Shape | None = operation.input_shape if need.side == "input" else operation.output_shape
+    parent: Shape | None = None
     member = None
     for name in need.path.split("."):
+        if shape is None:
+            return where
         if name == "*":
-            shape = shape.member  # type: ignore[union-attr]
+            shape = shape.member if isinstance(shape, ListShape) else None
             continue
-        parent = _step(shape) if shape is not None else None
+        parent = _step(shape)
         members = getattr(parent, "members", {})
         if name not in members:
             return where
         member = name
         shape = members[name]
+    if shape is None:
+        return where
     if need.optional and member in getattr(parent, "required_members", []):
         return f"{where} (optional)"
     if need.min_max is not None:
-        limit = shape.metadata.get("max")  # type: ignore[union-attr]
+        limit = shape.metadata.get("max")
         if limit is None or limit < need.min_max:
             return f"{where} (up to {need.min_max}; this model allows {limit})"
     return None
@@ -147,3 +151,25 @@ def require_model(model: botocore.model.ServiceModel | None = None) -> None:
             f"(it lacks {', '.join(lacking[:3])}{' …' if len(lacking) > 3 else ''}); "
             f"install botocore>={BOTOCORE_FLOOR} and boto3>={BOTO3_FLOOR}"
         )
+
+
+_SERVICE_MODEL: botocore.model.ServiceModel | None = None
+
+
+def connect_model() -> botocore.model.ServiceModel:
+    """botocore's model of the Connect API, checked (loaded once per process)."""
+    global _SERVICE_MODEL
+    if _SERVICE_MODEL is None:
+        model = botocore.session.get_session().get_service_model("connect")
+        require_model(model)  # an older model would speak (or emulate) an older API
+        _SERVICE_MODEL = model
+    return _SERVICE_MODEL
+
+
+# Connect's read operations are named so; everything else writes.
+READ_PREFIXES = ("Describe", "List", "Search", "Get")
+
+
+def is_read(operation: str) -> bool:
+    """Whether `operation` only reads (a dropped connection cannot have changed anything)."""
+    return operation.startswith(READ_PREFIXES)

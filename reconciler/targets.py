@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.connect.client import connect_client
-from reconciler.connect.lock import LockError, SnapshotLock, file_digest
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.connect.quotas import Quota
 from reconciler.connect.reader import LiveStateReader, Progress
 from reconciler.emulator import ConnectEmulator, load_snapshot, save_snapshot
+from reconciler.emulator.lock import LockError, SnapshotLock, file_digest
+from reconciler.service.quotas import Quota
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,80 @@
+"""SearchUsers' criteria, spelled once: usernames, holders of a proficiency,
+and a routing expression as a query the service can answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from reconciler.routing.expression import AllOf, AnyOf, Expression
+
+
+def string_is(field: str, value: str) -> dict[str, Any]:
+    return {"StringCondition": {"FieldName": field, "Value": value, "ComparisonType": "EXACT"}}
+
+
+def username_is(username: str) -> dict[str, Any]:
+    return string_is("Username", username)
+
+
+def proficiency_condition(
+    attribute: str,
+    value: str | None = None,
+    low: int | None = None,
+    high: int | None = None,
+    levels: Iterable[int] | None = None,
+) -> dict[str, Any]:
+    """SearchUsers' criteria for holders of one proficiency: of `attribute`
+    (and `value`), at a level in [low, high] or in `levels`. This is the one
+    place that spells the field names, as the service model documents them:
+    StringCondition `name`/`value` (API_Condition) and NumberCondition
+    `limit` (API_NumberCondition):
+    https://docs.aws.amazon.com/connect/latest/APIReference/API_Condition.html
+    https://docs.aws.amazon.com/connect/latest/APIReference/API_NumberCondition.html
+    API_ListCondition ANDs the conditions on one list item."""
+    conditions = [string_is("name", attribute)]
+    if value is not None:
+        conditions.append(string_is("value", value))
+    if levels is not None:
+        return {
+            "OrConditions": [
+                _list_condition([*conditions, _limit("EQUAL", MinValue=level)]) for level in levels
+            ]
+        }
+    if high is not None:
+        conditions.append(_limit("RANGE", MinValue=low or 1, MaxValue=high))
+    elif low is not None:
+        conditions.append(_limit("GREATER_OR_EQUAL", MinValue=low))
+    return _list_condition(conditions)
+
+
+def _limit(comparison: str, **bounds: int) -> dict[str, Any]:
+    return {"NumberCondition": {"FieldName": "limit", "ComparisonType": comparison, **bounds}}
+
+
+def _list_condition(conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": conditions}}
+
+
+def holder_criteria(attribute: str, values: Iterable[str] | None) -> dict[str, Any]:
+    if values is None:
+        return proficiency_condition(attribute)
+    return {"OrConditions": [proficiency_condition(attribute, v) for v in sorted(values)]}
+
+
+def search_criteria(expression: Expression) -> dict[str, Any] | None:
+    """A routing expression as a SearchUsers criteria, so the service counts
+    users we do not read; None when it cannot be asked (NOT, agent lists,
+    fractional levels)."""
+    if isinstance(expression, AllOf | AnyOf):
+        parts = [search_criteria(e) for e in expression.items]
+        if any(p is None for p in parts):
+            return None
+        return {"AndConditions" if isinstance(expression, AllOf) else "OrConditions": parts}
+    if expression.negated or expression.agent_ids is not None or expression.name is None:
+        return None
+    levels = (expression.min_level, expression.max_level)
+    if any(level is not None and not float(level).is_integer() for level in levels):
+        return None
+    low, high = (None if level is None else int(level) for level in levels)
+    return proficiency_condition(expression.name, expression.value, low, high)
