@@ -1,4 +1,4 @@
-"""Apply cost against the DESIGN quotas: calls, wall time, ratio to the floor.
+"""Apply cost against the quotas of docs/design.md §4: calls, wall time, ratio to the floor.
 
     python -m bench.apply [--users 1000] [--scale 25] [--parallelism 8]
 

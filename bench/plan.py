@@ -1,4 +1,4 @@
-"""Full plans against the DESIGN quotas, side by side with a naive refresh.
+"""Full plans against the quotas of docs/design.md §4, side by side with a naive refresh.
 
     python -m bench.plan [--sizes 1000,10000,50000] [--scales 50] [--search-scale 10]
 

@@ -68,7 +68,7 @@ def drifted(state: RoutingState, fraction: float, seed: int = 11) -> RoutingStat
 
 
 def snapshot_of_state(state: RoutingState, instance_id: str = INSTANCE_ID) -> dict[str, Any]:
-    """An emulator snapshot (DESIGN §4) holding exactly `state`."""
+    """An emulator snapshot (docs/design.md §4) holding exactly `state`."""
     arn = f"arn:aws:connect:us-east-1:123456789012:instance/{instance_id}"
     return {
         "Instance": {"Id": instance_id, "Arn": arn, "InstanceStatus": "ACTIVE"},

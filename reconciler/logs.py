@@ -4,7 +4,7 @@ botocore's debug logs print every request's headers (Authorization with its
 Credential and Signature, X-Amz-Security-Token), its canonical request and
 its signature; presigned URLs carry them as query parameters. A filter on
 every handler rewrites each record's final text, at every level, so none of
-it reaches a terminal or a CI log (DESIGN §2).
+it reaches a terminal or a CI log (docs/design.md §2).
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def test_snapshot_of_another_instance_is_refused(small: Path) -> None:
     assert result.exit_code == 1 and "snapshot of instance other" in result.output
 
 
-# -- narrowing (DESIGN §3, "Narrowing") ---------------------------------------------
+# -- narrowing (docs/design.md §3, "Narrowing") ---------------------------------------------
 
 RESHUFFLE = ROOT / "examples" / "tier-reshuffle" / "support.yaml"
 DANIEL = "daniel.white@example.com"

@@ -1,4 +1,4 @@
-"""No log level prints credentials, signatures or session tokens (DESIGN §2)."""
+"""No log level prints credentials, signatures or session tokens (docs/design.md §2)."""
 
 from __future__ import annotations
 

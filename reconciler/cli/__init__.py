@@ -26,7 +26,7 @@ from reconciler.service.model import ModelTooOld
 
 class ConnectReconciler(click.Group):
     """The command group. A usage error exits 1, not click's 2: here 2 means
-    changes present, drift or an unmet requirement (DESIGN §2), and a typo
+    changes present, drift or an unmet requirement (docs/design.md §2), and a typo
     must not read as one."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:

@@ -52,7 +52,7 @@ _INSTANCE_ONLY = {
 
 
 class ExitCode:
-    """Exit codes of DESIGN §2, for scripts that branch on them."""
+    """Exit codes of docs/design.md §2, for scripts that branch on them."""
 
     OK = 0
     ERROR = 1
@@ -149,7 +149,7 @@ def options(ctx: click.Context) -> GlobalOptions:
 
 
 def diagnostics_document(invalid: ManifestInvalid) -> dict[str, Any]:
-    """DESIGN §2's JSON form of manifest errors, for `--format json`."""
+    """docs/design.md §2's JSON form of manifest errors, for `--format json`."""
     return {
         "format_version": "1",
         "errors": [asdict(e) for e in invalid.errors],
@@ -180,7 +180,7 @@ def load_or_exit(opts: GlobalOptions, fmt: str = "text") -> Manifest:
 
 def account_cap(manifest: Manifest | None) -> int | None:
     """The per-user proficiency cap the manifests set explicitly, if any: the
-    emulator then enforces it (DESIGN §4), else the snapshot's or the default."""
+    emulator then enforces it (docs/design.md §4), else the snapshot's or the default."""
     settings = manifest.settings if manifest else None
     if settings is None or "max_proficiencies_per_user" not in settings.model_fields_set:
         return None

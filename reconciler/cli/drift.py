@@ -15,7 +15,7 @@ from reconciler.plan.render import JsonRenderer
 
 
 def drift_exit_code(plan: Plan) -> int:
-    """DESIGN §2: 1 errors, 2 drift, 0 in sync. A guard that would refuse the
+    """docs/design.md §2: 1 errors, 2 drift, 0 in sync. A guard that would refuse the
     apply is a finding in the report ("guards"), not an exit code: a
     scheduled job asks only whether Connect drifted."""
     if plan.errors:

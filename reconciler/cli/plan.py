@@ -33,7 +33,7 @@ from reconciler.plan.saved import save_plan
 
 
 def plan_exit_code(plan: Plan, detailed: bool) -> int:
-    """DESIGN §2: 1 errors, 3 a guard would refuse, 2 changes (if asked), 0."""
+    """docs/design.md §2: 1 errors, 3 a guard would refuse, 2 changes (if asked), 0."""
     if plan.errors:
         return ExitCode.ERROR
     if plan.guards:

@@ -20,7 +20,7 @@ from reconciler.cli.common import OFFLINE, epilog, global_options, load_or_exit,
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="json: DESIGN §2's diagnostics document on stdout.",
+    help="json: docs/design.md §2's diagnostics document on stdout.",
 )
 @global_options(*OFFLINE)
 @click.pass_context

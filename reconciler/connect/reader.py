@@ -7,7 +7,7 @@
   (500 a page), whose results carry the owner tags;
 - groups: ListRoutingProfiles / ListUserHierarchyGroups only when a selector
   names one, then one SearchUsers per selector (the service filters);
-- proficiencies, one of two ways (DESIGN §3, "read strategies"):
+- proficiencies, one of two ways (docs/design.md §3, "read strategies"):
   - list: ListUserProficiencies once per managed user;
   - search: for each attribute value, three SearchUsers (500 users a page)
     for the holders whose level has bit 0, 1 or 2 set, which together give
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # Usernames per SearchUsers call when narrowing (--user); one OrConditions each.
 USERNAMES_PER_SEARCH = 20
-# The tag `settings.owner` puts on every user it manages (DESIGN §4).
+# The tag `settings.owner` puts on every user it manages (docs/design.md §4).
 OWNER_TAG = "connect-reconciler:owner"
 Progress = Callable[[str, int, int], None]  # (what, done, total), for progress bars
 

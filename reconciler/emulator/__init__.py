@@ -1,4 +1,4 @@
-"""A local Amazon Connect that speaks the real wire protocol (DESIGN §4)."""
+"""A local Amazon Connect that speaks the real wire protocol (docs/design.md §4)."""
 
 from reconciler.emulator.backend import ConnectBackend
 from reconciler.emulator.server import CallStats, ConnectEmulator, FaultPlan

@@ -58,7 +58,7 @@ _CONTACT_FIELDS = {
 # (nested dicts for structures; a list's items are checked against the same
 # spec), ANY takes the member whole. A request naming anything else is refused
 # with InvalidParameterException naming it: the emulator never ignores a
-# filter it does not understand (DESIGN §4). Operations absent here are refused.
+# filter it does not understand (docs/design.md §4). Operations absent here are refused.
 ANY: Any = True
 _ATTRIBUTE_CRITERIA: dict[str, Any] = {
     "StringCondition": {"FieldName": ANY, "Value": ANY, "ComparisonType": ANY}

@@ -180,7 +180,7 @@ def control(emulator, method: str, action: str, body: dict | None = None) -> dic
 
 def test_quota_scale_changes_over_http(connect) -> None:
     emulator, client = connect
-    # ListUsers: burst 5 at 2/s (DESIGN §4); at 0.001x a token takes 500 s
+    # ListUsers: burst 5 at 2/s (docs/design.md §4); at 0.001x a token takes 500 s
     assert control(emulator, "PUT", "quota-scale", {"scale": 0.001}) == {"scale": 0.001}
     for _ in range(5):
         client.list_users(**IN)

@@ -97,7 +97,7 @@ def _users(s: dict) -> list:
     return s["Users"]
 
 
-# Each defect of DESIGN §4 / issue #10, with the message a user sees.
+# Each defect of docs/design.md §4 / issue #10, with the message a user sees.
 DEFECTS = [
     ("null list", lambda s: s.update(Users=None), "Users: expected a list, got null"),
     ("attributes not a list", lambda s: s.update(PredefinedAttributes={}), "PredefinedAttributes: expected a list, got an object"),

@@ -273,7 +273,7 @@ def test_fingerprints_cover_touched_objects_only(planner) -> None:
     assert set(plan.fingerprints["users"]) == {"jane"}
 
 
-# -- narrowing keeps every guard (DESIGN §3, "Narrowing") -------------------------------
+# -- narrowing keeps every guard (docs/design.md §3, "Narrowing") -------------------------------
 
 NO_SPANISH = "predefined_attributes:\n  Language: {values: [English, French]}\n  Skill: {values: [Billing, Payments]}\n"  # fmt: skip
 FRENCH_JANE = (
