@@ -35,12 +35,13 @@ from bench.synthetic import (
 )
 from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.connect.reader import USERNAMES_PER_SEARCH, LiveStateReader
+from reconciler.connect.reader import LiveStateReader
 from reconciler.files import write_json_atomically
 from reconciler.manifest import load_manifest
 from reconciler.manifest.gitref import manifest_at
 from reconciler.plan.narrowing import changed_narrowing
 from reconciler.plan.planner import make_plan
+from reconciler.service.limits import MAX_OR_CONDITIONS
 from reconciler.state import Attribute
 
 SET_HOLDERS = 15
@@ -117,7 +118,7 @@ def main() -> None:
     calls = {op: counts["calls"] for op, counts in stats.items()}
     total = sum(calls.values())
     throttled = sum(counts.get("throttled", 0) for counts in stats.values())
-    searches = math.ceil(len(touched) / USERNAMES_PER_SEARCH)
+    searches = math.ceil(len(touched) / MAX_OR_CONDITIONS)
     bound = len(touched) + searches + len(manifest.requirements)
     print(f"plan --changed-since HEAD~1 of {args.users} agents at real quotas (2/s, burst 5)")
     print(f"  narrowed to {len(narrowing.users or ())} user(s): {'; '.join(narrowing.reasons)}")

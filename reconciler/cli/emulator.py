@@ -17,6 +17,7 @@ from reconciler.emulator import (
     load_snapshot,
     save_snapshot,
 )
+from reconciler.emulator.behaviour import MAX_LAG
 from reconciler.emulator.server import MAX_QUOTA_SCALE
 from reconciler.emulator.snapshot import MAX_QUOTA, empty_backend
 from reconciler.service import limits
@@ -58,6 +59,20 @@ def emulator() -> None:
     "--faults", default="", help="e.g. error=0.05,throttle=0.2,drop_before=0.01,latency=0.01,seed=7"
 )
 @click.option(
+    "--behaviour",
+    "behaviours",
+    multiple=True,
+    metavar="KEY=CHOICE",
+    help="An answer where Connect's documentation is silent, e.g. "
+    "list-condition=any-proficiency (repeatable; docs/emulator-fidelity.md lists them).",
+)
+@click.option(
+    "--consistency-lag",
+    type=click.FloatRange(0, MAX_LAG),
+    help="Seconds a write may take to reach each read path (random per write, seeded by "
+    "--behaviour seed=N; run --quota-scale times faster, like the quotas).",
+)
+@click.option(
     "--max-proficiencies-per-user",
     type=click.IntRange(1, MAX_QUOTA),
     help="The account's proficiencies-per-agent quota "
@@ -80,6 +95,8 @@ def serve(
     quota_scale: float | None,
     search_delay: float,
     faults: str,
+    behaviours: tuple[str, ...],
+    consistency_lag: float | None,
     max_proficiencies_per_user: int | None,
     max_attributes: int | None,
 ) -> None:
@@ -87,7 +104,9 @@ def serve(
     options(ctx)
     try:
         fault_plan = FaultPlan.parse(faults)
+        lag = () if consistency_lag is None else (f"consistency-lag={consistency_lag}",)
         settings = {
+            "behaviour": (*behaviours, *lag),
             "search_index_delay": search_delay,
             "max_proficiencies_per_user": max_proficiencies_per_user,
             "max_attributes": max_attributes,

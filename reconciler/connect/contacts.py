@@ -36,6 +36,8 @@ def read_contacts(reader: LiveStateReader, start: float, end: float, limit: int)
         page = reader.call(
             "SearchContacts",
             TimeRange=window,
+            # No default order is documented: ask for newest first.
+            Sort={"FieldName": "INITIATION_TIMESTAMP", "Order": "DESCENDING"},
             MaxResults=100,
             **({"NextToken": token} if token else {}),
         )

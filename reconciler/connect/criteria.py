@@ -7,13 +7,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from reconciler.routing.expression import AllOf, AnyOf, Expression
+from reconciler.service.limits import MAX_OR_CONDITIONS, searchable
+
+Criteria = dict[str, Any]
 
 
-def string_is(field: str, value: str) -> dict[str, Any]:
+def string_is(field: str, value: str) -> Criteria:
     return {"StringCondition": {"FieldName": field, "Value": value, "ComparisonType": "EXACT"}}
 
 
-def username_is(username: str) -> dict[str, Any]:
+def username_is(username: str) -> Criteria:
     return string_is("Username", username)
 
 
@@ -23,7 +26,7 @@ def proficiency_condition(
     low: int | None = None,
     high: int | None = None,
     levels: Iterable[int] | None = None,
-) -> dict[str, Any]:
+) -> Criteria:
     """SearchUsers' criteria for holders of one proficiency: of `attribute`
     (and `value`), at a level in [low, high] or in `levels`. This is the one
     place that spells the field names, as the service model documents them:
@@ -38,7 +41,9 @@ def proficiency_condition(
     if levels is not None:
         return {
             "OrConditions": [
-                _list_condition([*conditions, _limit("EQUAL", MinValue=level)]) for level in levels
+                # Both bounds, equal: right whichever bound EQUAL reads.
+                _list_condition([*conditions, _limit("EQUAL", MinValue=level, MaxValue=level)])
+                for level in levels
             ]
         }
     if high is not None:
@@ -48,30 +53,36 @@ def proficiency_condition(
     return _list_condition(conditions)
 
 
-def _limit(comparison: str, **bounds: int) -> dict[str, Any]:
+def _limit(comparison: str, **bounds: int) -> Criteria:
     return {"NumberCondition": {"FieldName": "limit", "ComparisonType": comparison, **bounds}}
 
 
-def _list_condition(conditions: list[dict[str, Any]]) -> dict[str, Any]:
+def _list_condition(conditions: list[Criteria]) -> Criteria:
     return {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": conditions}}
 
 
-def holder_criteria(attribute: str, values: Iterable[str] | None) -> dict[str, Any]:
+def holder_alternatives(attribute: str, values: Iterable[str] | None) -> list[Criteria]:
+    """Criteria of which any one finds a holder of `attribute` (of any of `values`)."""
     if values is None:
-        return proficiency_condition(attribute)
-    return {"OrConditions": [proficiency_condition(attribute, v) for v in sorted(values)]}
+        return [proficiency_condition(attribute)]
+    return [proficiency_condition(attribute, v) for v in sorted(values)]
 
 
-def search_criteria(expression: Expression) -> dict[str, Any] | None:
+def search_criteria(expression: Expression) -> Criteria | None:
     """A routing expression as a SearchUsers criteria, so the service counts
-    users we do not read; None when it cannot be asked (NOT, agent lists,
-    fractional levels)."""
+    users we do not read; None when it cannot be asked exactly (NOT, agent
+    lists, fractional levels, a name or value too short to search, more
+    alternatives than one OR list takes)."""
     if isinstance(expression, AllOf | AnyOf):
         parts = [search_criteria(e) for e in expression.items]
         if any(p is None for p in parts):
             return None
+        if isinstance(expression, AnyOf) and len(parts) > MAX_OR_CONDITIONS:
+            return None
         return {"AndConditions" if isinstance(expression, AllOf) else "OrConditions": parts}
     if expression.negated or expression.agent_ids is not None or expression.name is None:
+        return None
+    if not searchable(expression.name) or not searchable(expression.value or "--"):
         return None
     levels = (expression.min_level, expression.max_level)
     if any(level is not None and not float(level).is_integer() for level in levels):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from botocore.exceptions import ClientError
+
 from reconciler.connect.criteria import search_criteria
 from reconciler.connect.reader import LiveStateReader
 from reconciler.routing.expression import AllOf, AnyOf, Expression
@@ -15,7 +17,8 @@ class InstanceEligibility:
     service: one SearchUsers for an expression it can search; otherwise
     set algebra over searches of each condition (NOT and agent lists
     against the instance's user list, read once). None when a condition
-    cannot be searched at all (a fractional level)."""
+    cannot be searched at all (a fractional level, a name or value too short
+    to search)."""
 
     def __init__(self, reader: LiveStateReader) -> None:
         self.reader = reader
@@ -24,7 +27,13 @@ class InstanceEligibility:
         """Usernames of the whole instance that satisfy `expression`, or None."""
         criteria = search_criteria(expression)
         if criteria is not None:
-            return self.reader.search_users(criteria)
+            try:
+                return self.reader.search_users(criteria)
+            except ClientError as error:
+                # Refused whole (an OR list too long for this service?): ask by parts.
+                refused = error.response.get("Error", {}).get("Code") == "InvalidParameterException"
+                if not (refused and isinstance(expression, AllOf | AnyOf)):
+                    raise
         if isinstance(expression, AllOf | AnyOf):
             parts = [self.eligible(e) for e in expression.items]
             if any(p is None for p in parts):

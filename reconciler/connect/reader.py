@@ -28,20 +28,28 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from reconciler.connect.criteria import (
-    holder_criteria,
+    Criteria,
+    holder_alternatives,
     proficiency_condition,
     string_is,
     username_is,
 )
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.read_choice import LEVEL_BITS, READS, SEARCH_PAGE, ReadChoice, choose_read
+from reconciler.service.limits import MAX_OR_CONDITIONS, searchable
 from reconciler.state import Attribute, Proficiencies, RoutingState, UserSelector, UserState
 
 log = logging.getLogger(__name__)
 
-# Usernames per SearchUsers call when narrowing (--user); one OrConditions each.
-USERNAMES_PER_SEARCH = 20
+# Operation -> (its result key, its largest page).
+_SEARCHES = {
+    "SearchUsers": ("Users", 500),
+    "SearchPredefinedAttributes": ("PredefinedAttributes", 100),
+}
+_REFUSED = "InvalidParameterException"
 # The tag `settings.owner` puts on every user it manages (docs/design.md §4).
 OWNER_TAG = "connect-reconciler:owner"
 Progress = Callable[[str, int, int], None]  # (what, done, total), for progress bars
@@ -99,6 +107,8 @@ class LiveStateReader:
         self.strategy = strategy  # how read() reads proficiencies
         self._usernames: dict[str, str] | None = None
         self._usernames_lock = threading.Lock()
+        self.or_limit = MAX_OR_CONDITIONS  # conditions one OR list may hold (search_any)
+        self._limit_lock = threading.Lock()
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """One paced call on this instance."""
@@ -315,15 +325,19 @@ class LiveStateReader:
 
     def attributes(self, names: set[str] | None = None) -> dict[str, Attribute]:
         """Predefined attributes with their values (all, or just `names`)."""
-        criteria = {}
-        if names:
-            criteria = {
-                "SearchCriteria": {"OrConditions": [string_is("name", n) for n in sorted(names)]}
-            }
-        found = self.pages(
-            "SearchPredefinedAttributes", "PredefinedAttributes", MaxResults=100, **criteria
-        )
-        return {record["Name"]: attribute_of(record) for record in found}
+        if names and all(searchable(n) for n in names):
+            alternatives = [string_is("name", n) for n in sorted(names)]
+            found = self.search_any(alternatives, operation="SearchPredefinedAttributes")
+        else:
+            found = self.pages("SearchPredefinedAttributes", "PredefinedAttributes", MaxResults=100)
+        # Names match ignoring case, as the service names them (and as a
+        # search may or may not compare).
+        folded = {n.casefold() for n in names or ()}
+        return {
+            record["Name"]: attribute_of(record)
+            for record in found
+            if not names or record["Name"].casefold() in folded
+        }
 
     def proficiencies(self, user_id: str) -> Proficiencies:
         """One user's proficiencies (one call: the cap is far below a page)."""
@@ -347,14 +361,77 @@ class LiveStateReader:
             self.progress("Reading proficiencies", done, len(futures))
         return results
 
-    def holders(self, attribute: str, values: Iterable[str] | None) -> set[str]:
-        """Usernames holding `attribute` (any of `values`, or any value)."""
-        return self.search_users(holder_criteria(attribute, values))
+    def holders(self, attribute: str, values: Iterable[str] | None) -> dict[str, str]:
+        """Users the service finds holding `attribute` (any of `values`, or
+        any value), username -> id: every holder, and under some search
+        semantics more (see `confirmed_holders`)."""
+        found = self.search_any(holder_alternatives(attribute, values))
+        return {u["Username"]: u["Id"] for u in found}
 
-    def search_users(self, criteria: dict[str, Any]) -> set[str]:
+    def confirmed_holders(
+        self, attribute: str, values: Iterable[str] | None, candidates: dict[str, str], enough: int
+    ) -> set[str]:
+        """Those of `candidates` (username -> id) whose ListUserProficiencies
+        shows them holding `attribute` (any of `values`): up to `enough`, read
+        in batches, so what a search only guessed is never reported."""
+        folded = attribute.casefold()
+        wanted = None if values is None else set(values)
+        confirmed: set[str] = set()
+        names = sorted(candidates)
+        for start in range(0, len(names), self.workers):
+            batch = names[start : start + self.workers]
+            held = self.proficiencies_of([candidates[u] for u in batch])
+            for username, proficiencies in zip(batch, held, strict=True):
+                if any(
+                    a.casefold() == folded and (wanted is None or v in wanted)
+                    for a, v in proficiencies
+                ):
+                    confirmed.add(username)
+            if len(confirmed) >= enough:
+                break
+        return confirmed
+
+    def search_users(self, criteria: Criteria) -> set[str]:
         """Usernames SearchUsers returns for `criteria`."""
         found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
         return {u["Username"] for u in found}
+
+    def search_any(
+        self,
+        alternatives: list[Criteria],
+        around: Callable[[Criteria], Criteria] = lambda criteria: criteria,
+        operation: str = "SearchUsers",
+    ) -> list[dict[str, Any]]:
+        """What matches any of `alternatives` (each OR list wrapped by
+        `around`), asked in OR lists the service takes: at most
+        MAX_OR_CONDITIONS, and half as many from the first a service refuses
+        (no limit is documented). Lists are searched concurrently."""
+        key, size = _SEARCHES[operation]
+
+        def ask(chunk: list[Criteria]) -> list[dict[str, Any]]:
+            criteria = around(chunk[0] if len(chunk) == 1 else {"OrConditions": chunk})
+            try:
+                return self.pages(operation, key, MaxResults=size, SearchCriteria=criteria)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != _REFUSED or len(chunk) == 1:
+                    raise
+            half = len(chunk) // 2
+            with self._limit_lock:
+                if half < self.or_limit:
+                    log.warning(
+                        "%s refused %d OR'ed conditions; sending %d", operation, len(chunk), half
+                    )
+                    self.or_limit = half
+            return ask(chunk[:half]) + ask(chunk[half:])
+
+        limit = self.or_limit
+        chunks = [alternatives[i : i + limit] for i in range(0, len(alternatives), limit)]
+        if len(chunks) == 1:
+            return ask(chunks[0])
+        # The lists are independent: search them concurrently (the pacer
+        # still holds the operation to its quota).
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="search") as pool:
+            return [item for found in pool.map(ask, chunks) for item in found]
 
     def _users(
         self, scope: ReadScope, on_page: Callable[[dict[str, str]], None]
@@ -368,30 +445,21 @@ class LiveStateReader:
             on_page({u["Username"]: u["Id"] for u in users})
             found.update({u["Username"]: u for u in users})
 
-        if scope.only_users is None:
+        if scope.only_users is None or not all(searchable(n) for n in scope.only_users):
+            # every user (and then only those asked for: a name too short
+            # to search for is looked up in the listing)
             operation, key, size = (
                 ("SearchUsers", "Users", 500)
                 if scope.owners
                 else ("ListUsers", "UserSummaryList", 1000)
             )
+            only = scope.only_users
             for users in self.pacer.each_page(
                 operation, key, InstanceId=self.instance_id, MaxResults=size
             ):
-                take(users)
+                take([u for u in users if only is None or u["Username"] in only])
             return found
-        names = sorted(scope.only_users)
-        chunks = [
-            {"OrConditions": [username_is(n) for n in names[i : i + USERNAMES_PER_SEARCH]]}
-            for i in range(0, len(names), USERNAMES_PER_SEARCH)
-        ]
-        # The chunks are independent: search them concurrently (the pacer
-        # still holds SearchUsers to its quota).
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="usernames") as pool:
-            for users in pool.map(
-                lambda c: self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=c),
-                chunks,
-            ):
-                take(users)
+        take(self.search_any([username_is(n) for n in sorted(scope.only_users)]))
         return found
 
     def _selector_names(self, groups: list[UserSelector]) -> tuple[dict[str, str], dict[str, str]]:
@@ -440,11 +508,19 @@ class LiveStateReader:
             conditions.append({"HierarchyGroupCondition": group})
         if not conditions or (only_users is not None and not only_users):
             return {}
-        if only_users is not None:
-            conditions.append({"OrConditions": [username_is(n) for n in sorted(only_users)]})
-        criteria = conditions[0] if len(conditions) == 1 else {"AndConditions": conditions}
-        found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
-        return {u["Username"]: u["Id"] for u in found}
+        if only_users is None or not all(searchable(n) for n in only_users):
+            criteria = conditions[0] if len(conditions) == 1 else {"AndConditions": conditions}
+            found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
+        else:
+            found = self.search_any(
+                [username_is(n) for n in sorted(only_users)],
+                around=lambda names: {"AndConditions": [*conditions, names]},
+            )
+        return {
+            u["Username"]: u["Id"]
+            for u in found
+            if only_users is None or u["Username"] in only_users
+        }
 
 
 def _members(

@@ -24,6 +24,8 @@ from typing import Any
 
 from botocore.model import OperationModel
 
+from reconciler.emulator.behaviour import Behaviour
+from reconciler.emulator.consistency import LaggedViews
 from reconciler.emulator.protocol import (
     ApiError,
     EncodedItems,
@@ -31,7 +33,12 @@ from reconciler.emulator.protocol import (
     item_json,
     output_item_shape,
 )
-from reconciler.emulator.user_index import UserSearchIndex, criteria_problem, string_matches
+from reconciler.emulator.user_index import (
+    UserSearchIndex,
+    criteria_problem,
+    or_conditions_problem,
+    string_matches,
+)
 from reconciler.service import limits
 from reconciler.service.model import connect_model, is_read
 
@@ -149,8 +156,17 @@ class ConnectBackend:
         max_attributes: int = limits.DEFAULT_MAX_ATTRIBUTES_PER_INSTANCE,
         clock: Callable[[], float] = time.time,
         search_index_delay: float = 0.0,
+        behaviour: Behaviour | None = None,
     ) -> None:
         self.instance = instance
+        self.behaviour = behaviour or Behaviour()
+        # Service seconds run this many times faster (an emulator's quota scale),
+        # so a lag of "5 s" lasts 5 / time_scale real seconds, as the quotas do.
+        self.time_scale = 1.0
+        self.views = LaggedViews(
+            self.behaviour.consistency_lag, self._service_time, self.behaviour.seed
+        )
+        self._before: dict[tuple[str, str], Record | None] | None = None  # during a write
         self.region = instance.get("Arn", "arn:aws:connect:us-east-1:").split(":")[3] or "us-east-1"
         self.max_proficiencies_per_user = max_proficiencies_per_user
         self.max_attributes = max_attributes
@@ -176,6 +192,7 @@ class ConnectBackend:
             self._in_group,
             functools.partial(item_json, output_item_shape("SearchUsers", "Users")),
             search_index_delay,
+            self.behaviour,
         )
         self.system_values: dict[str, frozenset[str]] = {}  # casefolded name -> values
         # Snapshot sections the API never changes, written back as read.
@@ -200,6 +217,8 @@ class ConnectBackend:
         with self.lock:
             self._operation = operation
             self._reached = set()
+            writing = not is_read(operation.name)
+            self._before = {} if writing and self.views.active else None
             unknown = unimplemented_members(params, IMPLEMENTED_MEMBERS.get(operation.name, {}), "")
             if unknown:
                 raise self._bad(
@@ -209,12 +228,55 @@ class ConnectBackend:
             try:
                 return handler(params)
             finally:
-                if not is_read(operation.name):
+                if writing:
+                    self._travel()
                     # A write reaches a user only by looking it up (_user,
                     # _tagged_user; add_user for a new one): what it may
                     # have changed is redone, even if it failed halfway.
                     for user_id in self._reached:
                         self._user_written(user_id)
+
+    def _service_time(self) -> float:
+        return self.clock() * self.time_scale
+
+    def _looked_up(self, key: tuple[str, str], stored: Record | None) -> None:
+        """Keep what a write found, so the lag can show it until the write arrives."""
+        if self._before is not None and key not in self._before:
+            self._before[key] = copy.deepcopy(stored)
+
+    def _travel(self) -> None:
+        """Send what this write changed on its way to every read path."""
+        if self._before is None:
+            return
+        for key, before in self._before.items():
+            kind, name = key
+            after = self.users.get(name) if kind == "user" else self.attributes.get(name)
+            if after != before:
+                self.views.written(key, before, after)
+        self._before = None
+
+    def _users_seen(self, path: str) -> list[Record]:
+        """Every user as `path` sees them now (the stored users when nothing lags)."""
+        pending = self.views.pending("user")
+        if not pending:
+            return list(self.users.values())
+        seen = []
+        for user_id in [*self.users, *(p for p in pending if p not in self.users)]:
+            record = self.views.seen(path, ("user", user_id), self.users.get(user_id))
+            if record is not None:
+                seen.append(record)
+        return seen
+
+    def _attributes_seen(self, path: str) -> list[Record]:
+        pending = self.views.pending("attribute")
+        if not pending:
+            return list(self.attributes.values())
+        seen = []
+        for folded in [*self.attributes, *(p for p in pending if p not in self.attributes)]:
+            record = self.views.seen(path, ("attribute", folded), self.attributes.get(folded))
+            if record is not None:
+                seen.append(record)
+        return seen
 
     def _check_instance(self, params: Record) -> None:
         given = params.get("InstanceId")
@@ -274,6 +336,7 @@ class ConnectBackend:
         """Store a user and its proficiencies (snapshot loading)."""
         user.setdefault("Id", str(uuid.uuid5(uuid.NAMESPACE_URL, user["Username"])))
         user.setdefault("Arn", f"{self.instance['Arn']}/agent/{user['Id']}")
+        self._looked_up(("user", user["Id"]), None)
         self.users[user["Id"]] = {"User": user, "Proficiencies": proficiencies}
         self.user_ids[user["Username"]] = user["Id"]
         self._user_written(user["Id"], now=True)
@@ -294,7 +357,9 @@ class ConnectBackend:
         elif place is not None:  # deleted: the users after it move up one place
             del self._listing[place]
             self._listed_at = {listed: index for index, listed in enumerate(self.users)}
-        self.search_index.put(user_id, record, now=now)
+        arrives = self.views.reaches("SearchUsers", ("user", user_id))
+        lag = 0.0 if arrives is None else (arrives - self._service_time()) / self.time_scale
+        self.search_index.put(user_id, record, now=now, delay=lag)
 
     # -- instance ---------------------------------------------------------
 
@@ -308,13 +373,18 @@ class ConnectBackend:
 
     # -- users ------------------------------------------------------------
 
-    def _user(self, params: Record) -> Record:
+    def _user(self, params: Record, path: str = "validation") -> Record:
+        """A user as `path` sees it, for a read; for a write (path
+        "validation") the stored record, once the write's checks see it."""
         self._check_instance(params)
-        user = self.users.get(params["UserId"])
-        if user is None:
+        key = ("user", params["UserId"])
+        stored = self.users.get(params["UserId"])
+        seen = self.views.seen(path, key, stored)
+        if seen is None or (path == "validation" and stored is None):
             raise _not_found("User", params["UserId"])
+        self._looked_up(key, stored)
         self._reached.add(params["UserId"])
-        return user
+        return stored if path == "validation" and stored is not None else seen
 
     def create_user(self, params: Record) -> Record:
         self._check_instance(params)
@@ -335,7 +405,7 @@ class ConnectBackend:
         return {"UserId": user["Id"], "UserArn": user["Arn"]}
 
     def describe_user(self, params: Record) -> Record:
-        return {"User": self._user(params)["User"]}
+        return {"User": self._user(params, "DescribeUser")["User"]}
 
     def delete_user(self, params: Record) -> Record:
         user = self._user(params)["User"]
@@ -345,7 +415,11 @@ class ConnectBackend:
 
     def list_users(self, params: Record) -> Record:
         self._check_instance(params)
-        page, token = self._page(self._listing, params)
+        listing = self._listing
+        if self.views.pending("user"):
+            seen = self._users_seen("ListUsers")
+            listing = [item_json(self._listed_shape, user["User"]) for user in seen]
+        page, token = self._page(listing, params)
         return {
             "UserSummaryList": EncodedItems(page),
             "NextToken": token,
@@ -357,7 +431,7 @@ class ConnectBackend:
             # Not implemented: refused, so a filter is never silently ignored.
             raise self._bad("SearchFilter is not supported by this emulator.")
         criteria = params.get("SearchCriteria") or {}
-        problem = criteria_problem(criteria)
+        problem = criteria_problem(criteria, self.behaviour)
         if problem:
             raise self._bad(problem)
         matched = self.search_index.search(criteria)
@@ -390,12 +464,17 @@ class ConnectBackend:
 
     # -- predefined attributes --------------------------------------------
 
-    def _attribute(self, params: Record) -> Record:
+    def _attribute(self, params: Record, path: str = "validation") -> Record:
+        """An attribute as `path` sees it (a write: the stored one, once its
+        checks see it)."""
         self._check_instance(params)
-        attribute = self.attributes.get(params["Name"].casefold())
-        if attribute is None:
+        key = ("attribute", params["Name"].casefold())
+        stored = self.attributes.get(key[1])
+        seen = self.views.seen(path, key, stored)
+        if seen is None or (path == "validation" and stored is None):
             raise _not_found("Predefined attribute", params["Name"])
-        return attribute
+        self._looked_up(key, stored)
+        return stored if path == "validation" and stored is not None else seen
 
     def _check_values(self, values: list[str], system: frozenset[str] = frozenset()) -> None:
         """Values an attribute may take; `system` ones are the service's own."""
@@ -427,6 +506,7 @@ class ConnectBackend:
             )
         values = (params.get("Values") or {}).get("StringList", [])
         self._check_values(values)
+        self._looked_up(("attribute", name.casefold()), None)
         attribute: Record = {"Name": name, "Values": {"StringList": list(values)}}
         if params.get("Purposes"):
             attribute["Purposes"] = list(params["Purposes"])
@@ -480,9 +560,10 @@ class ConnectBackend:
             self._check_values(values, system)
             removed = set(attribute["Values"]["StringList"]) - set(values)
             holders = self._holders(attribute["Name"], removed)
-            if holders:
-                # Not documented; we refuse rather than leave users holding a
-                # value that no longer exists, the conservative reading.
+            if holders and self.behaviour.remove_held_value == "refused":
+                # Not documented (behaviour remove-held-value): by default we
+                # refuse rather than leave users holding a value that no
+                # longer exists, the conservative reading.
                 raise ApiError(
                     "InvalidRequestException",
                     f"Values of {attribute['Name']} are still held by {len(holders)} user(s).",
@@ -504,7 +585,7 @@ class ConnectBackend:
         folded = name.casefold()
         return [
             user["User"]["Username"]
-            for user in self.users.values()
+            for user in self._users_seen("validation")
             if any(
                 p["AttributeName"].casefold() == folded
                 and (wanted is None or p["AttributeValue"] in wanted)
@@ -513,18 +594,22 @@ class ConnectBackend:
         ]
 
     def describe_predefined_attribute(self, params: Record) -> Record:
-        return {"PredefinedAttribute": self._attribute(params)}
+        return {"PredefinedAttribute": self._attribute(params, "DescribePredefinedAttribute")}
 
     def list_predefined_attributes(self, params: Record) -> Record:
         self._check_instance(params)
-        page, token = self._page(list(self.attributes.values()), params)
+        page, token = self._page(self._attributes_seen("ListPredefinedAttributes"), params)
         return {"PredefinedAttributeSummaryList": page, "NextToken": token}
 
     def search_predefined_attributes(self, params: Record) -> Record:
         self._check_instance(params)
         criteria = params.get("SearchCriteria") or {}
         self._check_attribute_fields(criteria)
-        matched = [a for a in self.attributes.values() if _attribute_matches(a, criteria)]
+        matched = [
+            a
+            for a in self._attributes_seen("SearchPredefinedAttributes")
+            if _attribute_matches(a, criteria, self.behaviour)
+        ]
         page, token = self._page(matched, params)
         return {
             "PredefinedAttributes": page,
@@ -536,6 +621,9 @@ class ConnectBackend:
         # "The currently supported values for FieldName are name and description"
         # (https://docs.rs/aws-sdk-connect/1.21.0/aws_sdk_connect/types/struct.PredefinedAttributeSearchCriteria.html).
         # Attributes carry no description in the model, so only `name` is implemented.
+        problem = or_conditions_problem(criteria, self.behaviour, "SearchCriteria")
+        if problem:
+            raise self._bad(problem)
         for condition in criteria.get("AndConditions") or []:
             self._check_attribute_fields(condition)
         for condition in criteria.get("OrConditions") or []:
@@ -566,7 +654,8 @@ class ConnectBackend:
 
     def _resolve(self, proficiency: Record) -> tuple[str, str]:
         """The stored (name, value) an input proficiency refers to."""
-        attribute = self.attributes.get(proficiency["AttributeName"].casefold())
+        key = ("attribute", proficiency["AttributeName"].casefold())
+        attribute = self.views.seen("validation", key, self.attributes.get(key[1]))
         if attribute is None:
             raise self._bad(f"Predefined attribute {proficiency['AttributeName']} does not exist.")
         if proficiency["AttributeValue"] not in attribute["Values"]["StringList"]:
@@ -588,7 +677,12 @@ class ConnectBackend:
         """The user, its proficiencies by key, and the keys the call names
         (each once), validated before anything changes: calls are atomic."""
         user = self._user(params)
-        held = {(p["AttributeName"], p["AttributeValue"]): p for p in user["Proficiencies"]}
+        seen = self.views.seen("validation", ("user", params["UserId"]), user) or user
+        checked = {(p["AttributeName"], p["AttributeValue"]) for p in seen["Proficiencies"]}
+        # held: what the write's checks see, each mapped to the stored entry
+        # it changes (the write itself lands on the stored record)
+        stored = {(p["AttributeName"], p["AttributeValue"]): p for p in user["Proficiencies"]}
+        held = {key: stored.get(key, {}) for key in checked}
         keys = [self._resolve(p) for p in params["UserProficiencies"]]
         if len(set(keys)) != len(keys):
             raise self._bad("The same proficiency is listed more than once.")
@@ -598,19 +692,25 @@ class ConnectBackend:
         user, held, keys = self._changes(params)
         levels = [self._check_level(p) for p in params["UserProficiencies"]]
         already = [f"{a}/{v}" for a, v in keys if (a, v) in held]
-        if already:
-            # Not documented; an association that exists is an error here so
-            # that clients must not rely on re-associating to change a level.
+        if already and self.behaviour.associate_held == "refused":
+            # Not documented (behaviour associate-held): by default an
+            # association that exists is an error, so that clients must not
+            # rely on re-associating to change a level.
             raise self._bad(f"Proficiencies already associated: {', '.join(already)}.")
-        if len(held) + len(keys) > self.max_proficiencies_per_user:
+        added = [key for key in keys if key not in held]
+        if len(held) + len(added) > self.max_proficiencies_per_user:
             raise self._bad(
                 f"A user can have at most {self.max_proficiencies_per_user} proficiencies; "
-                f"this user has {len(held)} and the request adds {len(keys)}."
+                f"this user has {len(held)} and the request adds {len(added)}."
             )
+        entries = {(p["AttributeName"], p["AttributeValue"]): p for p in user["Proficiencies"]}
         for (name, value), level in zip(keys, levels, strict=True):
-            user["Proficiencies"].append(
-                {"AttributeName": name, "AttributeValue": value, "Level": level}
-            )
+            if (name, value) in entries:  # held (or not yet seen held): its level changes
+                entries[(name, value)]["Level"] = level
+            else:
+                user["Proficiencies"].append(
+                    {"AttributeName": name, "AttributeValue": value, "Level": level}
+                )
         self._stamp(user["User"])
         return {}
 
@@ -621,7 +721,8 @@ class ConnectBackend:
         if missing:
             raise self._bad(f"Proficiencies not associated with the user: {', '.join(missing)}.")
         for key, level in zip(keys, levels, strict=True):
-            held[key]["Level"] = level
+            if held[key]:  # not an entry the lag still shows but a write removed
+                held[key]["Level"] = level
         self._stamp(user["User"])
         return {}
 
@@ -641,7 +742,7 @@ class ConnectBackend:
         return {}
 
     def list_user_proficiencies(self, params: Record) -> Record:
-        user = self._user(params)
+        user = self._user(params, "ListUserProficiencies")
         page, token = self._page(user["Proficiencies"], params)
         return {
             "UserProficiencyList": page,
@@ -656,13 +757,18 @@ class ConnectBackend:
     # a user's tags are DescribeUser's and SearchUsers' `Tags`. Only users of
     # this instance are taggable here; any other ARN is ResourceNotFound.
 
-    def _tagged_user(self, params: Record) -> Record:
+    def _tagged_user(self, params: Record, path: str = "validation") -> Record:
+        """The user whose ARN `params` names, as `path` sees it (a write: stored)."""
         arn = params["resourceArn"]
         for user_id, user in self.users.items():
             record: Record = user["User"]
             if record.get("Arn") == arn:
+                seen = self.views.seen(path, ("user", user_id), user)
+                if seen is None:
+                    break
+                self._looked_up(("user", user_id), user)
                 self._reached.add(user_id)
-                return record
+                return record if path == "validation" else dict(seen["User"])
         raise _not_found("Resource", arn)
 
     def _check_tag(self, key: str, value: str | None = None) -> None:
@@ -701,7 +807,7 @@ class ConnectBackend:
         return {}
 
     def list_tags_for_resource(self, params: Record) -> Record:
-        return {"tags": dict(self._tagged_user(params).get("Tags", {}))}
+        return {"tags": dict(self._tagged_user(params, "ListTagsForResource").get("Tags", {}))}
 
     # -- contacts ---------------------------------------------------------
 
@@ -731,10 +837,12 @@ class ConnectBackend:
             # EXPIRY_TIMESTAMP: the Contact shape has no member to sort by.
             raise self._bad(f"Sort FieldName {field} is not implemented by this emulator.")
         key = _CONTACT_FIELDS[field]
-        # Newest first unless asked otherwise; contacts missing the field last.
-        matched.sort(
-            key=lambda c: _present_first(_dig(c, key)), reverse=sort.get("Order") != "ASCENDING"
+        # Without a Sort the order is undocumented (behaviour contact-order);
+        # contacts missing the field come last when newest first.
+        newest_first = (
+            sort["Order"] != "ASCENDING" if sort else self.behaviour.contact_order == "newest-first"
         )
+        matched.sort(key=lambda c: _present_first(_dig(c, key)), reverse=newest_first)
         page, token = self._page(matched, params)
         # Each summary is the stored contact cut to ContactSearchSummary's
         # members by the serializer, RoutingCriteria included ("latest routing
@@ -764,12 +872,14 @@ def _contact_matches(contact: Record, criteria: Record) -> bool:
     )
 
 
-def _attribute_matches(attribute: Record, criteria: Record) -> bool:
+def _attribute_matches(attribute: Record, criteria: Record, behaviour: Behaviour) -> bool:
     if criteria.get("OrConditions") and not any(
-        _attribute_matches(attribute, c) for c in criteria["OrConditions"]
+        _attribute_matches(attribute, c, behaviour) for c in criteria["OrConditions"]
     ):
         return False
-    if not all(_attribute_matches(attribute, c) for c in criteria.get("AndConditions") or []):
+    if not all(
+        _attribute_matches(attribute, c, behaviour) for c in criteria.get("AndConditions") or []
+    ):
         return False
     condition = criteria.get("StringCondition")
-    return condition is None or string_matches(condition, attribute["Name"])
+    return condition is None or string_matches(condition, attribute["Name"], behaviour)

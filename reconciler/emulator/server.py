@@ -194,10 +194,10 @@ class ConnectEmulator:
         self.clock = clock  # the quota buckets' time (tests inject one)
         self.protocol = ConnectProtocol()
         self.stats = CallStats()
-        self.quota_scale = quota_scale  # None: no throttling
         self.quotas = quotas or {}
         self._buckets: dict[str, TokenBucket] = {}
         self._buckets_lock = threading.Lock()
+        self.set_quota_scale(quota_scale)  # None: no throttling
         self.set_faults(faults or FaultPlan())
         # Tests turn this on: every response body is checked against the
         # operation's output shape, and a misfit fails the call loudly.
@@ -237,10 +237,11 @@ class ConnectEmulator:
 
     def set_quota_scale(self, scale: float | None) -> None:
         """Enforce the quotas `scale` times faster than real time from now on
-        (None: not at all), every bucket full."""
+        (None: not at all), every bucket full; a consistency lag runs as fast."""
         with self._buckets_lock:
             self.quota_scale = scale
             self._buckets.clear()
+            self.backend.time_scale = scale or 1.0
 
     def _chance(self, rate: float) -> bool:
         if rate <= 0:

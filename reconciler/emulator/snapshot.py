@@ -29,6 +29,7 @@ from typing import Any
 from botocore.model import Shape
 
 from reconciler.emulator.backend import ConnectBackend
+from reconciler.emulator.behaviour import Behaviour, BehaviourError
 from reconciler.emulator.protocol import (
     convert_timestamps,
     output_item_shape,
@@ -205,10 +206,12 @@ def backend_from_snapshot(
     *,
     max_proficiencies_per_user: int | None = None,
     max_attributes: int | None = None,
+    behaviour: tuple[str, ...] = (),
     **options: Any,
 ) -> ConnectBackend:
     """A backend holding the snapshot's state. Quotas given here win over the
-    snapshot's `Quotas`, which win over the service's defaults."""
+    snapshot's `Quotas`, which win over the service's defaults; `behaviour`
+    (`KEY=CHOICE` items) over the snapshot's `Behaviour` map."""
     shapes = _shapes()
     if not isinstance(data, dict) or "Instance" not in data:
         raise SnapshotError("a snapshot is a JSON object with at least an `Instance`")
@@ -223,7 +226,12 @@ def backend_from_snapshot(
     _required(instance, "Id", "Instance")
     _check_arn(instance, "Arn", "Instance")
     instance.setdefault("Arn", f"arn:aws:connect:us-east-1:123456789012:instance/{instance['Id']}")
-    backend = ConnectBackend(instance, **quotas, **options)  # type: ignore[arg-type]  # quotas: int options by name
+    try:
+        recorded = Behaviour.from_map(data.get("Behaviour", {}))
+    except BehaviourError as exc:
+        raise SnapshotError(f"Behaviour: {exc}") from None
+    answers = Behaviour.parse(behaviour, recorded)  # BehaviourError: the caller's to report
+    backend = ConnectBackend(instance, **quotas, **options, behaviour=answers)  # type: ignore[arg-type]  # quotas: int options by name
     backend.kept_snapshot_sections = {
         key: copy.deepcopy(value) for key, value in data.items() if key not in _STATE_SECTIONS
     }

@@ -14,12 +14,15 @@ else is refused before any user is looked at, never silently ignored.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import operator
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from reconciler.emulator.behaviour import SHORT_VALUE, Behaviour
 
 Record = dict[str, Any]
 
@@ -43,8 +46,9 @@ PROFICIENCY_STRING_FIELDS = ("name", "value")
 PROFICIENCY_NUMBER_FIELD = "limit"
 # Which of MinValue/MaxValue each NumberComparisonType needs. The reference
 # lists the types but not their bounds; this is the strict reading: each type
-# needs the bound(s) its name implies, and EQUAL/NOT_EQUAL take one bound
-# (MinValue or MaxValue; both only when equal).
+# needs the bound(s) its name implies; what EQUAL/NOT_EQUAL read is the
+# behaviour `number-equal` (by default one bound, MinValue or MaxValue, or
+# both only when equal).
 _NUMBER_BOUNDS = {
     "GREATER_OR_EQUAL": ("MinValue",),
     "GREATER": ("MinValue",),
@@ -67,11 +71,14 @@ def shared_level(level: float) -> float:
     return _LEVELS.get(level, level)
 
 
-def string_matches(condition: Record, actual: str) -> bool:
-    """A StringCondition's comparison. Case-insensitive: not documented; the
-    console's search ignores case, and attribute names are case-insensitive."""
-    wanted = str(condition.get("Value", "")).casefold()
-    actual = actual.casefold()
+def string_matches(condition: Record, actual: str, behaviour: Behaviour) -> bool:
+    """A StringCondition's comparison: ignoring case or not, and what a value
+    shorter than 2 characters does (behaviours `string-case`, `short-values`)."""
+    wanted = str(condition.get("Value", ""))
+    if len(wanted) < SHORT_VALUE and behaviour.short_values == "unmatched":
+        return False
+    if behaviour.string_case == "insensitive":
+        wanted, actual = wanted.casefold(), actual.casefold()
     kind = condition.get("ComparisonType", "EXACT")
     if kind == "STARTS_WITH":
         return actual.startswith(wanted)
@@ -80,17 +87,26 @@ def string_matches(condition: Record, actual: str) -> bool:
     return actual == wanted
 
 
-def criteria_problem(criteria: Record, where: str = "SearchCriteria") -> str | None:
+def criteria_problem(
+    criteria: Record, behaviour: Behaviour, where: str = "SearchCriteria"
+) -> str | None:
     """Why SearchUsers' `criteria` cannot be answered exactly, or None: any
-    field name or member this emulator does not implement is refused."""
+    field name or member this emulator does not implement is refused, and
+    what the behaviours refuse (`max-or-conditions`, `short-values`, the
+    bounds `number-equal` needs)."""
+    problem = or_conditions_problem(criteria, behaviour, where)
+    if problem:
+        return problem
     for key in ("OrConditions", "AndConditions"):
         for index, child in enumerate(criteria.get(key) or []):
-            problem = criteria_problem(child, f"{where}.{key}[{index}]")
+            problem = criteria_problem(child, behaviour, f"{where}.{key}[{index}]")
             if problem:
                 return problem
     string = criteria.get("StringCondition")
     if string is not None:
-        problem = _string_condition_problem(string, USER_STRING_FIELDS, f"{where}.StringCondition")
+        problem = string_condition_problem(
+            string, USER_STRING_FIELDS, f"{where}.StringCondition", behaviour
+        )
         if problem:
             return problem
     group = criteria.get("HierarchyGroupCondition")
@@ -100,11 +116,22 @@ def criteria_problem(criteria: Record, where: str = "SearchCriteria") -> str | N
         return f"{where}.HierarchyGroupCondition needs Value and HierarchyGroupMatchType."
     listed = criteria.get("ListCondition")
     if listed is not None:
-        return _list_condition_problem(listed, f"{where}.ListCondition")
+        return _list_condition_problem(listed, f"{where}.ListCondition", behaviour)
     return None
 
 
-def _string_condition_problem(condition: Record, known: tuple[str, ...], where: str) -> str | None:
+def or_conditions_problem(criteria: Record, behaviour: Behaviour, where: str) -> str | None:
+    """An OrConditions list longer than `max-or-conditions` allows."""
+    listed = criteria.get("OrConditions") or []
+    limit = behaviour.max_or_conditions
+    if limit is not None and len(listed) > limit:
+        return f"{where}.OrConditions has {len(listed)} conditions; at most {limit} are allowed."
+    return None
+
+
+def string_condition_problem(
+    condition: Record, known: tuple[str, ...], where: str, behaviour: Behaviour
+) -> str | None:
     if condition.get("FieldName") not in known:
         return (
             f"{where}.FieldName {condition.get('FieldName')!r} is not supported; "
@@ -112,10 +139,20 @@ def _string_condition_problem(condition: Record, known: tuple[str, ...], where: 
         )
     if condition.get("Value") is None or condition.get("ComparisonType") is None:
         return f"{where} needs Value and ComparisonType."
+    if len(str(condition["Value"])) < SHORT_VALUE and behaviour.short_values == "refused":
+        return f"{where}.Value must have at least {SHORT_VALUE} characters."
     return None
 
 
-def _list_condition_problem(condition: Record, where: str) -> str | None:
+# The bounds an EQUAL or NOT_EQUAL needs under each `number-equal` answer.
+_EQUAL_BOUNDS = {
+    "min-value": ("MinValue",),
+    "max-value": ("MaxValue",),
+    "both-bounds": ("MinValue", "MaxValue"),
+}
+
+
+def _list_condition_problem(condition: Record, where: str, behaviour: Behaviour) -> str | None:
     if condition.get("TargetListType") != "PROFICIENCIES" or not condition.get("Conditions"):
         return f"{where} needs TargetListType PROFICIENCIES and at least one Condition."
     for index, item in enumerate(condition["Conditions"]):
@@ -124,7 +161,7 @@ def _list_condition_problem(condition: Record, where: str) -> str | None:
         if (string is None) == (number is None):
             return f"{at} needs exactly one of StringCondition and NumberCondition."
         if string is not None:
-            problem = _string_condition_problem(string, PROFICIENCY_STRING_FIELDS, at)
+            problem = string_condition_problem(string, PROFICIENCY_STRING_FIELDS, at, behaviour)
             if problem:
                 return problem
             continue
@@ -136,10 +173,15 @@ def _list_condition_problem(condition: Record, where: str) -> str | None:
         kind = number.get("ComparisonType")
         if kind not in _NUMBER_BOUNDS:
             return f"{at}.NumberCondition needs a ComparisonType."
-        missing = [bound for bound in _NUMBER_BOUNDS[kind] if number.get(bound) is None]
+        needed = _NUMBER_BOUNDS[kind]
+        if kind in ("EQUAL", "NOT_EQUAL"):
+            needed = _EQUAL_BOUNDS.get(behaviour.number_equal, ())
+        missing = [bound for bound in needed if number.get(bound) is None]
         low, high = number.get("MinValue"), number.get("MaxValue")
-        if kind in ("EQUAL", "NOT_EQUAL") and (
-            (low is None and high is None) or (None not in (low, high) and low != high)
+        if (
+            kind in ("EQUAL", "NOT_EQUAL")
+            and behaviour.number_equal == "either-bound"
+            and ((low is None and high is None) or (None not in (low, high) and low != high))
         ):
             missing = ["MinValue or MaxValue (one value)"]
         if missing:
@@ -147,8 +189,8 @@ def _list_condition_problem(condition: Record, where: str) -> str | None:
     return None
 
 
-def level_matches(level: float, number: Record) -> bool:
-    """A level meets a validated NumberCondition."""
+def level_matches(level: float, number: Record, behaviour: Behaviour) -> bool:
+    """A level meets a validated NumberCondition (EQUAL as `number-equal` reads it)."""
     kind = number["ComparisonType"]
     if kind == "GREATER_OR_EQUAL":
         return bool(level >= number["MinValue"])
@@ -158,12 +200,16 @@ def level_matches(level: float, number: Record) -> bool:
         return bool(level <= number["MaxValue"])
     if kind == "LESSER":
         return bool(level < number["MaxValue"])
-    bound = number["MinValue"] if number.get("MinValue") is not None else number["MaxValue"]
-    if kind == "EQUAL":
-        return bool(level == bound)
-    if kind == "NOT_EQUAL":
-        return bool(level != bound)
-    return bool(number["MinValue"] <= level <= number["MaxValue"])  # RANGE
+    if kind == "RANGE":
+        return bool(number["MinValue"] <= level <= number["MaxValue"])
+    mode = behaviour.number_equal
+    if mode == "both-bounds":
+        equal = bool(number["MinValue"] <= level <= number["MaxValue"])
+    else:
+        low = number.get("MinValue")
+        bound = number["MaxValue"] if mode == "max-value" or low is None else low
+        equal = bool(level == bound)
+    return equal if kind == "EQUAL" else not equal
 
 
 def user_fields(user: Record, field: str) -> list[str]:
@@ -203,9 +249,11 @@ class UserSearchIndex:
         in_group: Callable[[Record, Record], bool],
         encode: Callable[[Record], str],
         delay: float = 0.0,
+        behaviour: Behaviour | None = None,
     ) -> None:
         self.clock = clock
         self.delay = delay
+        self.behaviour = behaviour or Behaviour()
         self._in_group = in_group
         self._encode = encode  # a user record -> its SearchUsers item JSON
         self._rank: dict[str, int] = {}  # user id -> rank
@@ -215,27 +263,40 @@ class UserSearchIndex:
         # (casefolded attribute, value) -> level -> holders' ranks
         self._holders: dict[tuple[str, str], dict[float, set[int]]] = {}
         self._values: dict[str, set[str]] = {}  # casefolded attribute -> values held
+        self._names: dict[str, str] = {}  # casefolded attribute -> its name as stored
         self._keys: dict[tuple[str, str], tuple[str, str]] = {}
-        self._pending: deque[tuple[float, str, _Entry | None]] = deque()
+        # (due, write number, user id, entry): a heap, since delays differ per write
+        self._pending: list[tuple[float, int, str, _Entry | None]] = []
+        self._writes = itertools.count()
+        self._applied: dict[str, int] = {}  # user id -> the write number indexed
         self._results: dict[str, list[int]] = {}  # criteria -> matching users' ranks
 
-    def put(self, user_id: str, record: Record | None, *, now: bool = False) -> None:
+    def put(
+        self, user_id: str, record: Record | None, *, now: bool = False, delay: float = 0.0
+    ) -> None:
         """Index `record` ({"User", "Proficiencies"}, None once deleted) as it
-        is at this moment; searchable after the delay unless `now`."""
+        is at this moment; searchable after the index's delay, or `delay`
+        if longer (a lagging write), unless `now`."""
         seen = None
         if record is not None:
             levels = {}
             for p in record["Proficiencies"]:
                 key = (p["AttributeName"].casefold(), p["AttributeValue"])
+                self._names.setdefault(key[0], p["AttributeName"])
                 # one key object per (attribute, value), not one per holder
                 levels[self._keys.setdefault(key, key)] = shared_level(p["Level"])
             seen = _Entry(record["User"], self._encode(record["User"]), levels)
-        if now or self.delay <= 0:
-            self._apply(user_id, seen)
+        number = next(self._writes)
+        wait = max(self.delay, delay)
+        if now or wait <= 0:
+            self._apply(user_id, seen, number)
         else:
-            self._pending.append((self.clock() + self.delay, user_id, seen))
+            heapq.heappush(self._pending, (self.clock() + wait, number, user_id, seen))
 
-    def _apply(self, user_id: str, seen: _Entry | None) -> None:
+    def _apply(self, user_id: str, seen: _Entry | None, number: int) -> None:
+        if self._applied.get(user_id, -1) > number:
+            return  # a later write of this user is indexed already
+        self._applied[user_id] = number
         self._results.clear()
         rank = self._rank.get(user_id)
         old = None if rank is None else self._entries.pop(rank)
@@ -267,8 +328,8 @@ class UserSearchIndex:
         """The ranks of the users matching validated `criteria`, in order
         (kept for the next pages until the index changes; see `texts`)."""
         while self._pending and self._pending[0][0] <= self.clock():
-            _, user_id, seen = self._pending.popleft()
-            self._apply(user_id, seen)
+            _, number, user_id, seen = heapq.heappop(self._pending)
+            self._apply(user_id, seen, number)
         key = json.dumps(criteria, sort_keys=True)
         found = self._results.get(key)
         if found is None:
@@ -312,17 +373,29 @@ class UserSearchIndex:
 
     def _string_ranks(self, condition: Record) -> set[int]:
         field = condition["FieldName"]
+        behaviour = self.behaviour
         if field == "Username" and condition["ComparisonType"] == "EXACT":
-            return set(self._by_username.get(str(condition["Value"]).casefold(), ()))
+            candidates = self._by_username.get(str(condition["Value"]).casefold(), ())
+            return {
+                rank
+                for rank in candidates
+                if string_matches(condition, self._entries[rank].user["Username"], behaviour)
+            }
         return {
             rank
             for rank, entry in self._entries.items()
-            if any(string_matches(condition, v) for v in user_fields(entry.user, field))
+            if any(string_matches(condition, v, behaviour) for v in user_fields(entry.user, field))
         }
 
     def _proficiency_ranks(self, conditions: list[Record]) -> set[int]:
         """Users with one proficiency meeting every condition ("applied
-        together with an AND condition", API_ListCondition)."""
+        together with an AND condition", API_ListCondition), or, under
+        `list-condition=any-proficiency`, with each condition met by some
+        proficiency of theirs."""
+        if self.behaviour.list_condition == "any-proficiency" and len(conditions) > 1:
+            each = [self._proficiency_ranks([condition]) for condition in conditions]
+            return set.intersection(*each)
+        behaviour = self.behaviour
         strings = [c["StringCondition"] for c in conditions if "StringCondition" in c]
         numbers = [c["NumberCondition"] for c in conditions if "NumberCondition" in c]
         names = [s for s in strings if s["FieldName"] == "name"]
@@ -333,12 +406,13 @@ class UserSearchIndex:
         )
         found: set[int] = set()
         for attribute in attributes:
-            if not all(string_matches(s, attribute) for s in names):
+            name = self._names.get(attribute, attribute)
+            if not all(string_matches(s, name, behaviour) for s in names):
                 continue
             for value in self._values.get(attribute, ()):
-                if not all(string_matches(s, value) for s in values):
+                if not all(string_matches(s, value, behaviour) for s in values):
                     continue
                 for level, ranks in self._holders[(attribute, value)].items():
-                    if all(level_matches(level, n) for n in numbers):
+                    if all(level_matches(level, n, behaviour) for n in numbers):
                         found |= ranks
         return found

@@ -30,10 +30,11 @@ from reconciler.plan.fingerprint import fingerprints
 from reconciler.plan.guards import plan_guards
 from reconciler.plan.narrowing import Narrowing
 from reconciler.plan.plan import Plan
-from reconciler.quoting import names
+from reconciler.quoting import LISTED_NAMES, names
 from reconciler.routing.coverage import Requirement, coverage_rows
 from reconciler.routing.expression import references
 from reconciler.service import limits
+from reconciler.service.limits import MIN_SEARCHABLE_LENGTH, searchable
 from reconciler.state import RoutingState, UserState
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,8 @@ def plan_read(
             changes, narrowing, desired, reader, set(live.state.users), managed
         )
     else:
-        holder_errors = unmanaged_holder_errors(changes, reader, managed)
+        everyone_read = manifest.settings.users == "all" and live.whole
+        holder_errors = unmanaged_holder_errors(changes, reader, managed, everyone_read)
     errors += holder_errors
     after = apply_changes(live.state, changes)
     coverage = coverage_rows(requirements, live.state, after, others())
@@ -404,42 +406,59 @@ def narrowed_changes(
         if not in_scope:
             deferred.append(change.description)
             continue
-        values = None if change.kind is ChangeKind.DELETE_ATTRIBUTE else change.removed_values
-        holders = reader.holders(change.name, values)
-        if holders - managed:
-            errors.append(holder_error(change, values, holders - managed))
-        elif holders - read_users:
+        held, error = removal_holders(change, reader, managed)
+        if error is not None:
+            errors.append(error)
+        elif held - read_users:
             deferred.append(
                 f"{change.description} (still held by managed users outside the narrowing: "
-                f"{names(holders - read_users)})"
+                f"{names(held - read_users)})"
             )
         else:
             kept.append(change)
     return kept, deferred, errors
 
 
-def holder_error(change: AttributeChange, values: list[str] | None, holders: set[str]) -> str:
-    """The plan error for removing values (or, `values` None, an attribute)
-    that users no manifest manages still hold."""
+def removal_holders(
+    change: AttributeChange, reader: LiveStateReader, managed: set[str]
+) -> tuple[set[str], str | None]:
+    """(the managed users the service finds holding what `change` removes,
+    the plan error when users these manifests do not manage hold it, or when
+    that cannot be known). A holder outside `managed` is reported only once
+    ListUserProficiencies confirms it: a search may find more than it should
+    (docs/emulator-fidelity.md, "Searching users")."""
+    values = None if change.kind is ChangeKind.DELETE_ATTRIBUTE else change.removed_values
     what = change.name if values is None else ", ".join(f"{change.name}/{v}" for v in values)
-    return (
-        f"cannot remove {what}: still held by users these manifests do not manage: {names(holders)}"
-    )
+    if not all(searchable(text) for text in (change.name, *(values or ()))):
+        return set(), (
+            f"cannot check who else holds {what}: names and values shorter than "
+            f"{MIN_SEARCHABLE_LENGTH} characters cannot be searched reliably (API Reference, "
+            "UserSearchCriteria); manage every user (`users: all`) to remove it"
+        )
+    found = reader.holders(change.name, values)
+    others = {u: i for u, i in found.items() if u not in managed}
+    confirmed = reader.confirmed_holders(change.name, values, others, LISTED_NAMES)
+    if confirmed:
+        return set(), (
+            f"cannot remove {what}: still held by users these manifests do not manage: "
+            f"{names(confirmed)}"
+        )
+    return set(found) & managed, None
 
 
 def unmanaged_holder_errors(
-    changes: list[Change], reader: LiveStateReader, managed: set[str]
+    changes: list[Change], reader: LiveStateReader, managed: set[str], everyone_read: bool
 ) -> list[str]:
     """Removing a value (or attribute) an unmanaged user holds would break
-    that user's routing behind the manifests' back: refuse, naming them."""
+    that user's routing behind the manifests' back: refuse, naming them
+    (nobody to ask about when every user of the instance is managed and read)."""
     errors = []
     for change in changes:
-        if not isinstance(change, AttributeChange) or change.phase != Phase.REMOVE:
+        if everyone_read or not isinstance(change, AttributeChange):
             continue
-        values = None if change.kind is ChangeKind.DELETE_ATTRIBUTE else change.removed_values
-        holders = reader.holders(change.name, values) - managed
-        if holders:
-            errors.append(holder_error(change, values, holders))
+        if change.phase == Phase.REMOVE:
+            _, error = removal_holders(change, reader, managed)
+            errors += [error] if error else []
     return errors
 
 

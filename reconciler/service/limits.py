@@ -60,3 +60,23 @@ def name_problem(text: str) -> str | None:
         ):
             return f"character {char!r} is not allowed (letters, digits, spaces and _.:/=+-@' are)"
     return None
+
+
+# What searches may lean on (SearchUsers, SearchPredefinedAttributes). Each
+# is the strict reading where the documentation is silent, and every one is a
+# switch of the emulator (docs/emulator-fidelity.md) that `doctor` probes.
+#
+# No limit on the conditions of one OrConditions list is documented: the tool
+# sends at most this many and halves the number when the service refuses a
+# list of that size (InvalidParameterException).
+MAX_OR_CONDITIONS = 20
+# UserSearchCriteria: "contains" queries need "a minimum of 2 characters";
+# shorter ones "throw invalid results". Shorter names and values are never
+# searched for: what they would find is read another way, or refused.
+# https://docs.aws.amazon.com/connect/latest/APIReference/API_UserSearchCriteria.html
+MIN_SEARCHABLE_LENGTH = 2
+
+
+def searchable(text: str) -> bool:
+    """Whether a search for `text` rests on nothing the documentation leaves open."""
+    return len(text) >= MIN_SEARCHABLE_LENGTH
