@@ -54,6 +54,24 @@ log = logging.getLogger(__name__)
 
 # How often one write is re-checked and re-sent after its outcome was unknown.
 MAX_AMBIGUOUS_RETRIES = 5
+# A write refused because what this apply just wrote has not reached the
+# service's checks yet is sent again, backing off from 1 s to 30 s, for at
+# most this long (service seconds): the API Reference's eventual-consistency
+# page says changes take "less than a few seconds", "in some cases several
+# minutes".
+PROPAGATION_SECONDS = 300.0
+PROPAGATION_FIRST_DELAY = 1.0
+PROPAGATION_MAX_DELAY = 30.0
+# The errors the documentation says a not-yet-visible change may cause, and
+# the refusals of a removal that still sees holders this apply just dropped.
+# (casefolded attribute, value) an apply wrote; a value of None: the attribute itself
+Written = set[tuple[str, str | None]]
+_UNSEEN = {
+    "ResourceNotFoundException",
+    "InvalidRequestException",
+    "InvalidParameterException",
+    "ResourceInUseException",
+}
 JOURNAL_FORMAT_VERSION = "1"
 
 NOT_STARTED_EARLIER_PHASE = "not started: an earlier phase failed"
@@ -147,6 +165,13 @@ class Applier:
         self.parallelism = parallelism
         self.progress = progress or (lambda what, done, total: None)
         self._stop_reason: str | None = None  # set once: start no more changes
+        self.propagation_seconds = PROPAGATION_SECONDS
+        # What this apply has written that the service may not see yet:
+        # (casefolded attribute, value) it created or dropped from users; a
+        # value of None stands for the attribute itself.
+        self._created: Written = set()
+        self._dropped: Written = set()
+        self._written_lock = threading.Lock()
 
     def apply(self, plan: Plan) -> ApplyResult:
         """Apply every change in plan order and close the journal's record;
@@ -294,6 +319,42 @@ class Applier:
                 duration=round(time.perf_counter() - started, 3),
             )
 
+    def _propagated(
+        self,
+        change: Step,
+        relies_on: Written,
+        written: Written,
+        operation: str,
+        **params: Any,
+    ) -> None:
+        """One write; refused while something it relies on that this apply
+        just wrote (`relies_on` & `written`) may not have reached the
+        service's checks, it is sent again with bounded backoff. These
+        retries are journaled (`propagation`) and draw nothing from the
+        retry budget: the service is not failing, only catching up. A value
+        this apply did not write is never retried so."""
+        waited, delay, attempt = 0.0, PROPAGATION_FIRST_DELAY, 0
+        while True:
+            try:
+                self._write(change, operation, **params)
+                return
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                with self._written_lock:
+                    ours = bool(relies_on & written)
+                if code not in _UNSEEN or not ours or waited >= self.propagation_seconds:
+                    raise
+                refusal = str(error)
+            attempt += 1
+            pause = min(delay, self.propagation_seconds - waited)
+            self.journal.write("retry", change=change.identity, operation=operation,
+                               attempt=attempt, error=refusal, delay=round(pause, 3),
+                               propagation=True)  # fmt: skip
+            log.info("%s: %s not visible yet; again in %.1f s", change.identity, operation, pause)
+            self.pacer.pause(pause)
+            waited += pause
+            delay = min(delay * 2, PROPAGATION_MAX_DELAY)
+
     def _before_resend(self, attempt: int, unknown: AmbiguousWrite) -> None:
         """A re-send after an unknown outcome is a retry: it draws on the
         retry budget (RetryBudgetExhausted when spent); none after the last."""
@@ -346,8 +407,11 @@ class Applier:
     def _attribute_call(self, change: AttributeChange) -> None:
         operation = change.kind.operation
         after = change.after
+        folded = change.name.casefold()
+        removed = change.removed_values or (change.before.values if change.before else ())
+        relies_on: Written = {(folded, None)} | {(folded, v) for v in removed}
         if after is None:
-            self._write(change, operation, Name=change.name)
+            self._propagated(change, relies_on, self._dropped, operation, Name=change.name)
             return
         params: dict[str, Any] = {
             "Name": change.name,
@@ -357,7 +421,10 @@ class Applier:
                 "EnableValueValidationOnAssociation": after.enable_value_validation_on_association
             },
         }
-        self._write(change, operation, **params)
+        self._propagated(change, relies_on, self._dropped | self._created, operation, **params)
+        with self._written_lock:
+            made = change.added_values if change.before else list(after.values)
+            self._created |= {(folded, None)} | {(folded, v) for v in made}
 
     # -- users ----------------------------------------------------------------
 
@@ -370,13 +437,20 @@ class Applier:
     ) -> None:
         pending = list(entries)
         for attempt in range(1, MAX_AMBIGUOUS_RETRIES + 1):
+            keys: Written = {(e.attribute.casefold(), e.value) for e in pending}
+            relies_on = keys | {(attribute, None) for attribute, _ in keys}
             try:
-                self._write(
+                self._propagated(
                     change,
+                    relies_on,
+                    self._created,
                     step.operation,
                     UserId=change.user_id,
                     UserProficiencies=[_request_entry(step, e) for e in pending],
                 )
+                if step is UserStep.DISASSOCIATE:
+                    with self._written_lock:
+                        self._dropped |= keys | {(attribute, None) for attribute, _ in keys}
                 return
             except AmbiguousWrite as unknown:
                 held = self.reader.proficiencies(change.user_id)

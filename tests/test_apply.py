@@ -31,6 +31,7 @@ from reconciler.plan.planner import desired_state, make_plan, read_scope
 from tests.conftest import (
     INSTANCE_ID,
     ROOT,
+    ManualClock,
     interruptible,
     small_snapshot,
     unprivileged,
@@ -574,23 +575,42 @@ def lower_janes_spanish(console) -> None:
     )
 
 
-def test_apply_refuses_a_plan_read_from_a_lagging_search(lagging) -> None:
+def test_a_lagging_search_is_caught_before_any_write(lagging) -> None:
     """The console lowers jane's Spanish to 2; the search index still says 4.
-    A plan read by search would update 4 -> 5 on a stale view: apply re-reads
-    jane with ListUserProficiencies first and refuses (exit 4) writing nothing."""
+    The search read checks jane (the one holder of Spanish) by list: --read
+    search refuses naming her, auto reads by list and applies 2 -> 5."""
+    emulator, console, _now, args = lagging
+    lower_janes_spanish(console)
+    result = CliRunner().invoke(cli, ["apply", "--auto-approve", *args])
+    assert result.exit_code == 1, result.output
+    assert "jane: Language/Spanish listed at 2, searched at 4" in result.output
+    assert emulator.stats.calls("UpdateUserProficiencies") == 1  # the console's alone
+    auto = [*args[:2], "--read", "auto"]
+    result = CliRunner().invoke(cli, ["plan", "--format", "json", *auto])
+    assert json.loads(result.output)["read"]["strategy"] == "list"  # cheaper here
+    result = CliRunner().invoke(cli, ["apply", "--auto-approve", *auto])
+    assert result.exit_code == 0, result.output
+    held = console.list_user_proficiencies(InstanceId=INSTANCE_ID, UserId="id-jane")
+    levels = {p["AttributeValue"]: p["Level"] for p in held["UserProficiencyList"]}
+    assert levels == {"Spanish": 5.0, "Billing": 3.0}
+
+
+def test_a_misread_the_sample_misses_is_refused_by_the_re_read(lagging, monkeypatch) -> None:
+    """The second line of defence: were the check's sample to miss jane,
+    apply re-reads every user a search-read plan touches and refuses (exit 4)."""
+    from reconciler.connect import reader
+
+    monkeypatch.setattr(reader, "CHECKED_USERS", 0)
+    monkeypatch.setattr(reader.SearchCheck, "holder", lambda self, holders: None)
     emulator, console, now, args = lagging
     lower_janes_spanish(console)
     result = CliRunner().invoke(cli, ["apply", "--auto-approve", *args])
     assert result.exit_code == 4, result.output
     assert "user jane: proficiencies changed since the plan was made" in result.output
-    assert emulator.stats.calls("UpdateUserProficiencies") == 1  # the console's alone
-    # once the index has caught up, the same apply goes through
-    now[0] += 60.0
+    assert emulator.stats.calls("UpdateUserProficiencies") == 1
+    now[0] += 60.0  # once the index has caught up, the same apply goes through
     result = CliRunner().invoke(cli, ["apply", "--auto-approve", *args])
     assert result.exit_code == 0, result.output
-    held = console.list_user_proficiencies(InstanceId=INSTANCE_ID, UserId="id-jane")
-    levels = {p["AttributeValue"]: p["Level"] for p in held["UserProficiencyList"]}
-    assert levels == {"Spanish": 5.0, "Billing": 3.0}
 
 
 def test_a_plan_searched_for_one_attribute_saves_and_applies(lagging) -> None:
@@ -609,7 +629,8 @@ def test_a_lagging_search_for_one_attribute_is_a_plan_error(lagging) -> None:
     lower_janes_spanish(console)
     result = CliRunner().invoke(cli, ["plan", "--attribute", "Language", *args])
     assert result.exit_code == 1, result.output
-    assert "user jane: SearchUsers and ListUserProficiencies disagree" in result.output
+    assert "SearchUsers and ListUserProficiencies disagree for 1 of" in result.output
+    assert "jane: Language/Spanish listed at 2, searched at 4" in result.output
 
 
 SKILLS = [f"S{n}" for n in range(12)]
@@ -802,3 +823,90 @@ def test_a_journal_directory_that_cannot_be_made_is_an_error_before_any_change(
     assert result.exit_code == 1
     assert "cannot write a journal in taken/journals" in result.output
     assert (workdir / "snapshot.json").read_bytes() == before
+
+
+# -- eventual consistency: what this apply just wrote reaches the service late -------
+
+
+@pytest.fixture
+def lag(connect, tmp_path: Path):
+    """An instance whose writes reach each read path up to 20 s late, with one
+    clock for the emulator and the pacer (sleeping moves it): yields a
+    function that applies the manifests `files` and returns (plan, result,
+    journal lines)."""
+    emulator, client = connect
+    clock = ManualClock()
+    clock.now = 1_000_000.0
+    backend = backend_from_snapshot(
+        small_snapshot(), behaviour=("consistency-lag=20", "seed=7"), clock=clock
+    )
+    emulator.reset(backend, clock=clock)
+    pacer = QuotaPacer(client, seed=1, clock=clock, sleep=clock.sleep)
+    reader = LiveStateReader(pacer, INSTANCE_ID)
+
+    def apply(files: dict[str, str]):
+        config = write_config(tmp_path / "config", {"instance.yaml": INSTANCE, **files}, base=False)
+        manifest = load_manifest(config)
+        plan = make_plan(manifest, reader)
+        assert plan.errors == []
+        journal = Journal(tmp_path / "lag.jsonl")
+        journal.header(plan, instance=INSTANCE_ID, region=None, target="test", owner=None)
+        try:
+            result = Applier(pacer, reader, INSTANCE_ID, journal).apply(plan)
+        finally:
+            journal.close()
+        clock.now += 60  # every write has arrived everywhere
+        return plan, result, journal_lines(tmp_path / "lag.jsonl"), manifest
+
+    apply.reader, apply.clock = reader, clock  # type: ignore[attr-defined]
+    return apply
+
+
+NEW_TIER = {
+    "attributes.yaml": ATTRIBUTES + "  Tier: {values: [Gold]}\n",
+    "users.yaml": "users:\n  jane: {proficiencies: {Language: {Spanish: 4}, Skill: {Billing: 3}, Tier: {Gold: 2}}}\n",
+}
+
+
+def test_an_apply_that_creates_and_associates_converges_with_lag(lag) -> None:
+    _plan, result, lines, manifest = lag(NEW_TIER)
+    assert result.ok, result.failed
+    waited = [r for r in lines if r["type"] == "retry" and r.get("propagation")]
+    assert waited and all(r["operation"] == "AssociateUserProficiencies" for r in waited)
+    assert make_plan(manifest, lag.reader).changes == []
+
+
+def test_a_removal_waits_for_the_disassociations_it_follows(lag) -> None:
+    dropped = {
+        "attributes.yaml": "predefined_attributes:\n  Language: {values: [English, French]}\n  Skill: {values: [Billing, Payments]}\n",
+        "users.yaml": "users:\n  jane: {proficiencies: {Skill: {Billing: 3}}}\n",
+    }
+    _plan, result, lines, manifest = lag(dropped)
+    assert result.ok, result.failed
+    waited = {r["operation"] for r in lines if r["type"] == "retry" and r.get("propagation")}
+    assert waited == {"UpdatePredefinedAttribute"}
+    assert make_plan(manifest, lag.reader).changes == []
+
+
+def test_a_value_this_apply_did_not_create_is_never_waited_for(lag, connect) -> None:
+    # Payments exists when planned; an admin removes it before the apply.
+    _emulator, client = connect
+    files = {
+        "attributes.yaml": ATTRIBUTES,
+        "users.yaml": "users:\n  ann: {proficiencies: {Skill: {Payments: 2}}}\n",
+    }
+    config = write_config(
+        Path(tempfile.mkdtemp()) / "config", {"instance.yaml": INSTANCE, **files}, base=False
+    )
+    plan = make_plan(load_manifest(config), lag.reader)
+    client.update_predefined_attribute(
+        InstanceId=INSTANCE_ID, Name="Skill", Values={"StringList": ["Billing"]}
+    )
+    lag.clock.now += 60  # the removal has reached every check
+    journal_path = config.parent / "j.jsonl"
+    journal = Journal(journal_path)
+    journal.header(plan, instance=INSTANCE_ID, region=None, target="test", owner=None)
+    result = Applier(lag.reader.pacer, lag.reader, INSTANCE_ID, journal).apply(plan)
+    journal.close()
+    assert list(result.failed) == ["user_proficiencies ann"]
+    assert not [r for r in journal_lines(journal_path) if r.get("propagation")]

@@ -26,6 +26,7 @@ from botocore.exceptions import (
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from reconciler.connect.reader import SearchMisread
 from reconciler.emulator import SnapshotError
 from reconciler.logs import install_redaction
 from reconciler.manifest import Manifest, ManifestInvalid, load_manifest
@@ -309,7 +310,7 @@ def connected(
             max_proficiencies_per_user=account_cap(manifest),
         ) as connection:
             yield connection
-    except (TargetError, SnapshotError, BotoCoreError, ClientError) as exc:
+    except (TargetError, SnapshotError, SearchMisread, BotoCoreError, ClientError) as exc:
         bar.pause()
         click.echo(f"error: {error_message(exc, instance_id, region)}", err=True)
         sys.exit(ExitCode.ERROR)

@@ -25,10 +25,10 @@ def proficiency_condition(
     value: str | None = None,
     low: int | None = None,
     high: int | None = None,
-    levels: Iterable[int] | None = None,
+    equal: int | None = None,
 ) -> Criteria:
     """SearchUsers' criteria for holders of one proficiency: of `attribute`
-    (and `value`), at a level in [low, high] or in `levels`. This is the one
+    (and `value`), at a level in [low, high] or `equal` to one. This is the one
     place that spells the field names, as the service model documents them:
     StringCondition `name`/`value` (API_Condition) and NumberCondition
     `limit` (API_NumberCondition):
@@ -38,15 +38,10 @@ def proficiency_condition(
     conditions = [string_is("name", attribute)]
     if value is not None:
         conditions.append(string_is("value", value))
-    if levels is not None:
-        return {
-            "OrConditions": [
-                # Both bounds, equal: right whichever bound EQUAL reads.
-                _list_condition([*conditions, _limit("EQUAL", MinValue=level, MaxValue=level)])
-                for level in levels
-            ]
-        }
-    if high is not None:
+    if equal is not None:
+        # Both bounds, equal: right whichever bound EQUAL reads.
+        conditions.append(_limit("EQUAL", MinValue=equal, MaxValue=equal))
+    elif high is not None:
         conditions.append(_limit("RANGE", MinValue=low or 1, MaxValue=high))
     elif low is not None:
         conditions.append(_limit("GREATER_OR_EQUAL", MinValue=low))

@@ -3,13 +3,19 @@ service counts them (what a plan needs for users it does not read)."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 from botocore.exceptions import ClientError
 
-from reconciler.connect.criteria import search_criteria
+from reconciler.connect.criteria import Criteria, search_criteria, username_is
 from reconciler.connect.reader import LiveStateReader
+from reconciler.quoting import names
+from reconciler.routing.coverage import Requirement
+from reconciler.routing.eligibility import satisfies
 from reconciler.routing.expression import AllOf, AnyOf, Expression
+from reconciler.service.limits import MAX_OR_CONDITIONS, searchable
+from reconciler.state import RoutingState
 
 
 class InstanceEligibility:
@@ -53,3 +59,48 @@ class InstanceEligibility:
         if expression.negated:
             return set(self.reader.usernames_by_id().values()) - matched
         return matched
+
+
+def count_check(
+    reader: LiveStateReader, requirements: list[Requirement], state: RoutingState, seed: int = 0
+) -> tuple[int, list[str]]:
+    """(requirements checked, a line for each one the service counts
+    otherwise than the known proficiencies of a sample of `state`'s users).
+
+    The service's counts stand in for every user a plan does not read, so
+    they are asked once more about users whose state is known: a sample
+    (users with two or more proficiencies first: they tell whether a
+    ListCondition is met by one proficiency), small enough for one OR list."""
+    rich = sorted(u for u, user in state.users.items() if len(user.proficiencies) > 1)
+    rest = sorted(u for u, user in state.users.items() if len(user.proficiencies) == 1)
+    shuffle = random.Random(seed).sample
+    sample = (shuffle(rich, len(rich)) + shuffle(rest, len(rest)))[:MAX_OR_CONDITIONS]
+    checked, wrong = 0, []
+    for requirement in requirements:
+        criteria = search_criteria(requirement.expression)
+        if criteria is None or not sample or not all(searchable(u) for u in sample):
+            continue
+        known = {
+            u
+            for u in sample
+            if satisfies(
+                requirement.expression, state.users[u].proficiencies, state.users[u].user_id
+            )
+        }
+
+        def within(usernames: Criteria, criteria: Criteria = criteria) -> Criteria:
+            return {"AndConditions": [criteria, usernames]}
+
+        counted = {
+            user["Username"]
+            for user in reader.search_any([username_is(u) for u in sample], around=within)
+        }
+        checked += 1
+        if counted != known:
+            wrong.append(
+                f"{requirement.name}: SearchUsers finds {len(counted)} of {len(sample)} users "
+                f"whose proficiencies are known, {len(known)} meet it "
+                f"(too many: {names(counted - known) or 'none'}; missing: "
+                f"{names(known - counted) or 'none'})"
+            )
+    return checked, wrong

@@ -210,12 +210,16 @@ class QuotaPacer:
                 log.debug("%s failed (%s); retry %d in %.2fs", operation, error, attempt, delay)
                 if on_retry is not None:
                     on_retry(attempt, error, delay)
-                self._sleep(delay / self.time_scale)
+                self.pause(delay)
             else:
                 self._answered = True
                 self.budget.release(last_cost or NO_RETRY_INCREMENT)
                 return response
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def pause(self, seconds: float) -> None:
+        """Wait `seconds` of service time (scaled like the quotas)."""
+        self._sleep(seconds / self.time_scale)
 
     def spend_retry(self, operation: str, error: Exception) -> int:
         """Take a retry's tokens from the budget (also before re-sending a

@@ -22,10 +22,11 @@ Calls to different APIs overlap; each API is paced by the shared QuotaPacer.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -38,7 +39,13 @@ from reconciler.connect.criteria import (
     username_is,
 )
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.connect.read_choice import LEVEL_BITS, READS, SEARCH_PAGE, ReadChoice, choose_read
+from reconciler.connect.read_choice import (
+    LEVEL_BITS,
+    READS,
+    ReadChoice,
+    Verification,
+    choose_read,
+)
 from reconciler.service.limits import MAX_OR_CONDITIONS, searchable
 from reconciler.state import Attribute, Proficiencies, RoutingState, UserSelector, UserState
 
@@ -87,6 +94,74 @@ class LiveState:
     owners: dict[str, str] = field(default_factory=dict)
 
 
+class SearchMisread(Exception):
+    """`--read search` on a service whose search answers otherwise than the
+    search read needs (exit 1, naming the users and values)."""
+
+
+# A search read re-reads at least this many users by ListUserProficiencies
+# (and one holder of every value it searched) to check what it found.
+CHECKED_USERS = 32
+
+
+class SearchCheck:
+    """Cross-checks a search read: a seeded sample of users, at least one
+    holder of every searched value and CHECKED_USERS or more, is read again
+    by ListUserProficiencies while the search goes on."""
+
+    def __init__(self, reader: LiveStateReader, pool: ThreadPoolExecutor, seed: int) -> None:
+        self.reader = reader
+        self.pool = pool
+        self.seed = seed
+        self._holders = random.Random(seed)  # the values come in one order: so do the picks
+        self.read: dict[str, Future[Proficiencies]] = {}
+        self._lock = threading.Lock()
+
+    def holder(self, holders: set[str]) -> None:
+        """One of a value's holders (ids), to read again."""
+        if holders:
+            self._read([self._holders.choice(sorted(holders))])
+
+    def users(self, records: Iterable[dict[str, Any]]) -> None:
+        """CHECKED_USERS of the listed users, picked at random by the seed
+        (whenever this is called: the same ones)."""
+        ids = sorted({r["Id"] for r in records})
+        self._read(random.Random(self.seed).sample(ids, min(len(ids), CHECKED_USERS)))
+
+    def _read(self, user_ids: list[str]) -> None:
+        with self._lock:
+            for user_id in user_ids:
+                if user_id not in self.read:
+                    self.read[user_id] = self.pool.submit(self.reader.proficiencies, user_id)
+
+    def disagreements(
+        self, found: dict[str, Proficiencies], attributes: dict[str, Attribute]
+    ) -> list[tuple[str, str]]:
+        """(user id, what differs) for each sampled user whose listed
+        proficiencies in `attributes` are not what the search found."""
+        folded = {name.casefold() for name in attributes}
+        with self._lock:
+            sampled = dict(self.read)
+        differ = []
+        for user_id, future in sorted(sampled.items()):
+            listed = {k: v for k, v in future.result().items() if k[0].casefold() in folded}
+            searched = found.get(user_id, {})
+            if listed != searched:
+                keys = sorted(set(listed) | set(searched))
+                wrong = [k for k in keys if listed.get(k) != searched.get(k)][:3]
+                said = [
+                    f"{a}/{v} listed {_level(listed.get((a, v)))}, "
+                    f"searched {_level(searched.get((a, v)))}"
+                    for a, v in wrong
+                ]
+                differ.append((user_id, ", ".join(said)))
+        return differ
+
+
+def _level(level: float | None) -> str:
+    return "not held" if level is None else f"at {level:g}"
+
+
 class LiveStateReader:
     """Reads a Connect instance through a QuotaPacer."""
 
@@ -105,6 +180,7 @@ class LiveStateReader:
         if strategy not in READS:
             raise ValueError(f"read strategy {strategy!r} is not one of {', '.join(READS)}")
         self.strategy = strategy  # how read() reads proficiencies
+        self.check_seed = 0  # which users a search read checks (SearchCheck)
         self._usernames: dict[str, str] | None = None
         self._usernames_lock = threading.Lock()
         self.or_limit = MAX_OR_CONDITIONS  # conditions one OR list may hold (search_any)
@@ -154,7 +230,7 @@ class LiveStateReader:
                         started[username] = reads.submit(self.proficiencies, user_id)
 
             listing = lister.submit(self._managed, scope, pool, start)
-            searchable = _proficiency_attributes(attributes.result(), scope.proficiency_attributes)
+            searched = _proficiency_attributes(attributes.result(), scope.proficiency_attributes)
             if scope.all_users or scope.groups or scope.only_users is not None:
                 users = len(listing.result()[2])
             else:
@@ -164,18 +240,26 @@ class LiveStateReader:
                 users = len(scope.declared_users)
             choice = choose_read(
                 strategy,
-                searchable,
+                searched,
                 users,
                 narrowed_to_users=scope.only_users is not None,
                 list_rate=self.pacer.quota("ListUserProficiencies").rate,
                 search_rate=self.pacer.quota("SearchUsers").rate,
                 holder_counts=self._holder_counts,
             )
-            found = (
-                self.proficiencies_by_search(searchable, abandon_if_failed=listing)
-                if choice.strategy == "search"
-                else {}
-            )
+            found: dict[str, Proficiencies] = {}
+            if choice.strategy == "search":
+                # Checked as it goes: ListUserProficiencies is another API, so
+                # the sample is read beside the search (docs/design.md §3).
+                check = SearchCheck(self, reads, self.check_seed)
+                listing.add_done_callback(
+                    lambda done: (
+                        None if done.exception() else check.users(done.result()[0].values())
+                    )
+                )
+                found = self.proficiencies_by_search(searched, listing, check)
+                check.users(listing.result()[0].values())  # if the callback has not run yet
+                choice = self._checked(choice, check, found, searched, listing.result()[0])
             listed, members, managed, missing, errors = listing.result()
             user_ids = {name: record["Id"] for name, record in listed.items()}
             ordered = sorted(managed)
@@ -218,13 +302,52 @@ class LiveStateReader:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="estimate") as pool:
             return list(pool.map(count, attributes))
 
+    def _checked(
+        self,
+        choice: ReadChoice,
+        check: SearchCheck,
+        found: dict[str, Proficiencies],
+        attributes: dict[str, Attribute],
+        listed: dict[str, dict[str, Any]],
+    ) -> ReadChoice:
+        """`choice` with how the search read was checked; when the sample
+        disagrees, `auto` falls back to the list read and `search` refuses."""
+        disagreed = check.disagreements(found, attributes)
+        verification = Verification(len(check.read), len(disagreed))
+        if not disagreed:
+            return replace(choice, verification=verification)
+        names_by_id = {record["Id"]: name for name, record in listed.items()}
+        said = "; ".join(
+            f"{names_by_id.get(user_id, user_id)}: {what}" for user_id, what in disagreed[:5]
+        )
+        more = f" and {len(disagreed) - 5} more" if len(disagreed) > 5 else ""
+        why = (
+            f"SearchUsers and ListUserProficiencies disagree for {len(disagreed)} of "
+            f"{len(check.read)} sampled users ({said}{more}): the search index may trail "
+            "writes, or this service's search answers otherwise than the search read needs "
+            "(`connect-reconciler doctor` tells which behaviour)"
+        )
+        if choice.requested == "search":
+            raise SearchMisread(f"--read search: {why}; use --read list or auto")
+        log.warning("%s; reading by list instead", why)
+        return replace(
+            choice,
+            strategy="list",
+            note="search disagreed with ListUserProficiencies, read by list instead",
+            verification=replace(verification, fell_back_to="list"),
+        )
+
     def proficiencies_by_search(
-        self, attributes: dict[str, Attribute], abandon_if_failed: Future[Any] | None = None
+        self,
+        attributes: dict[str, Attribute],
+        abandon_if_failed: Future[Any] | None = None,
+        check: SearchCheck | None = None,
     ) -> dict[str, Proficiencies]:
         """Every holder's proficiencies in `attributes` by user id, from three
         SearchUsers per value run concurrently. If `abandon_if_failed` (a read
         running alongside) fails, no more queries start and its error is
-        raised: the plan fails now, not after the whole search."""
+        raised: the plan fails now, not after the whole search. `check` is
+        told each value's holders as soon as its searches are done."""
         queries = [
             (attribute.name, value, bit)
             for attribute in attributes.values()
@@ -232,6 +355,7 @@ class LiveStateReader:
             for bit in range(len(LEVEL_BITS))
         ]
         held: dict[str, Proficiencies] = {}
+        value_holders: set[str] = set()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="search") as pool:
             futures = [
                 pool.submit(self._holder_ids, name, value, LEVEL_BITS[bit])
@@ -249,6 +373,11 @@ class LiveStateReader:
                 for user_id in future.result():
                     levels = held.setdefault(user_id, {})
                     levels[(name, value)] = levels.get((name, value), 0.0) + 2**bit
+                    value_holders.add(user_id)
+                if bit == len(LEVEL_BITS) - 1:
+                    if check is not None:
+                        check.holder(value_holders)
+                    value_holders = set()
                 self.progress("Searching proficiencies", done, len(futures))
         return held
 
@@ -276,9 +405,9 @@ class LiveStateReader:
         return RoutingState(state.attributes, users), errors
 
     def _holder_ids(self, attribute: str, value: str, levels: tuple[int, ...]) -> list[str]:
-        criteria = proficiency_condition(attribute, value, levels=levels)
-        found = self.pages("SearchUsers", "Users", MaxResults=SEARCH_PAGE, SearchCriteria=criteria)
-        return [u["Id"] for u in found]
+        """Holders of `value` at any of `levels` (one OR list, chunked as the service takes)."""
+        found = self.search_any([proficiency_condition(attribute, value, equal=n) for n in levels])
+        return sorted({u["Id"] for u in found})
 
     def managed_users(self, scope: ReadScope) -> tuple[set[str], list[set[str]]]:
         """(every username `scope` manages, each group's members), without

@@ -73,6 +73,19 @@ def unchecked_coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:
     ]
 
 
+def distrusted_count_guards(problems: list[str]) -> list[GuardFinding]:
+    """Requirement counts the service gave otherwise than known users'
+    proficiencies: coverage of the users not read is not checked."""
+    return [
+        GuardFinding(
+            "coverage_not_checked",
+            f"{problem}: the service's search does not count as assumed, so agents this "
+            "plan did not read are not counted (`connect-reconciler doctor` tells which behaviour)",
+        )
+        for problem in problems
+    ]
+
+
 def plan_guards(
     settings: SettingsSpec,
     changes: list[Change],

@@ -19,15 +19,16 @@ import difflib
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from reconciler.connect.eligibility import InstanceEligibility
+from reconciler.connect.eligibility import InstanceEligibility, count_check
+from reconciler.connect.read_choice import Verification
 from reconciler.connect.reader import OWNER_TAG, LiveState, LiveStateReader, ReadScope
 from reconciler.manifest import Manifest
 from reconciler.plan.changes import AttributeChange, Change, ChangeKind, OwnerTag, Phase
 from reconciler.plan.diff import DiffPolicy, apply_changes, diff
 from reconciler.plan.fingerprint import fingerprints
-from reconciler.plan.guards import plan_guards
+from reconciler.plan.guards import distrusted_count_guards, plan_guards
 from reconciler.plan.narrowing import Narrowing
 from reconciler.plan.plan import Plan
 from reconciler.quoting import LISTED_NAMES, names
@@ -93,6 +94,7 @@ def make_plan(
             others.result,
             managed,
             take_ownership=take_ownership,
+            count_problems=distrusted_counts(reader, requirements, live, every_user_read(scope)),
         )
     if narrowing.active:
         plan.errors[:0] = unknown_attribute_errors(
@@ -112,11 +114,13 @@ def plan_read(
     *,
     take_ownership: bool,
     within: Attributes | None = None,
+    count_problems: list[str] | None = None,
 ) -> Plan:
     """The plan from what was read: `managed` is every user the manifests
     manage in the instance, `others()` the requirement counts of the users
-    not read. `within`: the read holds only these attributes (a saved plan's
-    re-read), so only changes to them are planned."""
+    not read, untrusted when `count_problems` says they are wrong (see
+    distrusted_counts). `within`: the read holds only these attributes (a
+    saved plan's re-read), so only changes to them are planned."""
     errors = list(live.errors)
     if live.missing_users:
         errors.append(
@@ -149,14 +153,15 @@ def plan_read(
         holder_errors = unmanaged_holder_errors(changes, reader, managed, everyone_read)
     errors += holder_errors
     after = apply_changes(live.state, changes)
-    coverage = coverage_rows(requirements, live.state, after, others())
+    counted: Eligible = {r.name: None for r in requirements} if count_problems else others()
+    coverage = coverage_rows(requirements, live.state, after, counted)
     guards = plan_guards(
         manifest.settings,
         changes,
         len(managed) + existing_attributes,
         coverage,
         narrowing.active,
-    )
+    ) + distrusted_count_guards(count_problems or [])
     ignored = {*desired.attributes, *manifest.settings.external_attributes}
     unmanaged = (
         []
@@ -188,6 +193,28 @@ def plan_read(
         deferred=deferred,
         owner_tags=owner_tags,
     )
+
+
+def distrusted_counts(
+    reader: LiveStateReader,
+    requirements: list[Requirement],
+    live: LiveState,
+    every_user_read: bool,
+) -> list[str]:
+    """Why the service's requirement counts cannot be trusted (empty when
+    they can, or are not needed): they are checked against users whose
+    state was read (connect.eligibility.count_check), and the check goes
+    into the read's verification."""
+    if every_user_read or not requirements:
+        return []
+    checked, wrong = count_check(reader, requirements, live.state)
+    base = live.read.verification or Verification()
+    live.read = replace(
+        live.read, verification=replace(base, counts_checked=checked, counts_disagreed=len(wrong))
+    )
+    for line in wrong:
+        log.warning("requirement count not trusted: %s", line)
+    return wrong
 
 
 def every_user_read(scope: ReadScope) -> bool:

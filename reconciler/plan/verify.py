@@ -31,6 +31,7 @@ from reconciler.plan.narrowing import Narrowing
 from reconciler.plan.plan import Plan, document_digest
 from reconciler.plan.planner import (
     Attributes,
+    distrusted_counts,
     instance_managed,
     make_plan,
     others_eligible,
@@ -117,18 +118,20 @@ def replanned(plan: Plan, manifest: Manifest, reader: LiveStateReader, live: Liv
     their re-read state `live`, narrowed as `plan` was (what it deferred
     stays deferred); its guards count the whole instance as it is now."""
     narrowing = plan.narrowing or Narrowing()
+    requirements = manifest.requirements
     return plan_read(
         manifest,
         reader,
         live,
         narrowing,
-        manifest.requirements,
-        lambda: others_eligible(reader, manifest.requirements, every_user_read=False),
+        requirements,
+        lambda: others_eligible(reader, requirements, every_user_read=False),
         instance_managed(manifest, reader, live),
         # who owns each user now is compared with the plan's tags, so taking
         # ownership is no error here
         take_ownership=True,
         within=Attributes.named(plan.fingerprints["attributes"]),
+        count_problems=distrusted_counts(reader, requirements, live, every_user_read=False),
     )
 
 

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.connect.read_choice import ReadChoice
-from reconciler.connect.reader import LiveStateReader, ReadScope
+from reconciler.connect.read_choice import ReadChoice, Verification
+from reconciler.connect.reader import LiveStateReader, ReadScope, SearchMisread
 from reconciler.emulator import FaultPlan, backend_from_snapshot, load_snapshot
 from reconciler.manifest import load_manifest
 from reconciler.plan.planner import make_plan
@@ -35,9 +35,10 @@ def test_search_read_equals_list_read(connect) -> None:
         listed, searched = read_both(client, scope)
         assert searched.state == listed.state
         assert searched.managed == listed.managed
+        # every user of the small instance is checked by list (fewer than 32)
         assert (listed.read, searched.read) == (
             ReadChoice("list", "list"),
-            ReadChoice("search", "search"),
+            ReadChoice("search", "search", verification=Verification(sampled=3)),
         )
     # jane holds Language/Spanish 4 and Skill/Billing 3: levels from the bits
     assert searched.state.users["jane"].proficiencies == {
@@ -105,7 +106,9 @@ def test_auto_searches_when_the_estimate_is_cheaper(connect) -> None:
     scope = ReadScope(set(), all_users=True)
     live = reader(client, "auto").read(scope)
     # 40 users to list; 1 attribute to count + 3 x 2 values, one page each
-    assert live.read == ReadChoice("search", "auto", 40 / 10_000, 7 / 10_000)
+    assert live.read == ReadChoice(
+        "search", "auto", 40 / 10_000, 7 / 10_000, verification=Verification(sampled=32)
+    )
     assert live.state == reader(client, "list").read(scope).state
     # --user narrowing always lists: a few users cost a few calls
     narrowed = reader(client, "auto").read(ReadScope(set(), all_users=True, only_users={"agent1"}))
@@ -127,7 +130,7 @@ def test_values_equal_but_for_case_are_always_listed(connect) -> None:
     snapshot["PredefinedAttributes"][0]["Values"]["StringList"].append("GOLD")
     emulator.reset(backend_from_snapshot(snapshot))
     live = reader(client, "search").read(ReadScope(set(), all_users=True))
-    assert live.read == ReadChoice("list", "search")
+    assert live.read == ReadChoice("list", "search", note="values equal but for case")
     assert live.read.describe() == (
         "proficiencies read by ListUserProficiencies (--read search: values equal but for case)"
     )
@@ -212,3 +215,36 @@ def test_search_read_equals_list_read_on_random_instances(
     listed, searched = read_both(connect_session_client, ReadScope(declared, all_users=all_users))
     assert searched.state == listed.state
     assert searched.missing_users == listed.missing_users
+
+
+def two_proficiency_snapshot(users: int) -> dict:
+    """Users holding Tier/Gold and Skill/Billing at different levels: where a
+    ListCondition met across the list gives other answers than per proficiency."""
+    snapshot = many_users_snapshot(users)
+    snapshot["PredefinedAttributes"].append(
+        {"Name": "Skill", "Values": {"StringList": ["Billing"]}}
+    )
+    for n, user in enumerate(snapshot["Users"]):
+        user["Proficiencies"].append(
+            {"AttributeName": "Skill", "AttributeValue": "Billing", "Level": (n + 2) % 5 + 1}
+        )
+    return snapshot
+
+
+def test_a_search_that_matches_across_the_list_is_caught(connect) -> None:
+    emulator, client = connect
+    snapshot = two_proficiency_snapshot(40)
+    emulator.reset(backend_from_snapshot(snapshot))
+    scope = ReadScope(set(), all_users=True)
+    expected = reader(client, "list").read(scope).state
+    emulator.reset(backend_from_snapshot(snapshot, behaviour=("list-condition=any-proficiency",)))
+    # auto would search (cheaper): the sample disagrees, it reads by list instead
+    live = reader(client, "auto").read(scope)
+    assert live.state == expected
+    assert live.read.strategy == "list" and live.read.verification is not None
+    assert live.read.verification.fell_back_to == "list"
+    assert live.read.verification.disagreed > 0
+    assert "search disagreed" in live.read.describe()
+    # --read search refuses, naming users and what differs
+    with pytest.raises(SearchMisread, match=r"agent\d+: (Skill/Billing|Tier/Gold) listed at \d"):
+        reader(client, "search").read(scope)

@@ -431,3 +431,35 @@ def test_the_instances_users_are_listed_once_however_many_ask(connect) -> None:
     assert eligibility.eligible(parse_text("NOT Skill = Billing")) == {"joe", "ann"}
     assert set(reader.usernames_by_id().values()) == {"jane", "joe", "ann"}
     assert emulator.stats.calls("ListUsers") == 1
+
+
+def test_counts_the_service_gives_otherwise_than_known_users_are_not_trusted(planner) -> None:
+    # Every user holds Tier/Gold and Skill/Billing at levels that differ; a
+    # service meeting a ListCondition across the list counts some of them
+    # for "Tier = Gold >= 4" by their Skill level.
+    from reconciler.emulator import backend_from_snapshot
+    from tests.connect.test_reader import two_proficiency_snapshot
+
+    files = {
+        "attributes.yaml": "predefined_attributes:\n  Tier: {values: [Gold, Silver]}\n  Skill: {values: [Billing]}\n",
+        "users.yaml": "users:\n"
+        + "".join(
+            f"  agent{n}: {{proficiencies: {{Tier: {{Gold: {n % 5 + 1}}}, Skill: {{Billing: {(n + 2) % 5 + 1}}}}}}}\n"
+            for n in range(30)
+        ),
+        "requirements.yaml": "routing_requirements:\n  - {name: gold, expression: 'Tier = Gold >= 4', min_agents: 1}\n",
+    }
+    for answer, trusted in (("one-proficiency", True), ("any-proficiency", False)):
+        planner.emulator.reset(
+            backend_from_snapshot(
+                two_proficiency_snapshot(40), behaviour=(f"list-condition={answer}",)
+            )
+        )
+        plan = planner(files)
+        assert plan.errors == [] and plan.changes == []
+        assert plan.read.verification is not None and plan.read.verification.counts_checked == 1
+        guards = [g for g in plan.guards if g.guard == "coverage_not_checked"]
+        assert (guards == []) == trusted, plan.guards
+        assert (plan.coverage[0].counted == "all users") == trusted
+        if not trusted:
+            assert "connect-reconciler doctor" in guards[0].message
