@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from reconciler.connect.client import connect_client
+from reconciler.connect.client import caller_identity, connect_client
 from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import LiveStateReader, Progress
 from reconciler.emulator import ConnectEmulator, load_snapshot, save_snapshot
@@ -58,6 +59,16 @@ class Connection:
         save_snapshot(self.emulator.backend, self.snapshot)
         if self.lock is not None:
             self.lock.read_digest = file_digest(self.snapshot)
+
+
+def identity_check(
+    target: str, profile: str | None, region: str | None, endpoint_url: str | None
+) -> Callable[[], dict[str, Any]] | None:
+    """Who the credentials are (STS GetCallerIdentity), for AWS's credential
+    chain only: an endpoint or the emulator has no such identity."""
+    if target != "aws" or endpoint_url is not None:
+        return None
+    return lambda: caller_identity(profile, region)
 
 
 def emulator_snapshot(target: str) -> Path | None:

@@ -118,6 +118,7 @@ def read_commands(server: ConnectEmulator) -> set[str]:
     reads |= called(server, "export", "--snapshot", "exported.json")
     shutil.copytree("config", "update-me")
     reads |= called(server, "export", "--update", "update-me")
+    reads |= called(server, "doctor")
     return reads
 
 

@@ -14,6 +14,7 @@ import click
 from reconciler.cli.apply import apply
 from reconciler.cli.common import ExitCode, global_options, log
 from reconciler.cli.coverage import coverage
+from reconciler.cli.doctor import doctor
 from reconciler.cli.drift import drift
 from reconciler.cli.emulator import emulator
 from reconciler.cli.export import export
@@ -51,7 +52,7 @@ def cli() -> None:
     """Amazon Connect routing attributes and proficiencies as code."""
 
 
-for command in (validate, plan, apply, show, drift, coverage, export, schema, emulator):
+for command in (validate, plan, apply, show, drift, coverage, export, doctor, schema, emulator):
     cli.add_command(command)
 
 

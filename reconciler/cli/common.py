@@ -26,11 +26,12 @@ from botocore.exceptions import (
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from reconciler.connect.client import access_denied
 from reconciler.connect.reader import SearchMisread
 from reconciler.emulator import SnapshotError
 from reconciler.logs import install_redaction
 from reconciler.manifest import Manifest, ManifestInvalid, load_manifest
-from reconciler.service.model import is_read, require_model
+from reconciler.service.model import require_model
 from reconciler.service.quotas import Quota
 from reconciler.targets import Connection, TargetError, open_target
 
@@ -38,9 +39,6 @@ log = logging.getLogger("reconciler")
 
 # Progress bars appear for reads of at least this many calls.
 PROGRESS_THRESHOLD = 20
-# The least-privilege policies of docs/iam/: reads, and apply's writes on top.
-READ_POLICY = "docs/iam/plan-policy.json"
-WRITE_POLICY = "docs/iam/apply-policy.json"
 # Operations whose only resource is the instance: "not found" means it.
 _INSTANCE_ONLY = {
     "ListUsers",
@@ -224,12 +222,9 @@ def error_message(exc: Exception, instance_id: str | None, region: str | None) -
         return str(exc)
     code = exc.response.get("Error", {}).get("Code", "")
     operation = exc.operation_name
-    if code in ("AccessDeniedException", "AccessDenied"):
-        policy = READ_POLICY if is_read(operation) else WRITE_POLICY
-        return (
-            f"access denied to connect:{operation}: the credentials' IAM policy must allow "
-            f"that action ({policy} in the connect-reconciler repository grants it)"
-        )
+    denied = access_denied(exc)
+    if denied is not None:
+        return denied
     message = exc.response.get("Error", {}).get("Message", "")
     if code == "ResourceNotFoundException" and (
         operation in _INSTANCE_ONLY or "instance" in message.lower()

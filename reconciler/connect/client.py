@@ -6,6 +6,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from reconciler.service.model import is_read
 
 # Retries are ours (reconciler.connect pacing), so botocore must not retry
 # behind our back: every call it makes is one the pacer accounted for.
@@ -35,3 +38,31 @@ def connect_client(
     else:
         session = boto3.session.Session(profile_name=profile, region_name=region)
     return session.client("connect", endpoint_url=endpoint_url, config=_CONFIG)
+
+
+# The least-privilege policies of docs/iam/: reads, and apply's writes on top.
+READ_POLICY = "docs/iam/plan-policy.json"
+WRITE_POLICY = "docs/iam/apply-policy.json"
+
+
+def access_denied(exc: Exception) -> str | None:
+    """What an AccessDenied answer means to the user: the `connect:` action
+    to allow and the policy of docs/iam/ that grants it; None for any other error."""
+    if not isinstance(exc, ClientError):
+        return None
+    if exc.response.get("Error", {}).get("Code") not in ("AccessDeniedException", "AccessDenied"):
+        return None
+    operation = exc.operation_name
+    policy = READ_POLICY if is_read(operation) else WRITE_POLICY
+    return (
+        f"access denied to connect:{operation}: the credentials' IAM policy must allow "
+        f"that action ({policy} in the connect-reconciler repository grants it)"
+    )
+
+
+def caller_identity(profile: str | None, region: str | None) -> dict[str, Any]:
+    """STS GetCallerIdentity for boto3's credential chain (needs no permission)."""
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    sts = session.client("sts", config=_CONFIG)
+    identity: dict[str, Any] = sts.get_caller_identity()
+    return identity
