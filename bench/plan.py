@@ -34,7 +34,9 @@ quotas. The diff is timed alone. The last line per size is
 
 Targets (issue 12): at 10,000 users real_s <= 0.25 x list floor and <= 0.25 x
 peer; at 50,000 <= 0.06 x list floor; 0 throttled; wall <= 1.05 x the floor
-of the read chosen. The default scales keep the whole run near 20 minutes
+of the read chosen. The search read runs once more without its self-check
+(ListUserProficiencies re-reading a sample beside the search): the check
+adds at most 5% (issue 21). The default scales keep the whole run near 20 minutes
 on a quiet 2-core machine; the output says which scale each read ran at.
 `--throttle-runs N` instead runs our three reads N times per size and
 prints the throttles of each run.
@@ -70,7 +72,7 @@ from bench.synthetic import (
 )
 from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.connect.reader import LiveStateReader
+from reconciler.connect.reader import LiveStateReader, SearchCheck
 from reconciler.files import write_json_atomically
 from reconciler.manifest import Manifest, load_manifest
 from reconciler.plan.diff import DiffPolicy, diff
@@ -129,6 +131,18 @@ def our_plan(url: str, scale: float, manifest: Manifest, read: str) -> tuple[Run
     run, plan = measured(f"ours --read {read}", url, scale, lambda: make_plan(manifest, reader))
     run.note = plan.read.describe() if plan.read else ""
     return run, plan
+
+
+@contextmanager
+def unchecked() -> Iterator[None]:
+    """Search reads without their self-check, to measure what the check adds."""
+    holder, users = SearchCheck.holder, SearchCheck.users
+    SearchCheck.holder = lambda self, holders: None  # type: ignore[method-assign]
+    SearchCheck.users = lambda self, records: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SearchCheck.holder, SearchCheck.users = holder, users  # type: ignore[method-assign]
 
 
 def peer_refresh(url: str, scale: float, state: RoutingState) -> Run:
@@ -256,6 +270,8 @@ def bench_size(users: int, scales: Scales, drift: float) -> None:
         plans: dict[str, Any] = {}
         for read in READS:
             runs[read], plans[read] = our_plan(url, scales.of(read), manifest, read)
+        with unchecked():
+            bare, _ = our_plan(url, scales.of("search"), manifest, "search")
         peer = peer_refresh(url, scales.bulk, live)
         some = Narrowing(users=frozenset(sorted(manifest.desired.users)[:20]))
         client = connect_client(endpoint_url=url, emulator=True)
@@ -269,6 +285,17 @@ def bench_size(users: int, scales: Scales, drift: float) -> None:
     print_run(peer, None, list_floor, search_floor)
     same = [c.data for c in plans["search"].changes] == [c.data for c in plans["list"].changes]
     print(f"  search plan == list plan: {same}; changes {plans['auto'].summary}")
+    searched = runs["search"]
+    checked = searched.stats.get("ListUserProficiencies", {}).get("calls", 0)
+    verification = plans["search"].read.verification
+    added = searched.real_s - bare.real_s
+    print(
+        f"  search self-check: {checked} ListUserProficiencies calls beside the search "
+        f"({verification.sampled if verification else 0} users, "
+        f"{verification.disagreed if verification else 0} disagreed); the search read took "
+        f"{searched.real_s:.0f} s with it, {bare.real_s:.0f} s without: it adds {added:.0f} s "
+        f"({added / bare.real_s:+.1%}, target <= 5%), throttled {searched.throttled}"
+    )
     print(
         f"  plan narrowed to 20 users (--user x20): {narrowed.calls} calls, "
         f"{narrowed.real_s:.1f} real s (target < 30 s)"

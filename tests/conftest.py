@@ -13,6 +13,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--read-only",
+        action="store_true",
+        help="run only the conformance tests that make no write (safe against production)",
+    )
+
+
 BASE_FILES: dict[str, str | bytes] = {
     "instance.yaml": (
         "instance:\n  id: 11111111-2222-3333-4444-555555555555\n  region: us-east-1\n"

@@ -115,6 +115,8 @@ def _emulator() -> Iterator[Endpoint]:
         "PredefinedAttributes": [
             {"Name": "connect:Subtype", "Values": {"StringList": ["connect:Chat"]},
              "AttributeConfiguration": {"IsReadOnly": True}},
+            {"Name": "connect:Language", "Values": {"StringList": ["en-US", "es-ES"]},
+             "AttributeConfiguration": {"IsReadOnly": False}},
         ],
         "Contacts": [
             {"Id": f"c-{n}", "Channel": "VOICE", "InitiationMethod": "INBOUND",
@@ -137,12 +139,12 @@ def _emulator() -> Iterator[Endpoint]:
         yield Endpoint("emulator", client, EMULATED_INSTANCE, users, "conformance-")
 
 
-def _aws() -> Iterator[Endpoint]:
+def _aws(read_only: bool) -> Iterator[Endpoint]:
     region = os.environ.get(REGION_ENV) or os.environ.get("AWS_REGION")
     client = _client(region_name=region)
     instance_id = os.environ[INSTANCE_ENV]
     wanted = [u.strip() for u in os.environ.get(USERS_ENV, "").split(",") if u.strip()]
-    if not wanted:
+    if not wanted and not read_only:
         pytest.exit(f"{USERS_ENV} must name at least one user the suite may change", 1)
     users = {}
     for username in wanted:
@@ -171,7 +173,8 @@ def _endpoints() -> list[str]:
 def endpoint_session(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
     """The endpoint for the session; deletes what the run created on teardown."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    opened = _emulator() if request.param == "emulator" else _aws()
+    read_only = bool(request.config.getoption("--read-only"))
+    opened = _emulator() if request.param == "emulator" else _aws(read_only)
     endpoint = next(opened)
     try:
         yield endpoint
@@ -238,6 +241,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "undocumented: an API behaviour no AWS documentation states; against AWS the "
         "test reports the choice the service makes",
     )
+    config.addinivalue_line(
+        "markers", "read_only: makes no write (the --read-only subset, safe against production)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--read-only"):
+        writes = pytest.mark.skip(reason="--read-only: this test writes")
+        for item in items:
+            if "read_only" not in item.keywords:
+                item.add_marker(writes)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

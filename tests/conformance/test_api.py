@@ -309,26 +309,39 @@ def test_search_users_by_proficiency_name_value_and_limit(endpoint) -> None:
 
 
 @pytest.mark.undocumented
-def test_search_users_equal_on_limit_reads_min_value(endpoint) -> None:
+def test_search_users_equal_on_limit_reads_which_bound(endpoint) -> None:
     # The search read asks, per value, for holders at levels {4, 5} (bit 2) as
-    # an OR of EQUAL conditions carrying MinValue; which bound EQUAL reads is
-    # not documented (API_NumberCondition names both).
+    # an OR of EQUAL conditions carrying MinValue = MaxValue, right whichever
+    # bound EQUAL reads; which one it reads is not documented (API_NumberCondition
+    # names both): record it.
     name, username, _ = held(endpoint, 4)
 
-    def at_levels(levels: tuple[int, ...]) -> set[str]:
+    def at_levels(levels: tuple[int, ...], **bounds: bool) -> set[str] | str:
+        def limit(level: int) -> dict:
+            given = {k: level for k, wanted in (("MinValue", bounds.get("low", True)),
+                                                  ("MaxValue", bounds.get("high", True))) if wanted}  # fmt: skip
+            return {"NumberCondition": {"FieldName": "limit", "ComparisonType": "EQUAL", **given}}
+
         criteria = {"OrConditions": [{"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": [
             {"StringCondition": {"FieldName": "name", "Value": name, "ComparisonType": "EXACT"}},
             {"StringCondition": {"FieldName": "value", "Value": "a", "ComparisonType": "EXACT"}},
-            {"NumberCondition": {"FieldName": "limit", "MinValue": level, "ComparisonType": "EQUAL"}},
+            limit(level),
         ]}} for level in levels]}  # fmt: skip
+        code, _ = endpoint.error("SearchUsers", SearchCriteria=criteria)
+        if code:
+            return code
         return {
             u["Username"] for u in endpoint.call("SearchUsers", SearchCriteria=criteria)["Users"]
         }
 
-    found = endpoint.eventually(lambda: at_levels((4, 5)) == {username})
-    exact = found and at_levels((1, 3, 5)) == set() and at_levels((2, 3)) == set()
-    outcome = ("", 200) if exact else ("does not select by MinValue", 0)
-    choice(endpoint, "SearchUsers EQUAL on limit with MinValue", outcome, "accepted")
+    assert endpoint.eventually(lambda: at_levels((4, 5)) == {username})
+    assert at_levels((1, 3, 5)) == set() and at_levels((2, 3)) == set()
+    alone = {side: at_levels((4,), low=side == "MinValue", high=side == "MaxValue")
+             for side in ("MinValue", "MaxValue")}  # fmt: skip
+    read = [side for side, found in alone.items() if found == {username}]
+    answer = {("MinValue", "MaxValue"): "either-bound", ("MinValue",): "min-value",
+              ("MaxValue",): "max-value", (): "both-bounds"}[tuple(read)]  # fmt: skip
+    choice(endpoint, "behaviour number-equal", (answer, 0), "either-bound")
 
 
 def test_search_users_refuses_other_proficiency_field_names(endpoint) -> None:
@@ -367,3 +380,148 @@ def test_search_contacts_default_order(endpoint) -> None:
     order = "newest first" if times == sorted(times, reverse=True) else (
         "oldest first" if times == sorted(times) else "neither")  # fmt: skip
     choice(endpoint, "SearchContacts order without Sort", (order, 0), "newest first")
+
+
+# -- what the documentation leaves open, one switch each (docs/emulator-fidelity.md) --
+
+
+@pytest.mark.undocumented
+def test_a_list_condition_across_two_proficiencies(endpoint) -> None:
+    # behaviour list-condition: the user holds a@4 of one attribute and b@2 of
+    # another; does "first attribute, value a, level EQUAL 2" find them?
+    name, username, user_id = held(endpoint, 4)
+    other = endpoint.new_attribute(["b"])
+    endpoint.call(
+        "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(other, "b", 2)]
+    )
+
+    def finds(level: int) -> bool:
+        criteria = {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": [
+            {"StringCondition": {"FieldName": "name", "Value": name, "ComparisonType": "EXACT"}},
+            {"StringCondition": {"FieldName": "value", "Value": "a", "ComparisonType": "EXACT"}},
+            {"NumberCondition": {"FieldName": "limit", "ComparisonType": "EQUAL", "MinValue": level, "MaxValue": level}},
+        ]}}  # fmt: skip
+        found = endpoint.call("SearchUsers", SearchCriteria=criteria)["Users"]
+        return any(u["Id"] == user_id for u in found)
+
+    assert endpoint.eventually(lambda: finds(4))
+    endpoint.eventually(lambda: (other, "b") in endpoint.proficiencies(username))
+    answer = "any-proficiency" if finds(2) else "one-proficiency"
+    choice(endpoint, "behaviour list-condition", (answer, 0), "one-proficiency")
+
+
+@pytest.mark.undocumented
+def test_associate_right_after_create(endpoint) -> None:
+    # eventual-consistency.html: a change may not be visible at once. Associate
+    # a value of an attribute created the moment before.
+    name = endpoint.new_attribute(["a"])
+    _, user_id = first_user(endpoint)
+    outcome = endpoint.error(
+        "AssociateUserProficiencies", UserId=user_id, UserProficiencies=[entry(name, "a", 2)]
+    )
+    choice(
+        endpoint,
+        "AssociateUserProficiencies right after CreatePredefinedAttribute",
+        outcome,
+        "accepted",
+    )
+
+
+@pytest.mark.undocumented
+def test_search_predefined_attributes_right_after_create(endpoint) -> None:
+    # eventual-consistency.html, for SearchPredefinedAttributes.
+    name = endpoint.new_attribute(["a"])
+    condition = {"StringCondition": {"FieldName": "name", "Value": name, "ComparisonType": "EXACT"}}
+    found = endpoint.call("SearchPredefinedAttributes", SearchCriteria=condition)[
+        "PredefinedAttributes"
+    ]
+    choice(
+        endpoint,
+        "SearchPredefinedAttributes right after create",
+        ("found" if found else "not yet", 0),
+        "found",
+    )
+
+
+@pytest.mark.undocumented
+def test_long_or_lists(endpoint) -> None:
+    # behaviour max-or-conditions: no limit is documented; the tool sends 20.
+    taken = 0
+    for size in (20, 50, 100):
+        alternatives = [{"StringCondition": {"FieldName": "Username", "Value": f"probe-{n}", "ComparisonType": "EXACT"}}
+                        for n in range(size)]  # fmt: skip
+        if endpoint.error("SearchUsers", SearchCriteria={"OrConditions": alternatives})[0]:
+            break
+        taken = size
+    choice(
+        endpoint,
+        "behaviour max-or-conditions (largest of 20, 50, 100 taken)",
+        (str(taken), 0),
+        "100",
+    )
+
+
+@pytest.mark.undocumented
+def test_one_character_values(endpoint) -> None:
+    # behaviour short-values: UserSearchCriteria says "contains" queries need 2
+    # characters; does an EXACT value of 1 character match?
+    name, _, user_id = held(endpoint, 3, values=["a", "B"])
+    del name
+    criteria = {"ListCondition": {"TargetListType": "PROFICIENCIES", "Conditions": [
+        {"StringCondition": {"FieldName": "value", "Value": "a", "ComparisonType": "EXACT"}}]}}  # fmt: skip
+    code, _ = endpoint.error("SearchUsers", SearchCriteria=criteria)
+    if code:
+        answer = "refused"
+    else:
+        found = endpoint.eventually(lambda: any(
+            u["Id"] == user_id for u in endpoint.call("SearchUsers", SearchCriteria=criteria)["Users"]))  # fmt: skip
+        answer = "matched" if found else "unmatched"
+    choice(endpoint, "behaviour short-values", (answer, 0), "matched")
+
+
+@pytest.mark.undocumented
+def test_an_empty_value_list(endpoint) -> None:
+    # API_CreatePredefinedAttribute: Values is optional; is an empty StringList one?
+    name = f"{endpoint.prefix}empty"
+    outcome = endpoint.error("CreatePredefinedAttribute", Name=name, Values={"StringList": []})
+    if not outcome[0]:
+        endpoint.created.append(name)
+    choice(endpoint, "CreatePredefinedAttribute with an empty StringList", outcome, "accepted")
+
+
+@pytest.mark.undocumented
+def test_custom_values_of_connect_language(endpoint) -> None:
+    # predefined-attributes.html: "you can add 500 custom values to connect:Language";
+    # the tool only ever adds (UpdatePredefinedAttribute with the whole list).
+    language = endpoint.call("DescribePredefinedAttribute", Name="connect:Language")[
+        "PredefinedAttribute"
+    ]
+    values = language["Values"]["StringList"]
+    custom = f"{endpoint.prefix}xx"
+    outcome = endpoint.error("UpdatePredefinedAttribute", Name="connect:Language",
+                             Values={"StringList": [*values, custom]})  # fmt: skip
+    if not outcome[0]:
+        endpoint.call(
+            "UpdatePredefinedAttribute", Name="connect:Language", Values={"StringList": values}
+        )
+    choice(
+        endpoint,
+        "UpdatePredefinedAttribute adding a custom value to connect:Language",
+        outcome,
+        "accepted",
+    )
+
+
+@pytest.mark.read_only
+def test_doctor_probes_answer(endpoint_session) -> None:
+    # What `connect-reconciler doctor` probes, with data the instance holds
+    # and no write: safe against production (pytest tests/conformance --read-only).
+    from reconciler.connect.doctor import FAIL, Doctor
+    from reconciler.connect.pacer import QuotaPacer
+    from reconciler.connect.reader import LiveStateReader
+
+    reader = LiveStateReader(QuotaPacer(endpoint_session.client), endpoint_session.instance_id)
+    checks = Doctor(reader, identity=None).checks()
+    for check in checks:
+        endpoint_session.observe(f"doctor {check.name}", f"{check.status}: {check.detail}")
+    assert [c.name for c in checks if c.status == FAIL] == []
