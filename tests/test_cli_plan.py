@@ -77,6 +77,20 @@ def test_in_sync_plan_and_drift(small: Path) -> None:
     ]
 
 
+def test_drift_reports_requirements_unmet_even_in_sync(small: Path) -> None:
+    (small / "config" / "routing.yaml").write_text(
+        "routing_requirements:\n"
+        "  - {name: spanish, expression: 'Language = Spanish >= 4', min_agents: 3}\n"
+        "  - {name: english, expression: 'Language = English >= 5', min_agents: 1}\n"
+    )
+    drift = run("drift")
+    report = json.loads(drift.stdout)
+    assert drift.exit_code == 0 and report["in_sync"] is True
+    assert [
+        (r["name"], r["now"], r["after"], r["cause"]) for r in report["unmet_requirements"]
+    ] == [("spanish", 1, 1, "already unmet")]
+
+
 def test_guard_exits_3(small: Path) -> None:
     (small / "config" / "settings.yaml").write_text(
         "settings:\n  max_change_percent: 10\n  min_existing_objects: 1\n"

@@ -395,7 +395,14 @@ def test_contact_audit_over_the_demo(tmp_path: Path, monkeypatch) -> None:
     )
     line = next(line for line in result.output.splitlines() if "Portuguese" in line)
     assert line.split()[:4] == ["6", "0", "→", "0"] and "NO AGENT AFTER THE PLAN" in line
+    assert "already unmet before the plan" in line  # no agent before the plan either
     assert run("coverage").exit_code == 0  # the declared requirements alone are met
+    # every unmet step of the demo says whether the plan causes it
+    document = json.loads(run("coverage", "--from-contacts", "7d", "--until",
+                              "2026-11-21T00:00:00Z", "--format", "json").stdout)  # fmt: skip
+    unmet = [row for row in document["contacts"]["steps"] if not row["met"]]
+    assert unmet and all(row["cause"] in ("plan", "worsened", "already unmet") for row in unmet)
+    assert all(row["cause"] is None for row in document["contacts"]["steps"] if row["met"])
 
 
 def test_contact_steps_grouping_and_skips() -> None:

@@ -119,6 +119,7 @@ def read_commands(server: ConnectEmulator) -> set[str]:
     shutil.copytree("config", "update-me")
     reads |= called(server, "export", "--update", "update-me")
     reads |= called(server, "doctor")
+    reads |= called(server, "explain", "e1655d3d-a277-51d7-b5e5-e7875bcfbd80")
     return reads
 
 

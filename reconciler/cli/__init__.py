@@ -17,6 +17,7 @@ from reconciler.cli.coverage import coverage
 from reconciler.cli.doctor import doctor
 from reconciler.cli.drift import drift
 from reconciler.cli.emulator import emulator
+from reconciler.cli.explain import explain_command
 from reconciler.cli.export import export
 from reconciler.cli.plan import plan
 from reconciler.cli.schema import schema
@@ -52,7 +53,8 @@ def cli() -> None:
     """Amazon Connect routing attributes and proficiencies as code."""
 
 
-for command in (validate, plan, apply, show, drift, coverage, export, doctor, schema, emulator):
+COMMANDS = (validate, plan, apply, show, drift, coverage, explain_command, export, doctor, schema)
+for command in (*COMMANDS, emulator):
     cli.add_command(command)
 
 

@@ -42,5 +42,9 @@ def drift(ctx: click.Context, read: str) -> None:
         result = make_plan(manifest, connection.reader)
     report = json.loads(JsonRenderer().render(result))
     report["in_sync"] = not result.has_changes
+    # Unmet even when Connect matches the manifests: a drift job reports them too.
+    report["unmet_requirements"] = [
+        {**row.data, "cause": row.cause} for row in result.coverage if not row.met
+    ]
     click.echo(json.dumps(report, indent=2))
     sys.exit(drift_exit_code(result))

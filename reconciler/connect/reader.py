@@ -404,6 +404,17 @@ class LiveStateReader:
             users[username] = UserState(username, listed, users[username].user_id)
         return RoutingState(state.attributes, users), errors
 
+    def holder_levels(self, attribute: str, value: str) -> dict[str, tuple[str, float]]:
+        """Every holder of `attribute`/`value` with its level, id -> (username,
+        level): three SearchUsers, one per level bit (as the search read)."""
+        found: dict[str, tuple[str, float]] = {}
+        for bit, levels in enumerate(LEVEL_BITS):
+            alternatives = [proficiency_condition(attribute, value, equal=n) for n in levels]
+            for user in self.search_any(alternatives):
+                username, level = found.get(user["Id"], (user["Username"], 0.0))
+                found[user["Id"]] = (username, level + 2**bit)
+        return found
+
     def _holder_ids(self, attribute: str, value: str, levels: tuple[int, ...]) -> list[str]:
         """Holders of `value` at any of `levels` (one OR list, chunked as the service takes)."""
         found = self.search_any([proficiency_condition(attribute, value, equal=n) for n in levels])

@@ -41,6 +41,17 @@ class CoverageRow:
         return self.after >= self.min_agents
 
     @property
+    def cause(self) -> str | None:
+        """Why it is unmet after the plan: `plan` (it was met, the plan takes
+        it below), `worsened` (unmet already, the plan lowers it further) or
+        `already unmet`; None when met."""
+        if self.met:
+            return None
+        if self.now >= self.min_agents:
+            return "plan"
+        return "worsened" if self.after < self.now else "already unmet"
+
+    @property
     def data(self) -> dict[str, Any]:
         return {
             "name": self.name,

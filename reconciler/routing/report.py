@@ -20,7 +20,16 @@ def coverage_line(row: CoverageRow) -> str:
     )
     scope = "" if row.counted == "all users" else f" [{row.counted} only]"
     counts = f"{row.now} → {row.after} (min {row.min_agents})"
-    return f"{row.name}: {counts} {status}{scope} — {row.expression}"
+    cause = f" ({CAUSES[row.cause]})" if row.cause else ""
+    return f"{row.name}: {counts} {status}{cause}{scope} — {row.expression}"
+
+
+# What an unmet row's cause means, in the reports' words.
+CAUSES = {
+    "plan": "caused by the plan",
+    "worsened": "already unmet, the plan worsens it",
+    "already unmet": "already unmet before the plan",
+}
 
 
 def coverage_report(rows: list[CoverageRow], declared: int, steps: ContactSteps | None) -> str:
@@ -39,8 +48,11 @@ def coverage_report(rows: list[CoverageRow], declared: int, steps: ContactSteps 
         ]
         for row in sorted(rows[declared:], key=lambda r: -steps.steps[r.name][1]):
             flag = "NO AGENT AFTER THE PLAN" if row.after == 0 else "ok"
+            cause = CAUSES[row.cause] if row.cause else ""
             contacts = steps.steps[row.name][1]
-            lines.append(f"  {contacts:6d}  {row.now:4d} → {row.after:<4d} {flag:24} {row.name}")
+            lines.append(
+                f"  {contacts:6d}  {row.now:4d} → {row.after:<4d} {flag:24} {cause:34} {row.name}"
+            )
     return "\n".join(lines)
 
 
@@ -49,7 +61,7 @@ def coverage_data(
 ) -> dict[str, Any]:
     """The `coverage --format json` document: requirements, and the contacts'
     routing steps when they were read."""
-    requirements = [{**row.data, "met": row.met} for row in rows[:declared]]
+    requirements = [{**row.data, "met": row.met, "cause": row.cause} for row in rows[:declared]]
     data: dict[str, Any] = {"format_version": "1", "requirements": requirements, "contacts": None}
     if steps is not None:
         data["contacts"] = {
@@ -57,7 +69,12 @@ def coverage_data(
             "without_criteria": steps.without_criteria,
             "unreadable_steps": steps.unreadable,
             "steps": [
-                {**row.data, "contacts": steps.steps[row.name][1], "met": row.met}
+                {
+                    **row.data,
+                    "contacts": steps.steps[row.name][1],
+                    "met": row.met,
+                    "cause": row.cause,
+                }
                 for row in rows[declared:]
             ],
         }
@@ -67,24 +84,30 @@ def coverage_data(
 def coverage_markdown(rows: list[CoverageRow], declared: int, steps: ContactSteps | None) -> str:
     """The `coverage --format markdown` report, for a PR or a job summary."""
     lines = ["### connect-reconciler routing coverage", ""]
-    lines += ["| routing requirement | now | after | min | status |", "|---|---|---|---|---|"]
+    lines += [
+        "| routing requirement | now | after | min | status | cause |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows[:declared]:
         status = "✅" if row.met else "⚠️ below"
         requirement = f"`{markdown_cell(row.name)}` {markdown_cell(row.expression)}"
-        lines.append(f"| {requirement} | {row.now} | {row.after} | {row.min_agents} | {status} |")
+        counts = f"{row.now} | {row.after} | {row.min_agents}"
+        lines.append(f"| {requirement} | {counts} | {status} | {_cause(row)} |")
     if steps is not None:
         lines += [
             "",
             f"{steps.contacts} contacts read, {steps.without_criteria} without routing criteria, "
             f"{steps.unreadable} unreadable step(s).",
             "",
-            "| routing step | contacts | now | after | status |",
-            "|---|---|---|---|---|",
+            "| routing step | contacts | now | after | status | cause |",
+            "|---|---|---|---|---|---|",
         ]
         for row in sorted(rows[declared:], key=lambda r: -steps.steps[r.name][1]):
             status = "⛔ no agent after the plan" if row.after == 0 else "✅"
-            contacts = steps.steps[row.name][1]
-            lines.append(
-                f"| {markdown_cell(row.name)} | {contacts} | {row.now} | {row.after} | {status} |"
-            )
+            counts = f"{steps.steps[row.name][1]} | {row.now} | {row.after}"
+            lines.append(f"| {markdown_cell(row.name)} | {counts} | {status} | {_cause(row)} |")
     return "\n".join(lines)
+
+
+def _cause(row: CoverageRow) -> str:
+    return CAUSES[row.cause] if row.cause else ""
