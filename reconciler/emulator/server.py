@@ -394,10 +394,17 @@ class _BoundedServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self._workers.acquire()
+        worker = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
         try:
-            super().process_request(request, client_address)
+            worker.start()
         except BaseException:
-            self._workers.release()
+            # A worker that started gives its slot back itself: releasing here
+            # too would raise ValueError in place of a Ctrl-C (SIGTERM) that
+            # lands right after start(), and the server would never stop.
+            if worker.ident is None:
+                self._workers.release()
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:

@@ -351,7 +351,7 @@ def test_fifty_threads_of_requests_are_all_answered_correctly(connect) -> None:
         connection = http.client.HTTPConnection(host, port, timeout=30)
         try:
             statuses = []
-            for _ in range(200):
+            for _ in range(60):
                 connection.request("GET", path)
                 response = connection.getresponse()
                 body = json.loads(response.read())
@@ -363,5 +363,5 @@ def test_fifty_threads_of_requests_are_all_answered_correctly(connect) -> None:
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         results = list(pool.map(client_thread, range(50)))
-    assert [s for statuses in results for s in statuses] == [200] * 10_000
-    assert emulator.stats.snapshot()["ListRoutingProfiles"] == {"calls": 10_000, "ok": 10_000}
+    assert [s for statuses in results for s in statuses] == [200] * 3_000
+    assert emulator.stats.snapshot()["ListRoutingProfiles"] == {"calls": 3_000, "ok": 3_000}
