@@ -35,6 +35,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler import __version__
+from reconciler.connect.client import access_denied
 from reconciler.connect.pacer import AmbiguousWrite, QuotaPacer, RetryBudgetExhausted
 from reconciler.connect.reader import OWNER_TAG, LiveStateReader
 from reconciler.plan.changes import (
@@ -77,6 +78,7 @@ JOURNAL_FORMAT_VERSION = "1"
 NOT_STARTED_EARLIER_PHASE = "not started: an earlier phase failed"
 NOT_STARTED_FAILING = "not started: the service keeps failing (retry budget spent)"
 NOT_STARTED_INTERRUPTED = "not started: interrupted"
+NOT_STARTED_DENIED = "not started: access denied (apply again cannot help until it is allowed)"
 
 
 class Journal:
@@ -234,9 +236,10 @@ class Applier:
             if self._stop_reason == NOT_STARTED_INTERRUPTED:
                 return  # apply lists what is left
             if changes and (result.failed or result.skipped):
-                result.stopped = result.stopped or NOT_STARTED_EARLIER_PHASE
+                reason = self._stop_reason or NOT_STARTED_EARLIER_PHASE
+                result.stopped = result.stopped or reason
                 for change in changes:
-                    self._journal_change(change, "not_started", reason=NOT_STARTED_EARLIER_PHASE)
+                    self._journal_change(change, "not_started", reason=reason)
                     result.skipped.append(change.identity)
                 continue
             with ThreadPoolExecutor(
@@ -274,11 +277,14 @@ class Applier:
                 self._user(change)
         except (ClientError, BotoCoreError, AmbiguousWrite) as error:
             log.warning("%s failed: %s", change.identity, error)
-            if isinstance(error, RetryBudgetExhausted) and self._stop_reason is None:
-                self._stop_reason = NOT_STARTED_FAILING
+            denied = access_denied(error)
+            if self._stop_reason is None and (denied or isinstance(error, RetryBudgetExhausted)):
+                # Denied: every other write of this kind would be too; stop at once.
+                self._stop_reason = NOT_STARTED_DENIED if denied else NOT_STARTED_FAILING
+            message = denied or str(error)
             duration = round(time.perf_counter() - started, 3)
-            self._journal_change(change, "failed", error=str(error), duration=duration)
-            return "failed", str(error)
+            self._journal_change(change, "failed", error=message, duration=duration)
+            return "failed", message
         self._journal_change(change, "applied", duration=round(time.perf_counter() - started, 3))
         return "applied", ""
 

@@ -38,3 +38,8 @@ def names(items: list[str] | set[str] | frozenset[str]) -> str:
     text = ", ".join(ordered[:LISTED_NAMES])
     more = len(ordered) - LISTED_NAMES
     return text + (f" and {more} more" if more > 0 else "")
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 attribute`, `2 attributes`: a count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from reconciler.apply import NOT_STARTED_FAILING, Applier, Journal
+from reconciler.apply import NOT_STARTED_DENIED, NOT_STARTED_FAILING, Applier, Journal
 from reconciler.cli import cli
 from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
@@ -260,14 +260,38 @@ def test_partial_failure_then_rerun_converges(rig) -> None:
     manifest = rig.manifest(SCENARIOS["every change kind"])
     _, result = rig.apply(manifest, FaultPlan(reject_users=("id-jane",)))
     assert list(result.failed) == ["user_proficiencies jane"]
-    assert "AccessDeniedException" in result.failed["user_proficiencies jane"]
-    assert result.skipped == [
-        "update_attribute Language"
-    ]  # French is removed only after every user is done
+    denied = result.failed["user_proficiencies jane"]
+    assert "connect:AssociateUserProficiencies" in denied and "apply-policy.json" in denied
+    assert result.stopped == NOT_STARTED_DENIED
+    assert "update_attribute Language" in result.skipped  # French goes after every user
     assert "create_attribute Tier" in result.applied
     _, again = rig.apply(manifest)
     assert again.ok
     rig.assert_converged(manifest)
+
+
+def test_access_denied_on_a_write_stops_the_apply_at_once(rig, tmp_path: Path) -> None:
+    rig.emulator.reset(backend_from_snapshot(many_users_snapshot(60)))
+    files = many_users_manifest(60)
+    files["attributes.yaml"] = (
+        "predefined_attributes:\n  Language: {values: [English, Spanish, French, German, Dutch]}\n  Skill: {values: [Billing, Payments]}\n"
+    )
+    manifest = rig.manifest(files)
+    denied = (
+        "AssociateUserProficiencies",
+        "UpdateUserProficiencies",
+        "DisassociateUserProficiencies",
+    )
+    plan, result = rig.apply(manifest, FaultPlan(deny_operations=denied))
+    assert len(plan.changes) == 60 and not result.applied
+    assert result.stopped == NOT_STARTED_DENIED
+    # only the changes already in flight (parallelism 6) were tried, each once, never retried
+    writes = sum(rig.emulator.stats.calls(op) for op in denied)
+    assert 1 <= len(result.failed) == writes <= 6
+    assert len(result.skipped) == 60 - len(result.failed)
+    records = journal_lines(tmp_path / "journal.jsonl")
+    assert records[-1]["reason"] == NOT_STARTED_DENIED
+    assert not any(r["type"] == "retry" for r in records)
 
 
 def test_an_outage_stops_new_writes_once_the_retry_budget_is_spent(rig, tmp_path: Path) -> None:
@@ -403,7 +427,9 @@ def test_saved_plan_with_changed_manifests_or_instance_is_refused(workdir: Path)
     assert result.exit_code == 4 and "the plan is for instance another" in result.output
 
 
-def test_partial_apply_exits_5_listing_failures(workdir: Path, monkeypatch) -> None:
+def test_access_denied_apply_exits_5_naming_the_action_not_asking_to_rerun(
+    workdir: Path, monkeypatch
+) -> None:
     original = ConnectEmulator.__init__
 
     def rejecting(self, *args, **kwargs):
@@ -413,7 +439,12 @@ def test_partial_apply_exits_5_listing_failures(workdir: Path, monkeypatch) -> N
     monkeypatch.setattr(ConnectEmulator, "__init__", rejecting)
     result = cli_run("apply", "--auto-approve")
     assert result.exit_code == 5
-    assert "failed: user_proficiencies jane" in result.output and "Run apply again" in result.output
+    assert (
+        "failed: user_proficiencies jane: access denied to connect:AssociateUserProficiencies"
+        in result.output
+    )
+    assert "docs/iam/apply-policy.json" in result.output
+    assert "Run apply again to finish" not in result.output and NOT_STARTED_DENIED in result.output
 
 
 # -- crash: SIGKILL at random moments, then re-run ------------------------------

@@ -93,7 +93,7 @@ def test_verbose_logs_to_stderr(config_dir: Path, flag: str) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0
-    assert "loaded 2 file(s)" in result.stderr
+    assert "loaded 2 files" in result.stderr
     assert "loaded" not in result.stdout
 
 

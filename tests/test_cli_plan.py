@@ -52,7 +52,7 @@ def test_demo_plan_text_and_exit_codes(demo: Path) -> None:
     result = run("plan")
     assert result.exit_code == 0, result.output
     assert "+ create attribute Certification" in result.output
-    assert "Plan: 1 attribute(s) to create" in result.output
+    assert "Plan: 1 attribute to create" in result.output
     assert run("plan", "--detailed-exitcode").exit_code == 2
 
 

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
-from reconciler.apply import Applier, ApplyResult, Journal
+from reconciler.apply import NOT_STARTED_DENIED, Applier, ApplyResult, Journal
 from reconciler.cli.common import (
     ExitCode,
     connected,
@@ -23,14 +23,15 @@ from reconciler.cli.common import (
     prompt,
     use_color,
 )
-from reconciler.cli.plan import narrowing_options, narrowing_or_exit, read_option
+from reconciler.cli.plan import NarrowingAsked, narrowing_options, planned_or_exit, read_option
 from reconciler.emulator.lock import LockError, SnapshotLock
 from reconciler.manifest import Manifest
+from reconciler.plan.causes import Base
 from reconciler.plan.narrowing import Narrowing
 from reconciler.plan.plan import Plan
-from reconciler.plan.render import narrowing_lines, renderer_for
+from reconciler.plan.render import narrowing_lines, no_changes_line, renderer_for
 from reconciler.plan.saved import SavedPlanError, load_plan
-from reconciler.plan.verify import RefusedPlan, check_saved_plan, fresh_plan
+from reconciler.plan.verify import RefusedPlan, check_reviewed_plan, check_saved_plan, fresh_plan
 from reconciler.targets import Connection, emulator_snapshot
 
 
@@ -53,20 +54,43 @@ def saved_plan_or_exit(
     return saved
 
 
-def refuse(what: str, refused: RefusedPlan) -> NoReturn:
-    """Say why `what` is not applied, one line per problem, and exit 4."""
-    click.echo(f"refusing to apply {what}: {refused.reason} (run plan again):", err=True)
+def refuse(what: str, refused: RefusedPlan, err: bool = True) -> NoReturn:
+    """Say why `what` is not applied, one line per problem (on stdout when
+    not `err`, for a CI job to post), and exit 4."""
+    click.echo(f"refusing to apply {what}: {refused.reason} (run plan again):", err=err)
     for problem in refused.problems:
-        click.echo(f"  {problem}", err=True)
+        click.echo(f"  {problem}", err=err)
     sys.exit(ExitCode.STALE_PLAN)
 
 
+def reviewed_plan_or_exit(
+    path: Path, manifest: Manifest, region: str | None, connection: Connection
+) -> Plan:
+    """The plan of the manifests now, if its changes are those of the plan
+    reviewed at `path` (made on another commit); else the differences on
+    stdout and exit 4 (exit 1 if the file cannot be read)."""
+    try:
+        return check_reviewed_plan(load_plan(path), manifest, region, connection.reader)
+    except OSError as exc:
+        click.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
+        sys.exit(ExitCode.ERROR)
+    except SavedPlanError as exc:
+        click.echo(f"refusing to apply: {exc}", err=True)
+        sys.exit(ExitCode.STALE_PLAN)
+    except RefusedPlan as refused:
+        refuse(f"the plan reviewed as {path}", refused, err=False)
+
+
 def fresh_plan_or_exit(
-    manifest: Manifest, connection: Connection, narrowing: Narrowing, take_ownership: bool
+    manifest: Manifest,
+    connection: Connection,
+    narrowing: Narrowing,
+    take_ownership: bool,
+    base: Base | None = None,
 ) -> Plan:
     """A fresh plan checked as apply needs it (plan.verify), or exit 4."""
     try:
-        return fresh_plan(manifest, connection.reader, narrowing, take_ownership)
+        return fresh_plan(manifest, connection.reader, narrowing, take_ownership, base)
     except RefusedPlan as refused:
         refuse("the plan", refused)
 
@@ -150,7 +174,14 @@ def report(outcome: ApplyResult, elapsed: float, journal: Path) -> None:
         click.echo(f"  {outcome.stopped}:", err=True)
     for name in outcome.skipped:
         click.echo(f"    {name}", err=True)
-    click.echo("Partially applied. Run apply again to finish.", err=True)
+    if outcome.stopped == NOT_STARTED_DENIED:
+        click.echo(
+            "Partially applied and stopped: allow the denied action (docs/iam/apply-policy.json), "
+            "then run apply again.",
+            err=True,
+        )
+    else:
+        click.echo("Partially applied. Run apply again to finish.", err=True)
     sys.exit(ExitCode.PARTIAL)
 
 
@@ -164,6 +195,12 @@ def report(outcome: ApplyResult, elapsed: float, journal: Path) -> None:
 @click.argument("planfile", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--auto-approve", is_flag=True, help="Do not ask for confirmation (apply FILE never asks)."
+)
+@click.option(
+    "--reviewed",
+    is_flag=True,
+    help="PLANFILE was reviewed on another commit (a pull request): plan again and apply "
+    "only if the changes are the reviewed ones.",
 )
 @click.option("--force", is_flag=True, help="Apply even though a guard refuses.")
 @click.option(
@@ -200,20 +237,21 @@ def apply(
     ctx: click.Context,
     planfile: Path | None,
     auto_approve: bool,
+    reviewed: bool,
     force: bool,
     parallelism: int,
     take_ownership: bool,
     lock_timeout: float,
     journal: Path,
-    users: tuple[str, ...],
-    attributes: tuple[str, ...],
-    changed_since: str | None,
+    asked: NarrowingAsked,
     read: str,
 ) -> None:
     """Plan and apply, or apply exactly a saved PLANFILE."""
     opts = options(ctx)
     if planfile is not None and take_ownership:
         raise click.UsageError("--take-ownership is for plan: a saved plan says whom it tags")
+    if reviewed and planfile is None:
+        raise click.UsageError("--reviewed needs the PLANFILE that was reviewed")
     manifest = load_or_exit(opts)
     region = opts.region or manifest.instance.region_name
     renderer = renderer_for("text", terminal=use_color(opts))
@@ -225,22 +263,22 @@ def apply(
         connection.lock = lock
         connection.reader.strategy = read
         if planfile is not None:
-            if users or attributes or changed_since or read != "auto":
+            if asked.given or read != "auto":
                 click.echo("error: a saved plan keeps its own narrowing and read; drop --user/"
-                           "--attribute/--changed-since/--read", err=True)  # fmt: skip
+                           "--attribute/--changed-since/--base/--read", err=True)  # fmt: skip
                 sys.exit(ExitCode.ERROR)
-            todo = saved_plan_or_exit(planfile, manifest, region, connection)
+            checked = reviewed_plan_or_exit if reviewed else saved_plan_or_exit
+            todo = checked(planfile, manifest, region, connection)
         else:
-            narrowing = narrowing_or_exit(opts, manifest, connection.reader, users, attributes,
-                                          changed_since)  # fmt: skip
-            todo = fresh_plan_or_exit(manifest, connection, narrowing, take_ownership)
+            narrowing, base = planned_or_exit(opts, manifest, connection.reader, asked)
+            todo = fresh_plan_or_exit(manifest, connection, narrowing, take_ownership, base)
         for line in narrowing_lines(todo):  # said even when nothing else is shown
             click.echo(line, err=True)
         if todo.errors:
             click.echo(renderer.render(todo))
             sys.exit(ExitCode.ERROR)
         if not todo.has_changes:
-            click.echo("No changes. Connect matches the manifests.")
+            click.echo(no_changes_line(todo))
             sys.exit(ExitCode.OK)
         if todo.guards and not force:
             click.echo(renderer.render(todo))

@@ -31,6 +31,8 @@ from reconciler.connect.reader import SearchMisread
 from reconciler.emulator import SnapshotError
 from reconciler.logs import install_redaction
 from reconciler.manifest import Manifest, ManifestInvalid, load_manifest
+from reconciler.plan.render import MARKDOWN_MARKER
+from reconciler.quoting import markdown_cell
 from reconciler.service.model import require_model
 from reconciler.service.quotas import Quota
 from reconciler.targets import Connection, TargetError, open_target
@@ -155,11 +157,30 @@ def diagnostics_document(invalid: ManifestInvalid) -> dict[str, Any]:
     }
 
 
+def diagnostics_markdown(invalid: ManifestInvalid) -> str:
+    """Manifest errors for a PR comment: with the plan's marker, so the
+    comment of the last good plan is replaced, never left standing."""
+    count = len(invalid.errors)
+    lines = [
+        MARKDOWN_MARKER,
+        "### connect-reconciler: the manifests do not load",
+        "",
+        "> [!CAUTION]",
+        f"> **{count} error{'s' if count != 1 else ''}; nothing was planned or sent to Connect.**",
+    ]
+    for e in invalid.errors:
+        hint = f" _(hint: {markdown_cell(e.hint)})_" if e.hint else ""
+        lines.append(f"> - `{e.file}:{e.line}:{e.column}` {markdown_cell(e.message)}{hint}")
+    return "\n".join(lines)
+
+
 def fail_on_invalid(errors: ManifestInvalid, fmt: str = "text") -> None:
     """Print every manifest error (as JSON on stdout with fmt "json", so a CI
     job always has something to post) and exit 1."""
     if fmt == "json":
         click.echo(json.dumps(diagnostics_document(errors), indent=2))
+    elif fmt == "markdown":
+        click.echo(diagnostics_markdown(errors))
     else:
         for error in errors.errors:
             click.echo(str(error), err=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,11 @@ from reconciler.connect.read_choice import READS
 from reconciler.connect.reader import LiveStateReader
 from reconciler.manifest import Manifest, ManifestInvalid
 from reconciler.manifest.gitref import GitRefError, manifest_at
+from reconciler.plan.causes import Base
 from reconciler.plan.narrowing import Narrowing, NotNarrowable, changed_narrowing
 from reconciler.plan.plan import Plan
-from reconciler.plan.planner import make_plan
-from reconciler.plan.render import RENDERERS, renderer_for
+from reconciler.plan.planner import make_plan, unknown_name_errors
+from reconciler.plan.render import RENDERERS, TextRenderer, renderer_for
 from reconciler.plan.saved import save_plan
 
 
@@ -49,30 +52,71 @@ _NARROWING_OPTIONS = [
     click.option(
         "--changed-since",
         metavar="GITREF",
-        help="Plan only what the manifests changed since this git ref.",
+        help="Plan only what the manifests changed since this git ref (also --base).",
+    ),
+    click.option(
+        "--base",
+        metavar="GITREF",
+        help="Tell the manifests' changes since this git ref from drift (a full plan).",
     ),
 ]
 
 
+@dataclass(frozen=True)
+class NarrowingAsked:
+    """What the narrowing options asked for."""
+
+    users: tuple[str, ...] = ()
+    attributes: tuple[str, ...] = ()
+    changed_since: str | None = None
+    base: str | None = None
+
+    @property
+    def given(self) -> bool:
+        return bool(self.users or self.attributes or self.changed_since or self.base)
+
+
 def narrowing_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--user / --attribute / --changed-since, shared by plan and apply."""
+    """--user / --attribute / --changed-since / --base, shared by plan and
+    apply; the command receives them as one NarrowingAsked, `asked`."""
+
+    @functools.wraps(command)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        kwargs["asked"] = NarrowingAsked(
+            kwargs.pop("users"), kwargs.pop("attributes"), kwargs.pop("changed_since"),
+            kwargs.pop("base"),
+        )  # fmt: skip
+        return command(*args, **kwargs)
+
     for option in reversed(_NARROWING_OPTIONS):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped
+
+
+def manifests_at_or_exit(opts: GlobalOptions, option: str, ref: str, fmt: str) -> Manifest | None:
+    """The manifests at git `ref` (None when the config directory held none
+    then), compiled from git objects; their errors printed as `fmt` asks."""
+    try:
+        return manifest_at(opts.config, ref)
+    except GitRefError as exc:
+        click.echo(f"error: {option}: {exc}", err=True)
+        sys.exit(ExitCode.ERROR)
+    except ManifestInvalid as invalid:
+        click.echo(f"error: the manifests at {ref} do not load:", err=True)
+        fail_on_invalid(invalid, fmt)
+        raise  # pragma: no cover - fail_on_invalid exits
 
 
 def narrowing_or_exit(
-    opts: GlobalOptions,
     manifest: Manifest,
     reader: LiveStateReader,
     users: tuple[str, ...],
     attributes: tuple[str, ...],
     changed_since: str | None,
-    fmt: str = "text",
+    before: Manifest | None,
 ) -> Narrowing:
     """The narrowing asked for (none when not given); for --changed-since the
-    manifests at GITREF are compiled from git objects and compared (their
-    errors printed as `fmt` asks)."""
+    manifests at GITREF (`before`) are compared with `manifest`."""
     if changed_since is None:
         return Narrowing(
             frozenset(users) if users else None, frozenset(attributes) if attributes else None
@@ -81,18 +125,39 @@ def narrowing_or_exit(
         click.echo("error: --changed-since cannot be combined with --user/--attribute", err=True)
         sys.exit(ExitCode.ERROR)
     try:
-        before = manifest_at(opts.config, changed_since)
-    except GitRefError as exc:
-        click.echo(f"error: --changed-since: {exc}", err=True)
-        sys.exit(ExitCode.ERROR)
-    except ManifestInvalid as invalid:
-        click.echo(f"error: the manifests at {changed_since} do not load:", err=True)
-        fail_on_invalid(invalid, fmt)
-    try:
         return changed_narrowing(before, manifest, changed_since, reader)
     except NotNarrowable as exc:
         click.echo(f"planning in full: {exc}", err=True)
         return Narrowing()
+
+
+def planned_or_exit(
+    opts: GlobalOptions,
+    manifest: Manifest,
+    reader: LiveStateReader,
+    asked: NarrowingAsked,
+    fmt: str = "text",
+) -> tuple[Narrowing, Base | None]:
+    """The narrowing, and the base that tells the manifests' changes from
+    drift (--base, else --changed-since); exit 1 on a bad ref, or on a
+    --user/--attribute that names nothing (before any user state is read)."""
+    before = None
+    if asked.changed_since is not None:
+        before = manifests_at_or_exit(opts, "--changed-since", asked.changed_since, fmt)
+    narrowing = narrowing_or_exit(
+        manifest, reader, asked.users, asked.attributes, asked.changed_since, before
+    )
+    unknown = unknown_name_errors(manifest, reader, narrowing)
+    if unknown:
+        for error in unknown:
+            click.echo(f"error: {error}", err=True)
+        sys.exit(ExitCode.ERROR)
+    ref = asked.base or asked.changed_since
+    if asked.base is not None and asked.base != asked.changed_since:
+        before = manifests_at_or_exit(opts, "--base", asked.base, fmt)
+    if ref is None or before is None:
+        return narrowing, None
+    return narrowing, Base.read(ref, before, reader)
 
 
 read_option = click.option(
@@ -141,10 +206,8 @@ def plan(
     out: Path | None,
     fmt: str,
     detailed_exitcode: bool,
-    users: tuple[str, ...],
-    attributes: tuple[str, ...],
+    asked: NarrowingAsked,
     read: str,
-    changed_since: str | None,
     take_ownership: bool,
 ) -> None:
     """Read Connect and show what apply would change."""
@@ -152,13 +215,18 @@ def plan(
     manifest = load_or_exit(opts, fmt)
     with connected(opts, manifest) as connection:
         connection.reader.strategy = read
-        narrowing = narrowing_or_exit(
-            opts, manifest, connection.reader, users, attributes, changed_since, fmt
+        narrowing, base = planned_or_exit(opts, manifest, connection.reader, asked, fmt)
+        result = make_plan(
+            manifest, connection.reader, narrowing, take_ownership=take_ownership, base=base
         )
-        result = make_plan(manifest, connection.reader, narrowing, take_ownership=take_ownership)
     result.region = opts.region or result.region  # the region read is the one a saved plan is for
     renderer = renderer_for(fmt, terminal=use_color(opts))
-    click.echo(renderer.render(result))
+    if opts.quiet and isinstance(renderer, TextRenderer):  # -q: errors and the summary only
+        for error in result.errors:
+            click.echo(f"error: {error}", err=True)
+        click.echo(renderer.summary(result))
+    else:
+        click.echo(renderer.render(result))
     if out is not None:
         if result.errors:
             click.echo(f"not saved to {out}: the plan has errors", err=True)

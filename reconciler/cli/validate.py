@@ -7,6 +7,7 @@ import json
 import click
 
 from reconciler.cli.common import OFFLINE, epilog, global_options, load_or_exit, options
+from reconciler.quoting import counted
 
 
 @click.command(
@@ -32,7 +33,9 @@ def validate(ctx: click.Context, fmt: str) -> None:
         click.echo(json.dumps({"format_version": "1", "errors": []}, indent=2))
     elif not opts.quiet:
         click.echo(
-            f"{opts.config}: valid ({len(manifest.files)} files, "
-            f"{len(manifest.desired.attributes)} attributes, {len(manifest.desired.users)} users, "
-            f"{len(manifest.groups)} groups, {len(manifest.requirements)} routing requirements)"
+            f"{opts.config}: valid ({counted(len(manifest.files), 'file')}, "
+            f"{counted(len(manifest.desired.attributes), 'attribute')}, "
+            f"{counted(len(manifest.desired.users), 'user')}, "
+            f"{counted(len(manifest.groups), 'group')}, "
+            f"{counted(len(manifest.requirements), 'routing requirement')})"
         )

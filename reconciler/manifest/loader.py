@@ -27,13 +27,18 @@ from reconciler.manifest.models import (
     known_keys,
 )
 from reconciler.manifest.source import DocPath, SourceFile, parse_source, read_bounded
-from reconciler.quoting import clip, excerpt
+from reconciler.quoting import clip, counted, excerpt
 from reconciler.routing.coverage import Requirement
 from reconciler.routing.expression import ExpressionError, parse_expression, references
 from reconciler.service import limits
 from reconciler.state import Attribute, Proficiencies, RoutingState, UserSelector, UserState
 
 log = logging.getLogger(__name__)
+
+# What gives a user the proficiencies written under their own name.
+OWN_ENTRY = "own entry"
+# key -> what gives it (see Manifest.provenance_of)
+Sources = dict[tuple[str, str], str]
 
 # Sections whose keys merge across files, and sections whose items concatenate.
 MAPPING_SECTIONS = ("instance", "settings", "predefined_attributes", "proficiency_sets", "users")
@@ -46,6 +51,7 @@ class GroupSelector:
 
     selector: UserSelector
     proficiencies: Proficiencies
+    sources: Sources = field(default_factory=dict)
 
 
 @dataclass
@@ -59,18 +65,36 @@ class Manifest:
     requirements: list[Requirement]
     digest: str  # sha256 over every file's path and bytes
     files: list[str] = field(default_factory=list)
+    # where each declared user's proficiencies come from (a set, or their own entries)
+    sources: dict[str, Sources] = field(default_factory=dict)
 
     def proficiencies_of(self, username: str, group_members: list[set[str]]) -> Proficiencies:
         """One user's desired proficiencies, given who is in each group: the
         groups they are in, in order, then their own sets and entries."""
-        proficiencies: Proficiencies = {}
+        return {
+            key: level for key, (level, _) in self.provenance_of(username, group_members).items()
+        }
+
+    def provenance_of(
+        self, username: str, group_members: list[set[str]]
+    ) -> dict[tuple[str, str], tuple[float, str]]:
+        """proficiencies_of, each level with what gives it (`group 1
+        (routing_profile=X) set S`, `set S`, `own entry`): a later one wins."""
+        given: dict[tuple[str, str], tuple[float, str]] = {}
         for group, members in zip(self.groups, group_members, strict=True):
             if username in members:
-                proficiencies.update(group.proficiencies)
+                given.update(
+                    (key, (level, group.sources.get(key, "group")))
+                    for key, level in group.proficiencies.items()
+                )
         declared = self.desired.users.get(username)
         if declared is not None:
-            proficiencies.update(declared.proficiencies)
-        return proficiencies
+            sources = self.sources.get(username, {})
+            given.update(
+                (key, (level, sources.get(key, OWN_ENTRY)))
+                for key, level in declared.proficiencies.items()
+            )
+        return given
 
 
 @dataclass
@@ -319,11 +343,11 @@ def _compile_sources(
         raise ManifestInvalid(errors)
     manifest = _compile(document, digest, [s.path for s in sources])
     log.info(
-        "loaded %d file(s): %d attributes, %d users, %d groups",
-        len(sources),
-        len(manifest.desired.attributes),
-        len(manifest.desired.users),
-        len(manifest.groups),
+        "loaded %s: %s, %s, %s",
+        counted(len(sources), "file"),
+        counted(len(manifest.desired.attributes), "attribute"),
+        counted(len(manifest.desired.users), "user"),
+        counted(len(manifest.groups), "group"),
     )
     return manifest
 
@@ -489,7 +513,7 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
     for username, user in doc.users.items():
         yield from check_sets(("users", username, "sets"), user.sets)
         yield from check_map(("users", username, "proficiencies"), user.proficiencies)
-        count = len(_user_proficiencies(doc, user.sets, user.proficiencies))
+        count = len(_given(doc, user.sets, user.proficiencies, ""))
         if count > cap:
             yield merged.error(
                 ("users", username),
@@ -603,21 +627,30 @@ def _system_attribute_errors(
         )
 
 
-def _user_proficiencies(
-    doc: ManifestDocument, set_names: list[str], explicit: ProficiencyMap
-) -> Proficiencies:
-    """Merge sets in order, then explicit entries; a later level wins."""
-    merged: Proficiencies = {}
+def _given(
+    doc: ManifestDocument, set_names: list[str], explicit: ProficiencyMap, label: str
+) -> dict[tuple[str, str], tuple[float, str]]:
+    """Sets merged in order, then explicit entries (a later level wins), each
+    level with what gives it: `{label}set NAME` or OWN_ENTRY."""
+    merged: dict[tuple[str, str], tuple[float, str]] = {}
     for name in set_names:
-        _add(merged, doc.proficiency_sets.get(name, {}))
-    _add(merged, explicit)
+        _add(merged, doc.proficiency_sets.get(name, {}), f"{label}set {name}")
+    _add(merged, explicit, OWN_ENTRY)
     return merged
 
 
-def _add(into: Proficiencies, proficiencies: ProficiencyMap) -> None:
+def _add(
+    into: dict[tuple[str, str], tuple[float, str]], proficiencies: ProficiencyMap, source: str
+) -> None:
     for attribute, values in proficiencies.items():
         for value, level in values.items():
-            into[(attribute, value)] = level
+            into[(attribute, value)] = (level, source)
+
+
+def _group_label(index: int, match: Any) -> str:
+    """`group 2 (routing_profile=Spanish Support) `: how plans name a group."""
+    given = ", ".join(f"{k}={v}" for k, v in match.model_dump(exclude_none=True).items())
+    return f"group {index + 1} ({given}) "
 
 
 def _compile(doc: ManifestDocument, digest: str, files: list[str]) -> Manifest:
@@ -630,19 +663,26 @@ def _compile(doc: ManifestDocument, digest: str, files: list[str]) -> Manifest:
         )
         for name, spec in doc.predefined_attributes.items()
     }
-    users = {
-        username: UserState(username, _user_proficiencies(doc, user.sets, user.proficiencies))
+    given = {
+        username: _given(doc, user.sets, user.proficiencies, "")
         for username, user in doc.users.items()
     }
-    groups = [
-        GroupSelector(
-            UserSelector(
-                group.match.routing_profile, group.match.hierarchy_group, group.match.username
-            ),
-            _user_proficiencies(doc, group.sets, {}),
+    users = {
+        username: UserState(username, {key: level for key, (level, _) in levels.items()})
+        for username, levels in given.items()
+    }
+    groups = []
+    for index, group in enumerate(doc.groups):
+        levels = _given(doc, group.sets, {}, _group_label(index, group.match))
+        groups.append(
+            GroupSelector(
+                UserSelector(
+                    group.match.routing_profile, group.match.hierarchy_group, group.match.username
+                ),
+                {key: level for key, (level, _) in levels.items()},
+                {key: source for key, (_, source) in levels.items()},
+            )
         )
-        for group in doc.groups
-    ]
     return Manifest(
         instance=doc.instance,
         settings=doc.settings,
@@ -654,4 +694,8 @@ def _compile(doc: ManifestDocument, digest: str, files: list[str]) -> Manifest:
         ],
         digest=digest,
         files=files,
+        sources={
+            username: {key: source for key, (_, source) in levels.items()}
+            for username, levels in given.items()
+        },
     )

@@ -120,6 +120,12 @@ class AttributeChange:
         return f"{self.kind} {self.name}"
 
     @property
+    def key(self) -> str:
+        """Unique within a plan: an attribute that gains and loses values
+        changes in phases 1 and 3."""
+        return f"{self.identity} (phase {self.phase})"
+
+    @property
     def description(self) -> str:
         """The change in words, e.g. `remove value(s) Gold from Tier`."""
         if self.kind is not ChangeKind.UPDATE_ATTRIBUTE:
@@ -223,6 +229,12 @@ class UserProficiencyChange:
     @property
     def description(self) -> str:
         return f"change proficiencies of {self.username}"
+
+    @property
+    def key(self) -> str:
+        """Unique within a plan: an attribute that gains and loses values
+        changes in phases 1 and 3."""
+        return f"{self.identity} (phase {self.phase})"
 
     @property
     def steps(self) -> list[tuple[UserStep, tuple[ProficiencyEntry, ...]]]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.connect.read_choice import ReadChoice
+from reconciler.plan.causes import NoLongerManaged, Why
 from reconciler.plan.changes import (
     AttributeChange,
     Change,
@@ -48,6 +49,13 @@ class Plan:
     owner_tags: list[OwnerTag] = field(default_factory=list)
     # the digest a saved plan's file declared (plan_digest); None for a fresh plan
     saved_digest: str | None = None
+    # why each change is there (by Change.key), against `base` (a git ref) if any
+    why: dict[str, Why] = field(default_factory=dict)
+    base: str | None = None
+    no_longer_managed: NoLongerManaged = field(default_factory=NoLongerManaged)
+
+    def why_of(self, change: Change) -> Why:
+        return self.why.get(change.key, Why())
 
     @property
     def all_changes(self) -> list[Step]:
@@ -80,6 +88,7 @@ class Plan:
             "level_updates": sum(len(c.update) for c in users),
             "disassociations": sum(len(c.disassociate) for c in users),
             "no_op_users": self.unchanged_users,
+            "users_no_longer_managed": len(self.no_longer_managed.users),
         }
 
     def to_data(self, with_fingerprints: bool = False) -> dict[str, Any]:
@@ -89,7 +98,9 @@ class Plan:
             "instance": {"id": self.instance_id, "region": self.region},
             "manifest_digest": self.manifest_digest,
             "summary": self.summary,
-            "changes": [c.data for c in self.changes],
+            "changes": [{**c.data, **self.why_of(c).data} for c in self.changes],
+            "base": self.base,
+            "no_longer_managed": self.no_longer_managed.data,
             "guards": [g.data for g in self.guards],
             "errors": list(self.errors),
             "unmanaged_attributes": list(self.unmanaged_attributes),
@@ -115,11 +126,13 @@ class Plan:
         if unknown:
             raise ValueError(f"unknown member(s) {', '.join(sorted(unknown))}")
         narrowed = data.get("narrowing")
+        changes = [change_from_data(c) for c in data["changes"]]
+        left = data.get("no_longer_managed") or {}
         return cls(
             instance_id=data["instance"]["id"],
             region=data["instance"]["region"],
             manifest_digest=data["manifest_digest"],
-            changes=[change_from_data(c) for c in data["changes"]],
+            changes=changes,
             errors=list(data["errors"]),
             guards=[GuardFinding(g["guard"], g["message"]) for g in data["guards"]],
             unchanged_users=data["summary"]["no_op_users"],
@@ -131,6 +144,13 @@ class Plan:
             deferred=list(narrowed["deferred"]) if narrowed else [],
             owner_tags=[OwnerTag(**tag) for tag in data.get("owner_tags", [])],
             saved_digest=data.get("plan_digest"),
+            why={
+                c.key: why
+                for c, d in zip(changes, data["changes"], strict=True)
+                if (why := Why.from_data(d)) != Why()
+            },
+            base=data.get("base"),
+            no_longer_managed=NoLongerManaged(left.get("users", []), left.get("attributes", [])),
         )
 
 

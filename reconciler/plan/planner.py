@@ -25,6 +25,7 @@ from reconciler.connect.eligibility import InstanceEligibility, count_check
 from reconciler.connect.read_choice import Verification
 from reconciler.connect.reader import OWNER_TAG, LiveState, LiveStateReader, ReadScope
 from reconciler.manifest import Manifest
+from reconciler.plan.causes import Base, no_longer_managed, reasons
 from reconciler.plan.changes import AttributeChange, Change, ChangeKind, OwnerTag, Phase
 from reconciler.plan.diff import DiffPolicy, apply_changes, diff
 from reconciler.plan.fingerprint import fingerprints
@@ -69,6 +70,7 @@ def make_plan(
     narrowing: Narrowing | None = None,
     extra_requirements: list[Requirement] | None = None,
     take_ownership: bool = False,
+    base: Base | None = None,
 ) -> Plan:
     """Read live state and plan the changes the manifests ask for; also count
     agents for `extra_requirements` (routing steps seen on contacts).
@@ -76,7 +78,7 @@ def make_plan(
     A narrowed plan reads and changes a subset, but every guard still looks
     at the whole instance (docs/design.md §3, "Narrowing"). With
     `settings.owner`, users another owner tagged are errors unless
-    `take_ownership`."""
+    `take_ownership`. Against a `base`, each change says why it is there."""
     narrowing = narrowing or Narrowing()
     requirements = manifest.requirements + (extra_requirements or [])
     scope = read_scope(manifest, narrowing)
@@ -95,11 +97,8 @@ def make_plan(
             managed,
             take_ownership=take_ownership,
             count_problems=distrusted_counts(reader, requirements, live, every_user_read(scope)),
+            base=base,
         )
-    if narrowing.active:
-        plan.errors[:0] = unknown_attribute_errors(
-            manifest, live.state, narrowing
-        ) + unknown_user_errors(live, managed, narrowing)
     return plan
 
 
@@ -115,6 +114,7 @@ def plan_read(
     take_ownership: bool,
     within: Attributes | None = None,
     count_problems: list[str] | None = None,
+    base: Base | None = None,
 ) -> Plan:
     """The plan from what was read: `managed` is every user the manifests
     manage in the instance, `others()` the requirement counts of the users
@@ -192,6 +192,9 @@ def plan_read(
         narrowing=narrowing if narrowing.active else None,
         deferred=deferred,
         owner_tags=owner_tags,
+        why=reasons(changes, manifest, base, desired, current, live.group_members),
+        base=None if base is None else base.ref,
+        no_longer_managed=no_longer_managed(base, manifest, managed, live.state),
     )
 
 
@@ -289,17 +292,34 @@ def instance_managed(manifest: Manifest, reader: LiveStateReader, live: LiveStat
     return reader.managed_users(read_scope(manifest, Narrowing()))[0]
 
 
-def unknown_attribute_errors(
-    manifest: Manifest, live: RoutingState, narrowing: Narrowing
+def unknown_name_errors(
+    manifest: Manifest, reader: LiveStateReader, narrowing: Narrowing
 ) -> list[str]:
-    """`--attribute` names that are neither declared, external nor live."""
-    known = [*manifest.desired.attributes, *manifest.settings.external_attributes, *live.attributes]
-    folded = {name.casefold() for name in known}
-    return [
-        f"--attribute {name!r}: no such attribute{closest(name, known)}"
-        for name in sorted(narrowing.attributes or ())
-        if name.casefold() not in folded
-    ]
+    """`--attribute` names neither declared, external nor live, and `--user`
+    names these manifests do not manage, with the closest names; asked before
+    any user's proficiencies are read. (`--changed-since` also names users
+    the change stopped managing: left alone, as a full plan leaves them.)"""
+    errors = []
+    if narrowing.attributes is not None:
+        known = [*manifest.desired.attributes, *manifest.settings.external_attributes]
+        folded = {name.casefold() for name in known}
+        if any(name.casefold() not in folded for name in narrowing.attributes):
+            known += reader.attributes()  # only then: one page or two
+            folded = {name.casefold() for name in known}
+        errors += [
+            f"--attribute {name!r}: no such attribute{closest(name, known)}"
+            for name in sorted(narrowing.attributes)
+            if name.casefold() not in folded
+        ]
+    if narrowing.users is not None and narrowing.changed_since is None:
+        managed = set(manifest.desired.users)
+        if manifest.settings.users == "all" or manifest.groups:
+            managed |= reader.managed_users(read_scope(manifest, Narrowing()))[0]
+        errors += [
+            f"--user {name!r}: these manifests manage no such user{closest(name, managed)}"
+            for name in sorted(narrowing.users - managed)
+        ]
+    return errors
 
 
 def closest(name: str, candidates: Iterable[str]) -> str:
@@ -307,19 +327,6 @@ def closest(name: str, candidates: Iterable[str]) -> str:
     by_folded = {c.casefold(): c for c in candidates}
     matches = difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.0)
     return f"; closest: {', '.join(by_folded[m] for m in matches)}" if matches else ""
-
-
-def unknown_user_errors(live: LiveState, managed: set[str], narrowing: Narrowing) -> list[str]:
-    """`--user` names these manifests do not manage, with the closest names
-    (`--changed-since` also names users the change stopped managing: left
-    alone, as a full plan leaves them)."""
-    if narrowing.changed_since is not None:
-        return []
-    unknown = sorted(set(narrowing.users or ()) - live.managed - set(live.missing_users))
-    return [
-        f"--user {name!r}: these manifests manage no such user{closest(name, managed)}"
-        for name in unknown
-    ]
 
 
 def ownership(

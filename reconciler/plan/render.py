@@ -11,8 +11,10 @@ from typing import ClassVar, Protocol
 
 import click
 
+from reconciler.plan.causes import Cause
 from reconciler.plan.changes import (
     AttributeChange,
+    Change,
     ChangeKind,
     Phase,
     ProficiencyEntry,
@@ -20,7 +22,7 @@ from reconciler.plan.changes import (
     UserStep,
 )
 from reconciler.plan.plan import Plan
-from reconciler.quoting import markdown_cell, names
+from reconciler.quoting import counted, markdown_cell, names
 from reconciler.routing.report import coverage_line
 
 # GitHub refuses comments over 65,536 characters; leave room for a wrapper.
@@ -81,17 +83,71 @@ def summary_line(plan: Plan) -> str:
     """`1 attribute to create, ...; 12 users to change (...), 30 unchanged`."""
     s = plan.summary
     attributes = (
-        f"{s['creates']} attribute(s) to create, {s['updates']} to update, {s['deletes']} to delete"
+        f"{counted(s['creates'], 'attribute')} to create, {s['updates']} to update, "
+        f"{s['deletes']} to delete"
     )
     users = (
-        f"{s['users_changed']} user(s) to change ({s['associations']} associations, "
-        f"{s['level_updates']} level updates, {s['disassociations']} disassociations), "
-        f"{s['no_op_users']} unchanged"
+        f"{counted(s['users_changed'], 'user')} to change "
+        f"({counted(s['associations'], 'association')}, "
+        f"{counted(s['level_updates'], 'level update')}, "
+        f"{counted(s['disassociations'], 'disassociation')}), {s['no_op_users']} unchanged"
     )
+    if s["users_no_longer_managed"]:
+        users += f", {s['users_no_longer_managed']} no longer managed (left as is)"
     tags = ""
     if plan.owner_tags:
-        tags = f"; {len(plan.owner_tags)} user(s) to tag owner={plan.owner_tags[0].owner}"
+        tags = f"; {counted(len(plan.owner_tags), 'user')} to tag owner={plan.owner_tags[0].owner}"
     return f"{attributes}; {users}{tags}"
+
+
+def no_changes_line(plan: Plan) -> str | None:
+    """What a plan without changes says, or None when it has changes: "No
+    changes" only when nothing waits for a full plan either."""
+    if plan.has_changes:
+        return None
+    if plan.deferred:
+        return f"No changes in scope, {len(plan.deferred)} deferred to a full plan."
+    return "No changes. Connect matches the manifests."
+
+
+DRIFT_HEADING = "Changed outside connect-reconciler"
+
+
+def drift_note(plan: Plan) -> str:
+    """Under DRIFT_HEADING: what it means."""
+    return (
+        f"the manifests at {plan.base} already wanted what these changes set; "
+        "Connect was changed since, and apply sets it back"
+    )
+
+
+def by_cause(plan: Plan) -> tuple[list[Change], list[Change]]:
+    """(changes the manifests make, changes that undo drift): a change whose
+    only cause is drift is listed apart, as Terraform lists what changed
+    outside it."""
+    drifted = [c for c in plan.changes if plan.why_of(c).cause is Cause.DRIFT]
+    return [c for c in plan.changes if c not in drifted], drifted
+
+
+def cause_suffix(plan: Plan, change: Change) -> str:
+    return (
+        " (also changed outside connect-reconciler)"
+        if plan.why_of(change).cause is Cause.BOTH
+        else ""
+    )
+
+
+def left_alone_lines(plan: Plan) -> list[str]:
+    """What the plan leaves as it is: no longer managed, and not managed here."""
+    lines = []
+    left = plan.no_longer_managed
+    if left.users:
+        lines.append(f"No longer managed (left as is): users {names(left.users)}")
+    if left.attributes:
+        lines.append(f"No longer managed (left as is): attributes {names(left.attributes)}")
+    if plan.unmanaged_attributes:
+        lines.append(f"Not managed here, left alone: {', '.join(plan.unmanaged_attributes)}")
+    return lines
 
 
 def attribute_lines(change: AttributeChange) -> list[str]:
@@ -134,6 +190,37 @@ class TextRenderer:
         colour = {"+": "green", "~": "yellow", "-": "red", "!": "red"}.get(sign)
         return click.style(text, fg=colour) if self.color and colour else text
 
+    def _change_lines(self, plan: Plan, change: Change) -> list[str]:
+        suffix = cause_suffix(plan, change)
+        if isinstance(change, AttributeChange):
+            sign = change.kind.sign
+            when = (
+                " (after users)"
+                if change.kind is ChangeKind.UPDATE_ATTRIBUTE and change.phase == Phase.REMOVE
+                else ""
+            )
+            head = f"  {sign} {change.kind.verb} attribute {change.name}{when}{suffix}"
+            return [self._paint(sign, head)] + [f"      {line}" for line in attribute_lines(change)]
+        sources = plan.why_of(change).sources
+        lines = [self._paint("~", f"  ~ user {change.username}{suffix}")]
+        for step, entries in change.steps:
+            for e in entries:
+                given = sources.get(f"{e.attribute}/{e.value}")
+                from_ = f"   ({given})" if given else ""
+                lines.append(
+                    self._paint(step.sign, f"      {step.sign} {entry_text(step, e)}{from_}")
+                )
+        if change.disassociate_first:
+            lines.append(
+                "      (disassociations first: associating first would pass the per-user cap)"
+            )
+        return lines
+
+    def summary(self, plan: Plan) -> str:
+        """The last line alone (what `-q` prints)."""
+        narrowed_note = " (narrowed)" if plan.narrowing is not None else ""
+        return f"Plan{narrowed_note}: {summary_line(plan)}."
+
     def render(self, plan: Plan) -> str:
         lines = [f"Instance {plan.instance_id} ({plan.region or 'region from profile'})", ""]
         narrowed = narrowing_lines(plan)
@@ -144,34 +231,19 @@ class TextRenderer:
             taken = f" (taken from {tag.previous_owner})" if tag.previous_owner else ""
             sign = tag.kind.sign
             lines.append(self._paint(sign, f"  {sign} {tag.description}{taken}"))
-        for change in plan.changes:
-            if isinstance(change, AttributeChange):
-                sign = change.kind.sign
-                when = (
-                    " (after users)"
-                    if change.kind is ChangeKind.UPDATE_ATTRIBUTE and change.phase == Phase.REMOVE
-                    else ""
-                )
-                lines.append(
-                    self._paint(sign, f"  {sign} {change.kind.verb} attribute {change.name}{when}")
-                )
-                lines += [f"      {line}" for line in attribute_lines(change)]
-            else:
-                lines.append(self._paint("~", f"  ~ user {change.username}"))
-                for step, entries in change.steps:
-                    lines += [
-                        self._paint(step.sign, f"      {step.sign} {entry_text(step, e)}")
-                        for e in entries
-                    ]
-                if change.disassociate_first:
-                    lines.append(
-                        "      (disassociations first: associating first would pass the "
-                        "per-user cap)"
-                    )
-        if not plan.has_changes:
-            lines.append("  No changes. Connect matches the manifests.")
-        if plan.unmanaged_attributes:
-            lines += ["", f"Not managed here, left alone: {', '.join(plan.unmanaged_attributes)}"]
+        made, drifted = by_cause(plan)
+        for change in made:
+            lines += self._change_lines(plan, change)
+        if drifted:
+            lines += ["", f"{DRIFT_HEADING} ({drift_note(plan)}):"]
+            for change in drifted:
+                lines += self._change_lines(plan, change)
+        empty = no_changes_line(plan)
+        if empty is not None:
+            lines.append(f"  {empty}")
+        left = left_alone_lines(plan)
+        if left:
+            lines += ["", *left]
         if plan.read is not None:
             lines += ["", f"Live state: {plan.read.describe()}."]
         if plan.coverage:
@@ -185,8 +257,7 @@ class TextRenderer:
         if plan.errors:
             lines += ["", "Errors:"]
             lines += [self._paint("!", f"  ✗ {error}") for error in plan.errors]
-        narrowed_note = " (narrowed)" if plan.narrowing is not None else ""
-        lines += ["", f"Plan{narrowed_note}: {summary_line(plan)}."]
+        lines += ["", self.summary(plan)]
         return "\n".join(lines)
 
 
@@ -229,8 +300,12 @@ class MarkdownRenderer:
             head += ["> [!WARNING]", "> **Guards refuse this apply without `--force`:**"]
             head += [f"> - `{g.guard}`: {markdown_cell(g.message)}" for g in plan.guards]
             head.append("")
-        if not plan.has_changes:
-            head.append("No changes. Connect matches the manifests.")
+        empty = no_changes_line(plan)
+        if empty is not None:
+            head += [empty, ""]
+        left = left_alone_lines(plan)
+        if left:
+            head += [f"- {markdown_cell(line)}" for line in left] + [""]
         if plan.owner_tags:
             head += [
                 f"<details><summary>Owner tags ({len(plan.owner_tags)})</summary>",
@@ -266,43 +341,77 @@ class MarkdownRenderer:
                     f"| {requirement} | {row.now} | {row.after} | {row.min_agents} | {status} |"
                 )
             head.append("")
-        attributes = plan.attribute_changes
-        if attributes:
-            head += [f"<details><summary>Attribute changes ({len(attributes)})</summary>", "",
-                     "| | attribute | change |", "|---|---|---|"]  # fmt: skip
+        made, drifted = by_cause(plan)
+        sections = [("", made), (f"{DRIFT_HEADING}: ", drifted)]
+        for title, changes in sections:
+            attributes = [c for c in changes if isinstance(c, AttributeChange)]
+            if not attributes:
+                continue
+            head += [f"<details><summary>{title}Attribute changes ({len(attributes)})</summary>",
+                     "", "| | attribute | change |", "|---|---|---|"]  # fmt: skip
             for change in attributes:
                 detail = "<br>".join(markdown_cell(line) for line in attribute_lines(change))
-                head.append(f"| {change.kind.sign} | {markdown_cell(change.name)} | {detail} |")
+                name = markdown_cell(change.name + cause_suffix(plan, change))
+                head.append(f"| {change.kind.sign} | {name} | {detail} |")
             head += ["", "</details>", ""]
-        users = plan.user_changes
-        if not users:
+        if drifted:
+            head += [f"_{DRIFT_HEADING}: {markdown_cell(drift_note(plan))}._", ""]
+        tables = []
+        for title, changes in sections:
+            users = [c for c in changes if isinstance(c, UserProficiencyChange)]
+            if users:
+                tables.append((title, [self._user_row(plan, c) for c in users]))
+        if not tables:
             return "\n".join(head)
-        user_rows = [self._user_row(c) for c in users]
-        opening = [f"<details><summary>User changes ({len(users)})</summary>", "",
-                   "| user | associate | update | disassociate |", "|---|---|---|---|"]  # fmt: skip
-        closing = ["", "</details>", ""]
-        budget = self.limit - len("\n".join(head + opening + closing)) - 200
-        shown = []
-        for user_row in user_rows:
-            budget -= len(user_row) + 1
-            if budget < 0:
-                break
-            shown.append(user_row)
-        cut = []
-        if len(shown) < len(user_rows):
-            cut = [
+        openings = {
+            title: [
+                f"<details><summary>{title}User changes ({len(rows)})</summary>",
                 "",
-                f"_{len(user_rows) - len(shown)} more user change(s) not shown to keep this under "
+                "| user | associate | update | disassociate |",
+                "|---|---|---|---|",
+            ]
+            for title, rows in tables
+        }
+        closing = ["", "</details>", ""]
+        framing = sum(len("\n".join(o + closing)) for o in openings.values())
+        budget = self.limit - len("\n".join(head)) - framing - 200
+        body: list[str] = []
+        cut = 0
+        for title, rows in tables:
+            shown = []
+            for user_row in rows:
+                budget -= len(user_row) + 1
+                if budget < 0:
+                    cut += 1
+                    continue
+                shown.append(user_row)
+            if shown:
+                body += openings[title] + shown + closing
+        if cut:  # said inside the last table shown, before it closes
+            body[len(body) - len(closing) : len(body) - len(closing)] = [
+                "",
+                f"_{counted(cut, 'more user change')} not shown to keep this under "
                 f"{self.limit:,} characters; run `plan --format json` for the whole plan._",
             ]
-        return "\n".join(head + opening + shown + cut + closing)
+        return "\n".join(head + body)
 
-    def _user_row(self, change: UserProficiencyChange) -> str:
+    def _user_row(self, plan: Plan, change: UserProficiencyChange) -> str:
+        sources = plan.why_of(change).sources
+
         def cell(step: UserStep, entries: tuple[ProficiencyEntry, ...]) -> str:
-            return "<br>".join(markdown_cell(entry_text(step, e)) for e in entries)
+            return "<br>".join(
+                markdown_cell(entry_text(step, e))
+                + (
+                    f" ({markdown_cell(sources[key])})"
+                    if (key := f"{e.attribute}/{e.value}") in sources
+                    else ""
+                )
+                for e in entries
+            )
 
+        user = markdown_cell(change.username + cause_suffix(plan, change))
         return (
-            f"| {markdown_cell(change.username)} | {cell(UserStep.ASSOCIATE, change.associate)} | "
+            f"| {user} | {cell(UserStep.ASSOCIATE, change.associate)} | "
             f"{cell(UserStep.UPDATE, change.update)} | "
             f"{cell(UserStep.DISASSOCIATE, change.disassociate)} |"
         )

@@ -24,6 +24,7 @@ from deepdiff.helper import NotPresent
 
 from reconciler.connect.reader import LiveState, LiveStateReader
 from reconciler.manifest import Manifest
+from reconciler.plan.causes import Base
 from reconciler.plan.changes import Change, OwnerTag
 from reconciler.plan.fingerprint import attribute_fingerprint, proficiencies_fingerprint
 from reconciler.plan.guards import GuardFinding
@@ -50,13 +51,17 @@ class RefusedPlan(Exception):
 
 
 def fresh_plan(
-    manifest: Manifest, reader: LiveStateReader, narrowing: Narrowing, take_ownership: bool
+    manifest: Manifest,
+    reader: LiveStateReader,
+    narrowing: Narrowing,
+    take_ownership: bool,
+    base: Base | None = None,
 ) -> Plan:
     """A plan to apply now. One read by search may rest on a search index
     that trails writes, so every user it touches is re-read with
     ListUserProficiencies first, as for a saved plan: RefusedPlan if any
     differs (fail closed)."""
-    plan = make_plan(manifest, reader, narrowing, take_ownership=take_ownership)
+    plan = make_plan(manifest, reader, narrowing, take_ownership=take_ownership, base=base)
     if plan.read is not None and plan.read.strategy == "search" and not plan.errors:
         stale = stale_objects(plan, reread(plan, manifest, reader))
         if stale:
@@ -65,13 +70,39 @@ def fresh_plan(
     return plan
 
 
-def check_saved_plan(
-    plan: Plan, manifest: Manifest, region: str | None, reader: LiveStateReader
-) -> list[GuardFinding]:
-    """Raise RefusedPlan unless `plan` is for these manifests, this instance
-    and region, still matches Connect, and is exactly what the manifests and
-    the re-read state give for the objects it touches. Return the guards as
-    they stand now: apply decides --force on these, never on the file's."""
+def check_reviewed_plan(
+    reviewed: Plan,
+    manifest: Manifest,
+    region: str | None,
+    reader: LiveStateReader,
+    base: Base | None = None,
+) -> Plan:
+    """The plan to apply for a plan reviewed on another commit (a pull
+    request's, before the merge): planned again now, narrowed as it was, and
+    returned only if its changes and owner tags equal the reviewed ones;
+    else RefusedPlan with the differences, for a new review."""
+    _check_target(reviewed, manifest, region)
+    _check_digest(reviewed)
+    fresh = fresh_plan(
+        manifest,
+        reader,
+        reviewed.narrowing or Narrowing(),
+        take_ownership=any(tag.previous_owner for tag in reviewed.owner_tags),
+        base=base,
+    )
+    if fresh.errors:
+        raise RefusedPlan("planning it again fails", fresh.errors)
+    differences = changes_differences(reviewed.changes, fresh.changes) + tags_differences(
+        reviewed.owner_tags, fresh.owner_tags
+    )
+    if differences:
+        raise RefusedPlan(
+            "the changes planned now are not the reviewed ones; review them again", differences
+        )
+    return fresh
+
+
+def _check_target(plan: Plan, manifest: Manifest, region: str | None) -> None:
     if plan.instance_id != manifest.instance.instance_id:
         raise RefusedPlan(
             "it is for another instance",
@@ -85,6 +116,27 @@ def check_saved_plan(
             "it is for another region",
             [f"the plan is for region {plan.region}, this apply targets {region}"],
         )
+
+
+def _check_digest(plan: Plan) -> None:
+    """What no recompute can see (a change dropped with its fingerprint,
+    guards or coverage rewritten): the file must be the one plan --out wrote.
+    A digest, not a signature: it catches edits and corruption, not forgery."""
+    if plan.saved_digest != document_digest(plan.to_data(with_fingerprints=True)):
+        raise RefusedPlan(
+            "the file is not the one plan --out wrote (was it edited?)",
+            ["its content does not match its plan_digest"],
+        )
+
+
+def check_saved_plan(
+    plan: Plan, manifest: Manifest, region: str | None, reader: LiveStateReader
+) -> list[GuardFinding]:
+    """Raise RefusedPlan unless `plan` is for these manifests, this instance
+    and region, still matches Connect, and is exactly what the manifests and
+    the re-read state give for the objects it touches. Return the guards as
+    they stand now: apply decides --force on these, never on the file's."""
+    _check_target(plan, manifest, region)
     if plan.manifest_digest != manifest.digest:
         raise RefusedPlan("it is stale", ["the manifests changed since the plan was saved"])
     live = reread(plan, manifest, reader)
@@ -102,14 +154,7 @@ def check_saved_plan(
             "its changes are not what the manifests and Connect give now (was the file edited?)",
             differences,
         )
-    # What the recompute cannot see (a change dropped with its fingerprint,
-    # guards or coverage rewritten): the file must be the one plan --out wrote.
-    # A digest, not a signature: it catches edits and corruption, not forgery.
-    if plan.saved_digest != document_digest(plan.to_data(with_fingerprints=True)):
-        raise RefusedPlan(
-            "the file is not the one plan --out wrote (was it edited?)",
-            ["its content does not match its plan_digest"],
-        )
+    _check_digest(plan)
     return recomputed.guards
 
 
@@ -173,8 +218,7 @@ def changes_differences(saved: list[Change], recomputed: list[Change]) -> list[s
     """One line per path where `saved` and `recomputed` differ; empty when equal."""
 
     def keyed(changes: list[Change]) -> dict[str, Any]:
-        # an attribute that gains and loses values changes in phases 1 and 3
-        return {f"{c.identity} (phase {c.phase})": c.data for c in changes}
+        return {c.key: c.data for c in changes}
 
     saved_keyed, recomputed_keyed = keyed(saved), keyed(recomputed)
     lines = differences(saved_keyed, recomputed_keyed)

@@ -15,7 +15,7 @@ from reconciler.connect.pacer import QuotaPacer
 from reconciler.connect.reader import LiveStateReader
 from reconciler.manifest import load_manifest
 from reconciler.plan.narrowing import Narrowing
-from reconciler.plan.planner import make_plan
+from reconciler.plan.planner import make_plan, unknown_name_errors
 from tests.conftest import INSTANCE_ID, write_config
 
 INSTANCE = f"instance:\n  id: {INSTANCE_ID}\n  region: us-east-1\n"
@@ -206,12 +206,29 @@ def test_narrowing_to_users_reads_only_them(planner) -> None:
     assert calls == {"SearchPredefinedAttributes": 1, "SearchUsers": 1, "ListUserProficiencies": 1}
 
 
-def test_narrowing_to_an_unmanaged_user_is_an_error(planner) -> None:
-    plan = planner(
-        {"attributes.yaml": ATTRIBUTES, "users.yaml": "users:\n  joe: {}\n"},
-        Narrowing(users=frozenset({"jane"})),
+def test_unknown_narrowing_names_are_errors_before_any_user_state_is_read(
+    connect, tmp_path: Path
+) -> None:
+    emulator, client = connect
+    files = {
+        "instance.yaml": INSTANCE,
+        "attributes.yaml": ATTRIBUTES,
+        "users.yaml": "users:\n  joe: {}\n",
+        "groups.yaml": "groups:\n  - match: {hierarchy_group: Dublin}\n    sets: [french]\n",
+        "sets.yaml": "proficiency_sets:\n  french: {Language: {French: 2}}\n",
+    }
+    manifest = load_manifest(write_config(tmp_path / "config", files, base=False))
+    reader = LiveStateReader(QuotaPacer(client, time_scale=1000), INSTANCE_ID)
+    narrowing = Narrowing(users=frozenset({"jane", "joe", "jon"}), attributes=frozenset({"Skil"}))
+    errors = unknown_name_errors(manifest, reader, narrowing)
+    assert (
+        errors[0]
+        == "--attribute 'Skil': no such attribute; closest: Skill, Language, connect:Subtype"
     )
-    assert plan.errors == ["--user 'jane': these manifests manage no such user; closest: joe"]
+    assert errors[1].startswith("--user 'jon': these manifests manage no such user; closest: joe")
+    assert len(errors) == 2  # jane is in the Dublin group, joe is declared
+    assert emulator.stats.calls("ListUserProficiencies") == 0
+    assert emulator.stats.calls("SearchUsers") + emulator.stats.calls("ListUsers") > 0
 
 
 def test_narrowing_to_attributes(planner) -> None:

@@ -8,6 +8,7 @@ from dataclasses import fields
 import jsonschema
 
 from reconciler.connect.read_choice import ReadChoice
+from reconciler.plan.causes import Cause, NoLongerManaged, Why
 from reconciler.plan.changes import OwnerTag
 from reconciler.plan.diff import DiffPolicy, diff
 from reconciler.plan.guards import GuardFinding
@@ -57,8 +58,8 @@ def test_text_lists_changes_in_order_with_a_summary() -> None:
     assert lines.index("~ user user0|x") < lines.index("~ update attribute Skill (after users)")
     assert "+ Skill/Payments = 3" in lines and "- Skill/Collections (was 2)" in lines
     assert lines[-1] == (
-        "Plan: 1 attribute(s) to create, 2 to update, 0 to delete; 1 user(s) to change "
-        "(2 associations, 0 level updates, 1 disassociations), 4 unchanged."
+        "Plan: 1 attribute to create, 2 to update, 0 to delete; 1 user to change "
+        "(2 associations, 0 level updates, 1 disassociation), 4 unchanged."
     )
     assert "\x1b[" not in text
 
@@ -114,6 +115,12 @@ def full_plan() -> Plan:
     )
     plan.deferred = ["delete attribute Legacy"]
     plan.owner_tags = [OwnerTag("user0|x", "id0", "arn:aws:connect:x", "team", "other")]
+    plan.why = {
+        plan.attribute_changes[0].key: Why(Cause.DRIFT),
+        plan.user_changes[0].key: Why(Cause.BOTH, {"Skill/Payments": "set billing"}),
+    }
+    plan.base = "origin/main"
+    plan.no_longer_managed = NoLongerManaged(["gone@example.com"], ["Old"])
     return plan
 
 
@@ -130,7 +137,7 @@ def test_markdown_puts_the_summary_first_and_escapes_tables() -> None:
     markdown = MarkdownRenderer().render(sample_plan(1))
     # A hidden marker line first: the CI job finds its sticky comment by it.
     assert markdown.splitlines()[0] == "<!-- connect-reconciler-plan -->"
-    assert markdown.splitlines()[3].startswith("**1 attribute(s) to create")
+    assert markdown.splitlines()[3].startswith("**1 attribute to create")
     assert "<details><summary>User changes (1)</summary>" in markdown
     assert "| user0\\|x |" in markdown
 
@@ -142,7 +149,7 @@ def test_markdown_is_capped_with_a_note_of_what_was_cut() -> None:
         1 for line in markdown.splitlines() if line.startswith("| user") and line[6].isdigit()
     )
     assert 0 < shown < 500
-    assert f"_{500 - shown} more user change(s) not shown" in markdown
+    assert f"_{500 - shown} more user changes not shown" in markdown
     assert markdown.rstrip().endswith("</details>")
 
 
