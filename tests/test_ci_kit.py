@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import ROOT
+from tests.github_actions import THIS_ACTION, JobRun, Runner, git
 
 BIN = Path(sys.executable).parent  # actionlint, shellcheck, pre-commit, connect-reconciler
 WORKFLOWS = sorted((ROOT / "examples" / "github").glob("*.yml"))
@@ -77,77 +78,73 @@ def test_action_is_actionlint_clean(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def run_step(step_id: str, inputs: dict[str, str], cwd: Path) -> tuple[int, dict[str, str]]:
-    """Run one of the action's bash steps as a runner would: its env with
-    `${{ inputs.* }}` and `${{ github.action_path }}` filled in; returns the
-    exit code and what it wrote to $GITHUB_OUTPUT."""
-    metadata = action()
-    step = next(s for s in metadata["runs"]["steps"] if s.get("id") == step_id)
-    defaults = {k: str(v.get("default", "")) for k, v in metadata["inputs"].items()}
-    values = {**defaults, **inputs}
-
-    def expand(text: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            expression = match.group(1).strip()
-            if expression == "github.action_path":
-                return str(ROOT)
-            assert expression.startswith("inputs."), expression
-            return values[expression.removeprefix("inputs.")]
-
-        return re.sub(r"\$\{\{(.*?)\}\}", one, text)
-
-    output = cwd / "github-output"
-    output.write_text("")
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(cwd / "step-summary.md"),
-        "RUNNER_TEMP": str(cwd),
-        **{k: expand(str(v)) for k, v in step.get("env", {}).items()},
-    }
-    assert step["shell"] == "bash"
-    result = subprocess.run(
-        ["bash", "-e", "-c", step["run"]], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
-    written = dict(line.split("=", 1) for line in output.read_text().splitlines())
-    return result.returncode, written
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "config", tmp_path / "config")
+    """A repository holding the demo manifests, and a snapshot beside it."""
+    origin = tmp_path / "origin"
+    shutil.copytree(ROOT / "config", origin / "config")
+    git("init", "-q", "-b", "main", str(origin))
+    git("-C", str(origin), "add", "-A")
+    git("-C", str(origin), "commit", "-q", "-m", "manifests")
     shutil.copy(DEMO, tmp_path / "snapshot.json")
     return tmp_path
 
 
+def run_action(repo: Path, **inputs: str) -> JobRun:
+    """A job that checks the repository out and runs the action with `inputs`."""
+    runner = Runner(repo / "origin", repo / "github", {})
+    job = {
+        "steps": [
+            {"uses": "actions/checkout@v4"},
+            {"id": "it", "uses": THIS_ACTION, "with": inputs},
+        ]
+    }
+    head = git("-C", str(repo / "origin"), "rev-parse", "HEAD")
+    return runner.run_job("test.yml", job, "workflow_dispatch", {}, head)
+
+
 def test_action_plans_into_the_step_summary(repo: Path) -> None:
-    code, outputs = run_step(
-        "run",
-        {"command": "plan --out plan.json --detailed-exitcode", "format": "markdown",
-         "target": "emulator:snapshot.json"},
-        repo,
+    run = run_action(
+        repo, command="plan --out plan.json --detailed-exitcode", format="markdown",
+        target=f"emulator:{repo / 'snapshot.json'}",
     )  # fmt: skip
-    assert code == 0  # 2 (changes) is one of the default ok-exit-codes
-    assert outputs["exit-code"] == "2"
-    markdown = Path(outputs["output-file"]).read_text()
+    assert not run.failed  # 2 (changes) is one of the default ok-exit-codes
+    assert run.output("it", "exit-code") == "2"
+    markdown = Path(run.output("it", "output-file")).read_text()
     assert markdown.startswith("<!-- connect-reconciler-plan -->\n")
-    assert (repo / "step-summary.md").read_text() == markdown
-    assert (repo / "plan.json").exists()
+    assert run.summary == markdown
+    saved = json.loads((run.workspace / run.output("it", "plan-file")).read_text())
+    assert run.output("it", "changes") == str(len(saved["changes"]) + len(saved["owner_tags"]))
+
+
+def test_action_takes_its_command_over_several_lines_and_args_verbatim(repo: Path) -> None:
+    run = run_action(
+        repo, command="plan\n--detailed-exitcode\n--user 'jane.doe@example.com'",
+        args="--user\ndavid.kim@example.com\n", target=f"emulator:{repo / 'snapshot.json'}",
+        format="json",
+    )  # fmt: skip
+    assert run.output("it", "exit-code") == "2"  # --detailed-exitcode on the second line counted
+    plan = json.loads(Path(run.output("it", "output-file")).read_text())
+    assert plan["narrowing"]["users"] == ["david.kim@example.com", "jane.doe@example.com"]
+    assert run.output("it", "plan-file") == "" and run.output("it", "changes") == ""
+
+
+def test_action_refuses_an_input_it_does_not_declare(repo: Path) -> None:
+    run = run_action(repo, command="validate", formt="json")
+    assert run.failed and "unknown input(s) formt" in run.text
 
 
 def test_action_fails_on_an_exit_code_not_ok(repo: Path) -> None:
-    code, outputs = run_step(
-        "run", {"command": "drift", "target": "emulator:snapshot.json", "ok-exit-codes": "0"}, repo
+    run = run_action(
+        repo, command="drift", target=f"emulator:{repo / 'snapshot.json'}", **{"ok-exit-codes": "0"}
     )
-    assert (code, outputs["exit-code"]) == (2, "2")
-    assert not (repo / "step-summary.md").exists()  # JSON is not for the summary
+    assert run.failed and run.output("it", "exit-code") == "2"
+    assert run.summary == ""  # JSON is not for the summary
 
 
 def test_action_validate_takes_no_target(repo: Path) -> None:
-    code, outputs = run_step("run", {"command": "validate", "format": "json"}, repo)
-    assert (code, outputs["exit-code"]) == (0, "0")
+    run = run_action(repo, command="validate", format="json")
+    assert not run.failed and run.output("it", "exit-code") == "0"
 
 
 def test_pre_commit_hook_runs_validate(tmp_path: Path) -> None:

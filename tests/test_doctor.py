@@ -97,3 +97,11 @@ def test_denied_reads_are_failed_checks_naming_the_action(serve) -> None:
         assert f"access denied to connect:{operation}" in check["detail"]
         assert "docs/iam/plan-policy.json" in check["detail"]
     assert checks["read connect:ListUsers"]["status"] == "ok"
+
+
+def test_denied_contact_reads_only_warn_naming_the_audit_policy(serve) -> None:
+    code, checks, _ = serve(faults=FaultPlan(deny_operations=("SearchContacts",)))
+    assert code == 0
+    check = checks["read connect:SearchContacts"]
+    assert check["status"] == "warn" and "docs/iam/audit-policy.json" in check["detail"]
+    assert checks["contact-order"]["status"] == "skip"

@@ -192,6 +192,58 @@ def test_update_changes_only_what_differs_and_keeps_comments(workdir: Path) -> N
                "--user", "liam.murphy@example.com").exit_code == 0  # fmt: skip
 
 
+def test_update_removing_an_entry_keeps_the_comments_of_the_entries_after_it(
+    workdir: Path,
+) -> None:
+    config = workdir / "config"
+    config.mkdir()
+    users = HAND_WRITTEN["users.yaml"].replace("  ghost@example.com:   # left the company\n", "")
+    users = users.replace(
+        "\n  # Dublin support",
+        "  # ghost: temp contract\n  ghost@example.com:\n    proficiencies:\n"
+        "      Skill: {Billing: 1}   # until March\n\n  # Dublin support",
+    )
+    for name, text in {**HAND_WRITTEN, "users.yaml": users}.items():
+        (config / name).write_text(text)
+    assert run("export", "--update", "config", "--users", "ghost@example.com").exit_code == 0
+    removed = [
+        line
+        for line in difflib.ndiff(
+            users.splitlines(), (config / "users.yaml").read_text().splitlines()
+        )
+        if line[:1] in "+-"
+    ]
+    # ghost goes with its own comment; Liam's comment, kept in ghost's entry by ruamel, stays
+    assert removed == [
+        "-   # ghost: temp contract",
+        "-   ghost@example.com:",
+        "-     proficiencies:",
+        "-       Skill: {Billing: 1}   # until March",
+    ]
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_update_never_starts_managing_an_attribute_left_alone(workdir: Path, prune: bool) -> None:
+    config = workdir / "config"
+    config.mkdir()
+    instance = HAND_WRITTEN["instance.yaml"].replace(", Legacy Queue]", "]")
+    instance += f"  prune_attributes: {str(prune).lower()}\n"
+    for name, text in {**HAND_WRITTEN, "instance.yaml": instance}.items():
+        (config / name).write_text(text)
+    assert run("export", "--update", "config", "--users", "david.kim@example.com").exit_code == 0
+    manifest = load_manifest(config)
+    # not declared when left alone; declared when the manifests prune (else it would be deleted)
+    assert ("Legacy Queue" in manifest.desired.attributes) is prune
+    assert "Legacy Queue" not in manifest.settings.external_attributes  # david holds none of it
+    assert run("export", "--update", "config", "--users", "maria.lopez@example.com").exit_code == 0
+    maria = load_manifest(config)
+    assert (
+        maria.desired.users["maria.lopez@example.com"].proficiencies[("Legacy Queue", "Gold")] == 3
+    )
+    # maria holds Legacy Queue/Gold: left alone, it must be external to be written for her
+    assert ("Legacy Queue" in maria.settings.external_attributes) is not prune
+
+
 def test_update_twice_changes_nothing_the_second_time(workdir: Path) -> None:
     shutil.copytree(ROOT / "config", workdir / "config")
     assert run("export", "--update", "config").exit_code == 0

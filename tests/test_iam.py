@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.connect.client import connect_client
+from reconciler.connect.reader import OWNER_TAG
 from reconciler.emulator import ConnectEmulator, load_snapshot
 from reconciler.service.quotas import DEFAULT_QUOTAS
 from tests.conftest import ROOT
@@ -26,6 +27,7 @@ from tests.conftest import ROOT
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 PLAN_POLICY = ROOT / "docs" / "iam" / "plan-policy.json"
 APPLY_POLICY = ROOT / "docs" / "iam" / "apply-policy.json"
+AUDIT_POLICY = ROOT / "docs" / "iam" / "audit-policy.json"
 # Read by every command that talks to Connect; a read policy must never
 # grant any of these prefixes' opposites.
 READ_PREFIXES = ("Describe", "List", "Search", "Get")
@@ -49,8 +51,9 @@ def actions(policy: Path) -> set[str]:
 
 
 @pytest.fixture
-def observed(tmp_path_factory) -> tuple[set[str], set[str]]:
-    """(what the read commands call, what apply calls), each command run
+def observed(tmp_path_factory) -> tuple[set[str], set[str], set[str]]:
+    """(what the read commands call, what the contact audits add, what
+    apply calls), each command run
     once against the demo instance served over HTTP, manifests in ./config."""
     workdir = tmp_path_factory.mktemp("iam")
     server = ConnectEmulator(load_snapshot(DEMO)).start()
@@ -67,7 +70,7 @@ def observed(tmp_path_factory) -> tuple[set[str], set[str]]:
             fast = "".join(f"    {op}: {{rate: 10000, burst: 100}}\n" for op in DEFAULT_QUOTAS)
             settings = (config / "instance.yaml").read_text() + "  quotas:\n" + fast
             (config / "instance.yaml").write_text(settings)
-            reads = read_commands(server)
+            reads, audits = read_commands(server)
             # Prune, so that an attribute nobody holds is deleted (Legacy
             # Queue, held by an unmanaged user, stays: declared external).
             pruning = "prune_attributes: true\n  external_attributes: [Legacy Queue]"
@@ -93,7 +96,7 @@ def observed(tmp_path_factory) -> tuple[set[str], set[str]]:
             )
             (config / "instance.yaml").write_text(owned)
             applied |= called(server, "apply", "--auto-approve", "--force", "--journal", "j.jsonl")
-            return reads, applied
+            return reads, audits, applied
     finally:
         server.stop()
 
@@ -109,24 +112,28 @@ def called(server: ConnectEmulator, *args: str) -> set[str]:
     return {f"connect:{op}" for op, counts in stats.items() if counts.get("calls")}
 
 
-def read_commands(server: ConnectEmulator) -> set[str]:
-    """Every read command, with the options that add reads."""
+def read_commands(server: ConnectEmulator) -> tuple[set[str], set[str]]:
+    """(what every read command calls, what the contact audits add: coverage
+    --from-contacts, explain and doctor read contacts, which the PR plan role
+    need not)."""
     reads = called(server, "plan")
     reads |= called(server, "drift")
-    reads |= called(server, "coverage", "--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z")
-    reads |= called(server, "export", "--out", "exported")  # no --region: DescribeInstance
+    reads |= called(server, "coverage")
     reads |= called(server, "export", "--snapshot", "exported.json")
     shutil.copytree("config", "update-me")
     reads |= called(server, "export", "--update", "update-me")
-    reads |= called(server, "doctor")
-    reads |= called(server, "explain", "e1655d3d-a277-51d7-b5e5-e7875bcfbd80")
-    return reads
+    reads |= called(server, "export", "--out", "exported")  # no --region: DescribeInstance
+    audits = called(server, "coverage", "--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z")
+    audits |= called(server, "doctor")  # checks the contact reads too
+    audits |= called(server, "explain", "e1655d3d-a277-51d7-b5e5-e7875bcfbd80")
+    return reads, audits - reads
 
 
 def test_each_policy_grants_exactly_what_its_commands_call(observed) -> None:
     # one test: the commands run once (a module fixture would run once per worker)
-    reads, applied = observed
+    reads, audits, applied = observed
     assert actions(PLAN_POLICY) == reads
+    assert actions(AUDIT_POLICY) == audits == {"connect:SearchContacts", "connect:DescribeContact"}
     writes = applied - reads
     assert writes == {
         "connect:CreatePredefinedAttribute",
@@ -140,7 +147,15 @@ def test_each_policy_grants_exactly_what_its_commands_call(observed) -> None:
     assert actions(APPLY_POLICY) == reads | writes
 
 
-def test_read_policy_has_no_write_action() -> None:
-    granted = {a.removeprefix("connect:") for a in actions(PLAN_POLICY)}
-    assert granted and all(a.startswith(READ_PREFIXES) for a in granted)
+def test_read_policies_have_no_write_action() -> None:
+    for policy in (PLAN_POLICY, AUDIT_POLICY):
+        granted = {a.removeprefix("connect:") for a in actions(policy)}
+        assert granted and all(a.startswith(READ_PREFIXES) for a in granted)
     assert actions(PLAN_POLICY) < actions(APPLY_POLICY)
+
+
+def test_apply_may_tag_with_the_owner_tag_only() -> None:
+    document = json.loads(APPLY_POLICY.read_text())
+    (tagging,) = [s for s in document["Statement"] if "connect:TagResource" in s["Action"]]
+    assert tagging["Action"] == ["connect:TagResource"]
+    assert tagging["Condition"] == {"ForAllValues:StringEquals": {"aws:TagKeys": [OWNER_TAG]}}

@@ -17,6 +17,7 @@ from reconciler.adopt.yaml_style import (
     flow_map,
     proficiency_map,
     quoted,
+    remove_entry,
     round_trip_yaml,
     yaml_level,
 )
@@ -59,7 +60,10 @@ def update_manifests(
     kind; ones gone live are removed. `usernames` limits the users touched
     (None: all). `group_given` is what groups give each user they select.
     New users a manifest would list with nothing (no proficiencies, nothing
-    from groups) are not added; external attributes are never declared."""
+    from groups) are not added; external attributes are never declared, nor
+    are new ones unless the manifests prune (undeclared ones are left alone
+    otherwise: users' values of them make them external). Comments of the
+    entries kept stay, those of removed entries go with them."""
     yaml = round_trip_yaml()
     documents = {
         path: yaml.load(path.read_text(encoding="utf-8"))
@@ -88,7 +92,7 @@ def update_manifests(
             for name in list(declared):
                 seen_attributes.add(name)
                 if name not in attributes:
-                    del declared[name]
+                    remove_entry(declared, name)
                     changed.add(path)
                 elif _update_attribute(declared[name], attributes[name]):
                     changed.add(path)
@@ -100,13 +104,16 @@ def update_manifests(
                     continue  # not read: leave it as written
                 held = live.state.users.get(username)
                 if held is None:
-                    del users[username]
+                    remove_entry(users, username)
                     changed.add(path)
                 elif _update_user(
                     users, username, held.proficiencies, sets, group_given.get(username, {})
                 ):
                     changed.add(path)
-    new_attributes = sorted(set(attributes) - seen_attributes)
+    # An attribute the manifests do not declare is left alone unless they
+    # prune (then it would be deleted): never start managing it here.
+    new_attributes = sorted(set(attributes) - seen_attributes) if _prunes(documents) else []
+    left_alone = set(attributes) - seen_attributes - set(new_attributes)
     if new_attributes:
         path = _file_holding(documents, "predefined_attributes", config_dir / "attributes.yaml")
         section = documents[path].setdefault("predefined_attributes", CommentedMap())
@@ -132,10 +139,15 @@ def update_manifests(
                 group_given.get(username, {}),
             )
         changed.add(path)
-    held_reserved = {
-        a for u in live.state.users.values() for a, _ in u.proficiencies if limits.is_reserved(a)
+    # What managed users hold of attributes the manifests do not manage is
+    # theirs to keep: those attributes are external (plan leaves them alone).
+    held_elsewhere = {
+        a
+        for u in live.state.users.values()
+        for a, _ in u.proficiencies
+        if limits.is_reserved(a) or a in left_alone
     }
-    declared_in = _declare_external(documents, held_reserved, config_dir / "instance.yaml")
+    declared_in = _declare_external(documents, held_elsewhere, config_dir / "instance.yaml")
     if declared_in is not None:
         changed.add(declared_in)
     for path in sorted(changed):
@@ -152,6 +164,15 @@ def update_manifests(
         and any(key not in live.state.users[name].proficiencies for key in given)
     }
     return ManifestUpdate(sorted(changed), conflicts)
+
+
+def _prunes(documents: dict[Path, Any]) -> bool:
+    return any(
+        isinstance(d, dict)
+        and isinstance(d.get("settings"), dict)
+        and d["settings"].get("prune_attributes") is True
+        for d in documents.values()
+    )
 
 
 def _declare_external(documents: dict[Path, Any], names: set[str], default: Path) -> Path | None:
@@ -260,7 +281,7 @@ def _set_proficiencies(body: CommentedMap, wanted: dict[tuple[str, str], float])
     for (attribute, value), level in sorted(wanted.items()):
         by_attribute.setdefault(attribute, {})[value] = level
     for attribute in [a for a in current if str(a) not in by_attribute]:
-        del current[attribute]
+        remove_entry(current, attribute)
     for attribute, values in by_attribute.items():
         existing = next((current[a] for a in current if str(a) == attribute), None)
         if not isinstance(existing, CommentedMap):
@@ -269,7 +290,7 @@ def _set_proficiencies(body: CommentedMap, wanted: dict[tuple[str, str], float])
             )
             continue
         for value in [v for v in existing if str(v) not in values]:
-            del existing[value]
+            remove_entry(existing, value)
         for value, level in values.items():
             key = next((v for v in existing if str(v) == value), quoted(value))
             if existing.get(key) != level:

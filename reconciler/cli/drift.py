@@ -11,7 +11,7 @@ from reconciler.cli.common import ExitCode, connected, epilog, global_options, l
 from reconciler.cli.plan import read_option
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import make_plan
-from reconciler.plan.render import JsonRenderer
+from reconciler.plan.render import JsonRenderer, MarkdownRenderer
 
 
 def drift_exit_code(plan: Plan) -> int:
@@ -23,23 +23,49 @@ def drift_exit_code(plan: Plan) -> int:
     return ExitCode.CHANGES if plan.has_changes else ExitCode.OK
 
 
+def drift_markdown(plan: Plan) -> str:
+    """The report as Markdown: in sync or not first, then the plan that
+    would set Connect back (every change in it is drift), unmet
+    requirements included in its table."""
+    if plan.errors:
+        status = "**The drift check failed: see the errors below.**"
+    elif plan.has_changes:
+        status = "**Connect has drifted from the manifests**: apply would make these changes."
+    else:
+        status = "**In sync**: Connect matches the manifests."
+    return "\n".join(
+        ["### connect-reconciler drift report", "", status, "", MarkdownRenderer().render(plan)]
+    )
+
+
 @click.command(
     epilog=epilog(
         "0 in sync, 1 error, 2 drift (guard findings are in the report)",
         "connect-reconciler drift --config config/ > drift.json",
     )
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "markdown"]),
+    default="json",
+    show_default=True,
+    help="markdown: a report for an issue or $GITHUB_STEP_SUMMARY.",
+)
 @read_option
 @global_options()
 @click.pass_context
-def drift(ctx: click.Context, read: str) -> None:
+def drift(ctx: click.Context, fmt: str, read: str) -> None:
     """Report live vs manifests as JSON, for scheduled jobs (0 in sync, 2 drift);
     `--read list` for an authoritative check that never relies on search."""
     opts = options(ctx)
-    manifest = load_or_exit(opts, "json")
+    manifest = load_or_exit(opts, fmt)
     with connected(opts, manifest) as connection:
         connection.reader.strategy = read
         result = make_plan(manifest, connection.reader)
+    if fmt == "markdown":
+        click.echo(drift_markdown(result))
+        sys.exit(drift_exit_code(result))
     report = json.loads(JsonRenderer().render(result))
     report["in_sync"] = not result.has_changes
     # Unmet even when Connect matches the manifests: a drift job reports them too.

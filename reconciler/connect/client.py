@@ -43,6 +43,9 @@ def connect_client(
 # The least-privilege policies of docs/iam/: reads, and apply's writes on top.
 READ_POLICY = "docs/iam/plan-policy.json"
 WRITE_POLICY = "docs/iam/apply-policy.json"
+# Contact reads (coverage --from-contacts, explain) are granted apart.
+AUDIT_POLICY = "docs/iam/audit-policy.json"
+AUDIT_OPERATIONS = {"SearchContacts", "DescribeContact"}
 
 
 def access_denied(exc: Exception) -> str | None:
@@ -53,7 +56,10 @@ def access_denied(exc: Exception) -> str | None:
     if exc.response.get("Error", {}).get("Code") not in ("AccessDeniedException", "AccessDenied"):
         return None
     operation = exc.operation_name
-    policy = READ_POLICY if is_read(operation) else WRITE_POLICY
+    if operation in AUDIT_OPERATIONS:
+        policy = AUDIT_POLICY
+    else:
+        policy = READ_POLICY if is_read(operation) else WRITE_POLICY
     return (
         f"access denied to connect:{operation}: the credentials' IAM policy must allow "
         f"that action ({policy} in the connect-reconciler repository grants it)"
