@@ -23,6 +23,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from tests.conftest import git
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # connect-reconciler and the tools beside it
 THIS_ACTION = "OWNER/connect-reconciler@v1"
@@ -316,16 +318,9 @@ class Runner:
             return self._bash(step["run"], {**env, **step_env}, workspace, run_dir, result)
         if uses.startswith("actions/checkout@"):
             if not workspace.exists():
-                git("clone", "-q", str(self.origin), str(workspace))
-                git("-C", str(workspace), "fetch", "-q", "origin", "+refs/pull/*:refs/pull/*")
-            git(
-                "-C",
-                str(workspace),
-                "checkout",
-                "-q",
-                "--detach",
-                given.get("ref") or env["GITHUB_SHA"],
-            )
+                git(self.work, "clone", "-q", str(self.origin), str(workspace))
+                git(workspace, "fetch", "-q", "origin", "+refs/pull/*:refs/pull/*")
+            git(workspace, "checkout", "-q", "--detach", given.get("ref") or env["GITHUB_SHA"])
             return True, {}
         if uses.startswith("actions/upload-artifact@"):
             stored = self.work / "artifacts" / f"{self.runs}-{given['name']}"
@@ -409,18 +404,3 @@ def read_outputs(text: str) -> dict[str, str]:
             name, value = line.split("=", 1)
             outputs[name] = value
     return outputs
-
-
-def git(*args: str) -> str:
-    done = subprocess.run(["git", *args], capture_output=True, text=True, check=False,
-                          env={**os.environ, **GIT_IDENTITY})  # fmt: skip
-    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
-    return done.stdout.strip()
-
-
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import ROOT
-from tests.github_actions import THIS_ACTION, JobRun, Runner, git
+from tests.conftest import ROOT, git
+from tests.github_actions import THIS_ACTION, JobRun, Runner
 
 BIN = Path(sys.executable).parent  # actionlint, shellcheck, pre-commit, connect-reconciler
 WORKFLOWS = sorted((ROOT / "examples" / "github").glob("*.yml"))
@@ -83,9 +83,9 @@ def repo(tmp_path: Path) -> Path:
     """A repository holding the demo manifests, and a snapshot beside it."""
     origin = tmp_path / "origin"
     shutil.copytree(ROOT / "config", origin / "config")
-    git("init", "-q", "-b", "main", str(origin))
-    git("-C", str(origin), "add", "-A")
-    git("-C", str(origin), "commit", "-q", "-m", "manifests")
+    git(origin, "init", "-q", "-b", "main")
+    git(origin, "add", "-A")
+    git(origin, "commit", "-q", "-m", "manifests")
     shutil.copy(DEMO, tmp_path / "snapshot.json")
     return tmp_path
 
@@ -99,7 +99,7 @@ def run_action(repo: Path, **inputs: str) -> JobRun:
             {"id": "it", "uses": THIS_ACTION, "with": inputs},
         ]
     }
-    head = git("-C", str(repo / "origin"), "rev-parse", "HEAD")
+    head = git(repo / "origin", "rev-parse", "HEAD").strip()
     return runner.run_job("test.yml", job, "workflow_dispatch", {}, head)
 
 

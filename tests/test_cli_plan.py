@@ -488,3 +488,31 @@ def test_a_search_read_narrowed_to_an_attribute_in_another_case_plans_cleanly(
     lower = run("plan", "--read", "search", "--attribute", "language", "--format", "json")
     assert upper.exit_code == 0 and lower.exit_code == 0, lower.output
     assert json.loads(lower.output)["changes"] == json.loads(upper.output)["changes"]
+
+
+def test_no_changes_is_said_only_when_nothing_waits_either(demo: Path) -> None:
+    result = run("plan", "--user", "jane.doe@example.com")  # in sync; attribute changes wait
+    assert result.exit_code == 0, result.output
+    assert "No changes in scope, 3 deferred to a full plan." in result.output
+    assert "Connect matches the manifests" not in result.output
+
+
+def test_quiet_prints_only_the_summary(demo: Path) -> None:
+    result = run("plan", "-q")
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("Plan: 1 attribute to create, 2 to update, 0 to delete; 8 users")
+
+
+def test_a_base_that_is_not_a_git_ref_is_an_error_before_any_plan(demo: Path) -> None:
+    git(demo, "init", "-q")
+    result = run("plan", "--base", "no-such-ref")
+    assert result.exit_code == 1
+    assert "error: --base: git ref 'no-such-ref' not found" in result.output
+
+
+def test_drift_as_markdown_says_whether_connect_drifted(demo: Path) -> None:
+    drifted = run("drift", "--format", "markdown")
+    assert drifted.exit_code == 2
+    assert drifted.stdout.startswith("### connect-reconciler drift report\n\n**Connect has drifted")
+    assert "<summary>User changes (8)</summary>" in drifted.stdout
