@@ -35,13 +35,18 @@ from reconciler.plan.verify import RefusedPlan, check_reviewed_plan, check_saved
 from reconciler.targets import Connection, emulator_snapshot
 
 
-def saved_plan_or_exit(
-    path: Path, manifest: Manifest, region: str | None, connection: Connection
+def plan_file_or_exit(
+    path: Path, manifest: Manifest, region: str | None, connection: Connection, reviewed: bool
 ) -> Plan:
-    """The saved plan if it is exactly what would be applied now; else the
-    reasons and exit 4 (exit 1 if the file cannot be read)."""
+    """What to apply for the plan saved at `path`: the plan itself, if it is
+    exactly what would be applied now; with `reviewed` (made on another
+    commit), the plan of the manifests now, if its changes are the file's.
+    Else the reasons (on stdout for `reviewed`, for a CI job to post) and
+    exit 4; exit 1 if the file cannot be read."""
     try:
         saved = load_plan(path)
+        if reviewed:
+            return check_reviewed_plan(saved, manifest, region, connection.reader)
         saved.guards = check_saved_plan(saved, manifest, region, connection.reader)
     except OSError as exc:
         click.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
@@ -50,7 +55,7 @@ def saved_plan_or_exit(
         click.echo(f"refusing to apply: {exc}", err=True)
         sys.exit(ExitCode.STALE_PLAN)
     except RefusedPlan as refused:
-        refuse(str(path), refused)
+        refuse(str(path), refused, err=not reviewed)
     return saved
 
 
@@ -61,24 +66,6 @@ def refuse(what: str, refused: RefusedPlan, err: bool = True) -> NoReturn:
     for problem in refused.problems:
         click.echo(f"  {problem}", err=err)
     sys.exit(ExitCode.STALE_PLAN)
-
-
-def reviewed_plan_or_exit(
-    path: Path, manifest: Manifest, region: str | None, connection: Connection
-) -> Plan:
-    """The plan of the manifests now, if its changes are those of the plan
-    reviewed at `path` (made on another commit); else the differences on
-    stdout and exit 4 (exit 1 if the file cannot be read)."""
-    try:
-        return check_reviewed_plan(load_plan(path), manifest, region, connection.reader)
-    except OSError as exc:
-        click.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
-        sys.exit(ExitCode.ERROR)
-    except SavedPlanError as exc:
-        click.echo(f"refusing to apply: {exc}", err=True)
-        sys.exit(ExitCode.STALE_PLAN)
-    except RefusedPlan as refused:
-        refuse(f"the plan reviewed as {path}", refused, err=False)
 
 
 def fresh_plan_or_exit(
@@ -267,8 +254,7 @@ def apply(
                 click.echo("error: a saved plan keeps its own narrowing and read; drop --user/"
                            "--attribute/--changed-since/--base/--read", err=True)  # fmt: skip
                 sys.exit(ExitCode.ERROR)
-            checked = reviewed_plan_or_exit if reviewed else saved_plan_or_exit
-            todo = checked(planfile, manifest, region, connection)
+            todo = plan_file_or_exit(planfile, manifest, region, connection, reviewed)
         else:
             narrowing, base = planned_or_exit(opts, manifest, connection.reader, asked)
             todo = fresh_plan_or_exit(manifest, connection, narrowing, take_ownership, base)

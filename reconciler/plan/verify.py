@@ -92,9 +92,7 @@ def check_reviewed_plan(
     )
     if fresh.errors:
         raise RefusedPlan("planning it again fails", fresh.errors)
-    differences = changes_differences(reviewed.changes, fresh.changes) + tags_differences(
-        reviewed.owner_tags, fresh.owner_tags
-    )
+    differences = steps_differences(reviewed, fresh)
     if differences:
         raise RefusedPlan(
             "the changes planned now are not the reviewed ones; review them again", differences
@@ -146,9 +144,7 @@ def check_saved_plan(
     recomputed = replanned(plan, manifest, reader, live)
     if recomputed.errors:
         raise RefusedPlan("planning its objects again fails", recomputed.errors)
-    differences = changes_differences(plan.changes, recomputed.changes) + tags_differences(
-        plan.owner_tags, recomputed.owner_tags
-    )
+    differences = steps_differences(plan, recomputed)
     if differences:
         raise RefusedPlan(
             "its changes are not what the manifests and Connect give now (was the file edited?)",
@@ -212,6 +208,13 @@ def stale_objects(plan: Plan, live: LiveState) -> list[str]:
                 f"user {username}: proficiencies {_how(expected, actual)} since the plan was made"
             )
     return problems
+
+
+def steps_differences(saved: Plan, recomputed: Plan) -> list[str]:
+    """Where two plans' changes and owner tags differ, one line per path."""
+    return changes_differences(saved.changes, recomputed.changes) + tags_differences(
+        saved.owner_tags, recomputed.owner_tags
+    )
 
 
 def changes_differences(saved: list[Change], recomputed: list[Change]) -> list[str]:
