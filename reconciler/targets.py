@@ -72,10 +72,12 @@ def identity_check(
 
 
 def emulator_snapshot(target: str) -> Path | None:
-    """The snapshot file of an `emulator:FILE` target; None for other targets."""
-    return (
-        Path(target.removeprefix(EMULATOR_PREFIX)) if target.startswith(EMULATOR_PREFIX) else None
-    )
+    """The snapshot file of an `emulator:FILE` target, symbolic links
+    resolved (one lock and one write-back per file, however it is named);
+    None for other targets."""
+    if not target.startswith(EMULATOR_PREFIX):
+        return None
+    return Path(target.removeprefix(EMULATOR_PREFIX)).resolve()
 
 
 @contextmanager
@@ -104,9 +106,9 @@ def open_target(
         pacer = QuotaPacer(client, overrides)
         yield Connection(instance_id, pacer, LiveStateReader(pacer, instance_id, progress=progress))
         return
-    if not target.startswith(EMULATOR_PREFIX):
+    snapshot = emulator_snapshot(target)
+    if snapshot is None:
         raise TargetError(f"unknown target {target!r}: use aws or emulator:SNAPSHOT.json")
-    snapshot = Path(target.removeprefix(EMULATOR_PREFIX))
     backend = load_snapshot(snapshot, max_proficiencies_per_user=max_proficiencies_per_user)
     instance_id = instance_id or backend.instance["Id"]
     if instance_id not in (backend.instance["Id"], backend.instance.get("Arn")):

@@ -62,6 +62,15 @@ class SnapshotLock:
     def acquire(self) -> None:
         """Take the lock (waiting up to the timeout), then check FILE can be
         written back, and remember its digest for the compare-and-swap."""
+        links = self.snapshot.stat().st_nlink if self.snapshot.exists() else 1
+        if links > 1:
+            # The write-back renames a new file over this name: its other
+            # names would keep the old state, and a lock by any name or inode
+            # would stop holding across that rename.
+            raise LockError(
+                f"{self.snapshot} has {links} hard links: apply writes it back by renaming a new "
+                "file over it, which would split them; keep one name (or use a symbolic link)"
+            )
         try:
             handle = self.path.open("a+", encoding="utf-8")
         except OSError as exc:

@@ -37,7 +37,7 @@ from reconciler.emulator.protocol import (
     shape_problems,
 )
 from reconciler.emulator.user_index import shared_level
-from reconciler.files import write_json_atomically
+from reconciler.files import InputFileError, read_utf8, write_json_atomically
 from reconciler.service.timestamps import to_epoch, to_iso
 
 Record = dict[str, Any]
@@ -267,6 +267,17 @@ def _load_attributes(backend: ConnectBackend, shapes: dict[str, Shape], items: l
         name = _required(attribute, "Name", where)
         # Names are case-insensitive (predefined-attributes.html).
         _unique(names, name.casefold(), f"{where}.Name", "attribute name (ignoring case)")
+        if name.casefold().startswith("aws:"):
+            raise SnapshotError(
+                f"{where}.Name: {name!r}: aws: names are reserved, never attributes"
+            )
+        if name.casefold().startswith("connect:") and not attribute.get("Values", {}).get(
+            "StringList"
+        ):
+            raise SnapshotError(
+                f"{where}.Values: system attribute {name} has values in every instance; "
+                "a snapshot lists them"
+            )
         attribute.setdefault("Values", {"StringList": []})
         values: dict[str, str] = {}
         for number, value in enumerate(attribute["Values"].get("StringList", [])):
@@ -292,9 +303,10 @@ def _load_users(backend: ConnectBackend, shapes: dict[str, Shape], items: list[A
             )
         user = _record(shapes, "User", item.get("User"), f"{where}.User")
         _unique(usernames, _required(user, "Username", f"{where}.User"), where, "username")
+        _check_arn(user, "Arn", f"{where}.User")
+        _user_id_of_arn(user, f"{where}.User")
         if "Id" in user:
             _unique(ids, user["Id"], where, "user Id")
-        _check_arn(user, "Arn", f"{where}.User")
         proficiencies = [
             _proficiency(backend, shapes, p, f"{where}.Proficiencies[{n}]")
             for n, p in enumerate(_section(item, "Proficiencies", f"{where}."))
@@ -309,6 +321,21 @@ def _load_users(backend: ConnectBackend, shapes: dict[str, Shape], items: list[A
                 f"cap of {backend.max_proficiencies_per_user} (Quotas.ProficienciesPerUser)"
             )
         backend.add_user(user, proficiencies)
+
+
+def _user_id_of_arn(user: Record, where: str) -> None:
+    """A user's Id is the last part of its ARN (…:instance/ID/agent/USER_ID):
+    taken from it when missing, and an error when the two disagree."""
+    arn = user.get("Arn")
+    if arn is None or "/agent/" not in arn:
+        return
+    from_arn = arn.rsplit("/agent/", 1)[1]
+    if "Id" not in user:
+        user["Id"] = from_arn
+    elif user["Id"] != from_arn:
+        raise SnapshotError(
+            f"{where}.Id: {user['Id']!r} is not the id its Arn names ({from_arn!r})"
+        )
 
 
 def _proficiency(
@@ -350,11 +377,13 @@ def empty_backend(**options: Any) -> ConnectBackend:
 def load_snapshot(path: Path, **options: Any) -> ConnectBackend:
     """A backend seeded from the snapshot file at `path`."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_utf8(path))
     except RecursionError:
         raise SnapshotError(f"{path}: JSON nested too deep to be a snapshot") from None
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except InputFileError as exc:
+        raise SnapshotError(f"{path}: {exc}") from None
     except ValueError as exc:
         raise SnapshotError(f"{path}: not JSON: {exc}") from None
     try:

@@ -414,6 +414,17 @@ def _schema_errors(exc: ValidationError, merged: MergedDocument) -> list[Manifes
             )
         elif kind in _EXPECTED:
             errors.append(merged.error(path, f"expected {_EXPECTED[kind]}, got {excerpt(value)}"))
+        elif kind in ("string_too_long", "string_too_short"):
+            # pydantic names a mapping key's problem by the key, then "[key]"
+            at_key = bool(path) and path[-1] == "[key]"
+            errors.append(
+                merged.error(
+                    path[:-1] if at_key else path,
+                    f"{detail['msg']}, the service's limit; got {excerpt(value)}",
+                    "Amazon Connect refuses longer (or empty) names and values",
+                    at_key=at_key,
+                )
+            )
         else:
             message = detail["msg"].removeprefix("Value error, ").replace(" after validation", "")
             if not isinstance(value, dict | list):

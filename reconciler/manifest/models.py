@@ -11,9 +11,11 @@ from reconciler.service import limits
 from reconciler.service.quotas import DEFAULT_QUOTAS
 
 Level = Annotated[int, Field(strict=True, ge=limits.MIN_LEVEL, le=limits.MAX_LEVEL)]
+Text = Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_LENGTH)]
+# Attribute names and values are checked by limits.name_problem (positioned).
+Username = Annotated[str, Field(min_length=1, max_length=limits.MAX_USERNAME_LENGTH)]
 # attribute -> value -> level, as written under `proficiencies:` and in sets.
 ProficiencyMap = dict[str, dict[str, Level]]
-Text = Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_LENGTH)]
 
 
 class _Strict(BaseModel):
@@ -52,8 +54,10 @@ class InstanceSpec(_Strict):
 class QuotaSpec(_Strict):
     """An override of one API's token bucket (requests per second, burst)."""
 
-    rate: Annotated[float, Field(gt=0)]
-    burst: Annotated[int, Field(ge=1)]
+    # Bounds a plan can run with: Connect's quotas are 0.5 to a few hundred
+    # requests per second, and a tiny rate would wait for ever (or overflow).
+    rate: Annotated[float, Field(ge=limits.MIN_QUOTA_RATE, le=limits.MAX_QUOTA_RATE)]
+    burst: Annotated[int, Field(ge=1, le=limits.MAX_QUOTA_BURST)]
 
 
 class SettingsSpec(_Strict):
@@ -148,7 +152,7 @@ class ManifestDocument(_Strict):
     predefined_attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
     proficiency_sets: dict[str, ProficiencyMap] = Field(default_factory=dict)
     groups: list[GroupSpec] = Field(default_factory=list)
-    users: dict[str, UserSpec] = Field(default_factory=dict)
+    users: dict[Username, UserSpec] = Field(default_factory=dict)
     routing_requirements: list[RequirementSpec] = Field(default_factory=list)
 
     @field_validator("users", mode="before")

@@ -4,7 +4,7 @@ Hostile text is bounded before the C parser sees it (file size, flow nesting:
 libyaml's time grows with the square of flow depth). We then build plain
 Python values straight from the parser's events instead of composing a node
 tree or using a constructor, so that:
-- only the YAML 1.2 core schema is accepted (no arbitrary tags, no YAML 1.1
+- only the YAML 1.2 core schema is accepted (no tags at all, no YAML 1.1
   spellings such as `0b100`, `4_` or `yes`),
 - duplicate keys are errors, not "last one wins",
 - nesting depth and alias expansion are bounded (a billion-laughs file fails
@@ -39,19 +39,17 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.files import InputFileError, InputTooLarge, read_input
 from reconciler.manifest.errors import ManifestError, ManifestInvalid
 from reconciler.quoting import excerpt
 
 # Bounds on hostile input. Real manifests nest about six levels deep, reuse a
 # few anchors and stay well under a megabyte per thousand users.
-MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_ALIAS_NODES = 100_000
 MAX_NUMBER_CHARS = 100
 
 _TAG = "tag:yaml.org,2002:"
-_STR, _INT, _FLOAT, _BOOL, _NULL = (f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null"))
-_MAP, _SEQ = f"{_TAG}map", f"{_TAG}seq"
 MAX_SHARED_CHARS = 200  # longer scalars are not worth looking up
 
 # https://yaml.org/spec/1.2.2/#1032-tag-resolution (the core schema)
@@ -231,7 +229,7 @@ class _Builder:
                         "manifests need about six levels; flatten this value",
                     )
                 is_list = kind is SequenceStartEvent
-                self._check_tag(event, _SEQ if is_list else _MAP)
+                self._check_tag(event)
                 frame = _Frame(event, is_list, built)
                 stack.append(frame)
                 continue
@@ -306,32 +304,19 @@ class _Builder:
         frame.key_lines[key] = event.start_mark.line + 1
         frame.key = key
 
-    def _check_tag(self, event: CollectionStartEvent, expected: str) -> None:
-        tag = event.tag
-        if tag is not None and tag != "!" and str(tag) != expected:
-            self._error(event, f"YAML tag {excerpt(_short(str(tag)))} is not allowed", _TAG_HINT)
+    def _check_tag(self, event: CollectionStartEvent | ScalarEvent) -> None:
+        # Any tag, even one that only restates the type (`!!int 3`): what a
+        # value is comes from how it is written, in every file alike.
+        if event.tag is not None:
+            tag = excerpt(_short(str(event.tag)))
+            self._error(event, f"YAML tag {tag} is not allowed", _TAG_HINT)
 
     def _scalar(self, event: ScalarEvent) -> Any:
         """A tagged or long scalar (the loop handles the common ones)."""
-        text = event.value
-        tag = None if event.tag is None else str(event.tag)
-        if tag is None:
-            return _resolve_plain(text) if event.implicit[0] else text
-        if tag in ("!", _STR):
-            return text
-        if tag in (_INT, _FLOAT, _BOOL, _NULL):
-            value = _resolve_plain(text)
-            kind = {int: _INT, float: _FLOAT, bool: _BOOL, type(None): _NULL}.get(type(value))
-            if kind == tag or (tag == _FLOAT and kind == _INT):
-                return float(value) if tag == _FLOAT else value
-            self._error(
-                event,
-                f"{excerpt(text)} is not a YAML 1.2 {_short(tag)[2:]}",
-                "write the value plainly and let YAML type it",
-            )
+        if event.tag is not None:
+            self._check_tag(event)
             return None
-        self._error(event, f"YAML tag {excerpt(_short(tag))} is not allowed", _TAG_HINT)
-        return None
+        return _resolve_plain(event.value) if event.implicit[0] else event.value
 
 
 _TAG_HINT = "manifests use plain YAML: remove the tag"
@@ -387,36 +372,21 @@ def _flow_too_deep(text: str) -> int | None:
 
 
 def read_bounded(path: Path, display: str) -> bytes:
-    """The bytes of one manifest file; ManifestInvalid naming the path if it
-    cannot be read or is larger than MAX_FILE_BYTES."""
+    """The bytes of one manifest file (files.read_input); ManifestInvalid
+    naming the path if it cannot be read so."""
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_FILE_BYTES + 1)
+        return read_input(path)
     except OSError as exc:
-        raise ManifestInvalid(
-            [
-                ManifestError(
-                    display,
-                    1,
-                    1,
-                    f"cannot read the file: {exc.strerror or exc}",
-                    "check its permissions and that it is a regular file",
-                )
-            ]
-        ) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ManifestInvalid(
-            [
-                ManifestError(
-                    display,
-                    1,
-                    1,
-                    f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
-                    "split the manifests into several files",
-                )
-            ]
+        message = f"cannot read the file: {exc.strerror or exc}"
+        hint = "check its permissions and that it is a regular file"
+        raise ManifestInvalid([ManifestError(display, 1, 1, message, hint)]) from None
+    except InputFileError as exc:
+        hint = (
+            "split the manifests into several files"
+            if isinstance(exc, InputTooLarge)
+            else "check its permissions and that it is a regular file"
         )
-    return raw
+        raise ManifestInvalid([ManifestError(display, 1, 1, str(exc), hint)]) from None
 
 
 def parse_source(raw: bytes, display: str) -> SourceFile:

@@ -9,6 +9,7 @@ user ever references a value that does not exist yet or any more.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, ClassVar
@@ -267,7 +268,12 @@ class UserProficiencyChange:
     def from_data(cls, data: dict[str, Any]) -> UserProficiencyChange:
         def entries(key: str) -> tuple[ProficiencyEntry, ...]:
             return tuple(
-                ProficiencyEntry(e["attribute"], e["value"], e["level"], e.get("before"))
+                ProficiencyEntry(
+                    e["attribute"],
+                    e["value"],
+                    level_from_data(e["level"]),
+                    None if e.get("before") is None else level_from_data(e["before"]),
+                )
                 for e in data[key]
             )
 
@@ -278,9 +284,21 @@ class UserProficiencyChange:
             entries("update"),
             entries("disassociate"),
             disassociate_first=data["order"][:1] == ["disassociate"] and len(data["order"]) > 1,
-            before={(p["attribute"], p["value"]): p["level"] for p in data["before"]},
-            after={(p["attribute"], p["value"]): p["level"] for p in data["after"]},
+            before={
+                (p["attribute"], p["value"]): level_from_data(p["level"]) for p in data["before"]
+            },
+            after={
+                (p["attribute"], p["value"]): level_from_data(p["level"]) for p in data["after"]
+            },
         )
+
+
+def level_from_data(value: Any) -> float:
+    """A level read from plan JSON: a number, never a boolean (JSON `true`
+    is not level 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"a level must be a number, not {json.dumps(value)}")
+    return float(value)
 
 
 def _proficiency_list(proficiencies: Proficiencies) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import json
 import time
 from pathlib import Path
 
-from reconciler.files import write_json_atomically
+from reconciler.files import InputFileError, read_utf8, write_json_atomically
 from reconciler.plan.fingerprint import touched_objects
 from reconciler.plan.plan import Plan, document_digest
 
@@ -27,9 +27,13 @@ def save_plan(plan: Plan, path: Path) -> None:
 
 
 def load_plan(path: Path) -> Plan:
-    """Read a plan saved by save_plan. OSError when the file cannot be read;
-    SavedPlanError when it is not a complete saved plan of this version."""
-    text = path.read_text(encoding="utf-8")
+    """Read a plan saved by save_plan. OSError when the file cannot be
+    opened; SavedPlanError when it is not a complete saved plan of this
+    version, or not a regular UTF-8 file of bounded size (files.read_input)."""
+    try:
+        text = read_utf8(path)
+    except InputFileError as exc:
+        raise SavedPlanError(f"{path}: not a plan file: {exc}") from None
     try:
         data = json.loads(text)
         plan = Plan.from_data(data)

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 import unicodedata
 
+# Attribute names and values (PredefinedAttributeName and
+# PredefinedAttributeStringValue), usernames (AgentUsername): the service
+# model's lengths, which tests/service/test_limits.py holds these to.
 MAX_NAME_LENGTH = 100
+MAX_USERNAME_LENGTH = 100
+# What settings.quotas may set a token bucket to (requests per second, burst).
+MIN_QUOTA_RATE = 0.01
+MAX_QUOTA_RATE = 100_000.0
+MAX_QUOTA_BURST = 100_000
 MAX_VALUES_PER_ATTRIBUTE = 500
 MAX_PURPOSES = 10
 MIN_LEVEL = 1

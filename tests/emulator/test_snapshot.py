@@ -133,7 +133,19 @@ DEFECTS = [
     ("duplicate values", lambda s: s["PredefinedAttributes"][1]["Values"]["StringList"].append("Billing"), "PredefinedAttributes[1].Values.StringList[2]: value 'Billing' is also at PredefinedAttributes[1].Values.StringList[0]"),
     ("two profiles one Id", lambda s: s["RoutingProfiles"].append({"Id": "rp-basic", "Name": "again"}), "RoutingProfiles[2]: routing profile Id 'rp-basic' is also at RoutingProfiles[0]"),
     ("not an object", lambda s: s.clear(), "a snapshot is a JSON object with at least an `Instance`"),
+    ("Id not its Arn's", lambda s: _users(s)[0]["User"].update(Arn="arn:aws:connect:us-east-1:123456789012:instance/i/agent/other"), "Users[0].User.Id: 'id-jane' is not the id its Arn names ('other')"),
+    ("aws: attribute", lambda s: s["PredefinedAttributes"].append({"Name": "aws:Tier", "Values": {"StringList": ["A"]}}), "PredefinedAttributes[3].Name: 'aws:Tier': aws: names are reserved"),
+    ("connect: attribute without values", lambda s: s["PredefinedAttributes"][2].update(Values={"StringList": []}), "PredefinedAttributes[2].Values: system attribute connect:Subtype has values in every instance"),
 ]  # fmt: skip
+
+
+def test_a_user_without_id_takes_the_one_its_arn_names() -> None:
+    snapshot = small_snapshot()
+    user = _users(snapshot)[0]["User"]
+    del user["Id"]
+    user["Arn"] = "arn:aws:connect:us-east-1:123456789012:instance/i/agent/from-arn"
+    backend = backend_from_snapshot(snapshot)
+    assert "from-arn" in backend.users
 
 
 @pytest.mark.parametrize(

@@ -351,6 +351,28 @@ CASES = [
         3,
         "expected a mapping (key: value), got a list",
     ),
+    Case(
+        "username longer than the service takes",
+        {USERS: "users:\n  " + "u" * 101 + ": {}\n"},
+        USERS,
+        2,
+        "at most 100 characters, the service's limit",
+        column=3,
+    ),
+    Case(
+        "a tag that only restates the type",
+        levels("!!int 3"),
+        USERS,
+        4,
+        "YAML tag '!!int' is not allowed",
+    ),
+    Case(
+        "a quota rate no plan could run at",
+        {"settings.yaml": "settings:\n  quotas:\n    ListUsers: {rate: 1.0e-300, burst: 1}\n"},
+        "settings.yaml",
+        3,
+        "greater than or equal to 0.01",
+    ),
 ]
 
 

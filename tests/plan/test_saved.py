@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.plan.fingerprint import proficiencies_fingerprint
+from reconciler.plan.plan import document_digest
 from tests.test_apply import cli_run, workdir  # noqa: F401 - workdir is a fixture
 
 Edit = Callable[[dict[str, Any]], None]
@@ -81,6 +82,12 @@ def other_user_id(plan: dict[str, Any]) -> None:
     jane(plan)["user_id"] = "id-joe"
 
 
+def boolean_level_digest_recomputed(plan: dict[str, Any]) -> None:
+    jane(plan)["update"][0]["level"] = True  # JSON true is no level, even with a fresh digest
+    del plan["plan_digest"], plan["saved_at"]
+    plan["plan_digest"] = document_digest(plan)
+
+
 EDITS: dict[str, tuple[Edit, str]] = {
     "edited level": (edit_level, "['update'][0]['level']: plan has 3.0, recomputed 5.0"),
     "added change": (add_change_with_its_fingerprint, "['user_proficiencies joe (phase 2)']: plan has {"),
@@ -93,6 +100,7 @@ EDITS: dict[str, tuple[Edit, str]] = {
     "unknown member": (unknown_member, "unknown member(s) approved_by"),
     "reordered": (swap_order, "the plan's changes are out of order"),
     "other user id": (other_user_id, "['user_id']: plan has \"id-joe\", recomputed \"id-jane\""),
+    "boolean level": (boolean_level_digest_recomputed, "a level must be a number, not true"),
 }  # fmt: skip
 
 

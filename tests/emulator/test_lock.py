@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator.lock import LockError, SnapshotLock
-from reconciler.targets import TargetError, open_target
+from reconciler.targets import TargetError, emulator_snapshot, open_target
 from tests.conftest import INSTANCE_ID, small_snapshot
 
 
@@ -108,3 +108,20 @@ def test_write_back_under_the_lock_may_be_repeated(snapshot: Path) -> None:
         connection.lock = lock
         connection.save()
         connection.save()  # the second compares against what the first wrote
+
+
+def test_a_symbolic_link_to_the_snapshot_takes_the_same_lock(snapshot: Path) -> None:
+    link = snapshot.parent / "link.json"
+    link.symlink_to(snapshot)
+    resolved = emulator_snapshot(f"emulator:{link}")
+    assert resolved == snapshot.resolve()
+    clock = FakeClock()
+    with SnapshotLock(snapshot), pytest.raises(LockError, match="locked by another apply"):
+        SnapshotLock(resolved, clock=clock, sleep=clock.sleep).acquire()
+
+
+def test_a_hard_linked_snapshot_is_refused_before_anything_changes(snapshot: Path) -> None:
+    os.link(snapshot, snapshot.parent / "other-name.json")
+    with pytest.raises(LockError, match="has 2 hard links"):
+        SnapshotLock(snapshot).acquire()
+    assert not (snapshot.parent / "snapshot.json.lock").exists()
