@@ -55,5 +55,18 @@ class UserSelector:
         """Whether the service filters (by profile or group) or only the glob does."""
         return self.routing_profile is not None or self.hierarchy_group is not None
 
+    def describe(self) -> str:
+        """`(routing_profile=X, username=*@emea…)`: the selector as written."""
+        given = [
+            f"{name}={value}"
+            for name, value in (
+                ("routing_profile", self.routing_profile),
+                ("hierarchy_group", self.hierarchy_group),
+                ("username", self.username),
+            )
+            if value is not None
+        ]
+        return f"({', '.join(given)})"
+
     def matches_username(self, username: str) -> bool:
         return self.username is None or fnmatch.fnmatchcase(username, self.username)

@@ -105,7 +105,8 @@ def test_plan_errors_exit_1_and_are_not_saved(small: Path) -> None:
     (small / "config" / "users.yaml").write_text(IN_SYNC + "  ghost: {}\n")
     result = run("plan", "--out", "plan.json")
     assert result.exit_code == 1
-    assert "do not exist in Connect" in result.output and "not saved" in result.output
+    assert "does not exist in Connect" in result.output and "not saved" in result.output
+    assert "No changes" not in result.output  # a plan with errors says nothing matches
     assert not (small / "plan.json").exists()
 
 

@@ -21,6 +21,7 @@ Calls to different APIs overlap; each API is paced by the shared QuotaPacer.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import random
 import threading
@@ -455,12 +456,24 @@ class LiveStateReader:
         for matched in members:
             for username, user_id in matched.items():
                 listed.setdefault(username, {"Username": username, "Id": user_id})
-        wanted = set(listed) if scope.all_users else set(scope.declared_users)
+        # Declared users are managed whatever `users:` says: under `all`, a
+        # typo must be an error, not a real agent left with nothing.
+        wanted = set(scope.declared_users) | (set(listed) if scope.all_users else set())
         for matched in members:
             wanted |= set(matched)
         if scope.only_users is not None:
             wanted &= scope.only_users
         missing = sorted(u for u in wanted if u not in listed)
+        errors += [unknown_user(username, listed) for username in missing]
+        if scope.only_users is None:  # every user listed: a group that matches nobody is a typo
+            errors += [
+                f"group {selector.describe()} matches no user in Connect: fix the selector, or "
+                "remove the group (its agents would lose what only it gives)"
+                for selector, matched in zip(scope.groups, members, strict=True)
+                if not matched
+                and selector.routing_profile in (None, *profile_ids)  # else already an error
+                and selector.hierarchy_group in (None, *group_ids)
+            ]
         return listed, members, wanted - set(missing), missing, errors
 
     def attributes(self, names: set[str] | None = None) -> dict[str, Attribute]:
@@ -661,6 +674,24 @@ class LiveStateReader:
             for u in found
             if only_users is None or u["Username"] in only_users
         }
+
+
+def unknown_user(username: str, listed: dict[str, Any]) -> str:
+    """The error for a declared user Connect does not have, with the live
+    names closest to it. Whether the service compares usernames ignoring
+    case is not documented: a name that differs only in case is refused too."""
+    same = [name for name in listed if name.casefold() == username.casefold()]
+    if same:
+        return (
+            f"user {username!r} does not exist in Connect, which has {same[0]!r}: usernames "
+            "differ only in case; write the name as Connect has it"
+        )
+    close = difflib.get_close_matches(username, list(listed), n=3, cutoff=0.6)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return (
+        f"user {username!r} declared in the manifests does not exist in Connect "
+        f"(this tool does not create users){hint}"
+    )
 
 
 def _members(

@@ -658,12 +658,6 @@ def _add(
             into[(attribute, value)] = (level, source)
 
 
-def _group_label(index: int, match: Any) -> str:
-    """`group 2 (routing_profile=Spanish Support) `: how plans name a group."""
-    given = ", ".join(f"{k}={v}" for k, v in match.model_dump(exclude_none=True).items())
-    return f"group {index + 1} ({given}) "
-
-
 def _compile(doc: ManifestDocument, digest: str, files: list[str]) -> Manifest:
     attributes = {
         name: Attribute(
@@ -684,12 +678,13 @@ def _compile(doc: ManifestDocument, digest: str, files: list[str]) -> Manifest:
     }
     groups = []
     for index, group in enumerate(doc.groups):
-        levels = _given(doc, group.sets, {}, _group_label(index, group.match))
+        match = group.match
+        selector = UserSelector(match.routing_profile, match.hierarchy_group, match.username)
+        # how plans name what a group gives: `group 2 (routing_profile=X) set S`
+        levels = _given(doc, group.sets, {}, f"group {index + 1} {selector.describe()} ")
         groups.append(
             GroupSelector(
-                UserSelector(
-                    group.match.routing_profile, group.match.hierarchy_group, group.match.username
-                ),
+                selector,
                 {key: level for key, (level, _) in levels.items()},
                 {key: source for key, (_, source) in levels.items()},
             )

@@ -121,12 +121,7 @@ def plan_read(
     not read, untrusted when `count_problems` says they are wrong (see
     distrusted_counts). `within`: the read holds only these attributes (a
     saved plan's re-read), so only changes to them are planned."""
-    errors = list(live.errors)
-    if live.missing_users:
-        errors.append(
-            "users declared in the manifests do not exist in Connect "
-            f"(this tool does not create users): {names(live.missing_users)}"
-        )
+    errors = list(live.errors)  # declared users Connect lacks among them (reader.unknown_user)
     desired, desired_errors = desired_state(manifest, live, narrowing)
     current = narrowed_live(live.state, narrowing)
     if within is not None:

@@ -101,9 +101,9 @@ def summary_line(plan: Plan) -> str:
 
 
 def no_changes_line(plan: Plan) -> str | None:
-    """What a plan without changes says, or None when it has changes: "No
-    changes" only when nothing waits for a full plan either."""
-    if plan.has_changes:
+    """What a plan without changes says, or None when it has changes or
+    errors: "No changes" only when nothing waits for a full plan either."""
+    if plan.has_changes or plan.errors:
         return None
     if plan.deferred:
         return f"No changes in scope, {len(plan.deferred)} deferred to a full plan."

@@ -117,12 +117,34 @@ def test_removing_a_value_only_managed_users_hold_is_fine(planner) -> None:
     assert summary(plan) == [("jane", [], [], ["Spanish"]), ("update_attribute", "Language", 3)]
 
 
-def test_missing_users_are_one_error_naming_all(planner) -> None:
-    plan = planner(
-        {"attributes.yaml": ATTRIBUTES, "users.yaml": IN_SYNC_USERS + "  zed:\n  amy:\n"}
-    )
+@pytest.mark.parametrize("users", ["declared", "all"])
+def test_a_declared_user_connect_lacks_is_an_error_with_the_closest_names(
+    planner, users: str
+) -> None:
+    plan = planner({
+        "attributes.yaml": ATTRIBUTES,
+        "settings.yaml": f"settings:\n  users: {users}\n  max_change_percent: 100\n",
+        "users.yaml": IN_SYNC_USERS + "  jame: {}\n  JOE: {}\n",
+    })  # fmt: skip
     assert plan.errors == [
-        "users declared in the manifests do not exist in Connect (this tool does not create users): amy, zed"
+        "user 'JOE' does not exist in Connect, which has 'joe': usernames differ only in case; "
+        "write the name as Connect has it",
+        "user 'jame' declared in the manifests does not exist in Connect (this tool does not "
+        "create users); closest: jane",
+    ]
+    assert planner.emulator.stats.calls("AssociateUserProficiencies") == 0
+
+
+def test_a_group_that_matches_nobody_is_an_error(planner) -> None:
+    plan = planner({
+        "attributes.yaml": ATTRIBUTES,
+        "settings.yaml": "settings:\n  users: all\n  max_change_percent: 100\n",
+        "sets.yaml": "proficiency_sets:\n  s: {Language: {French: 2}}\n",
+        "groups.yaml": "groups:\n  - match: {username: '*@emea.example.com'}\n    sets: [s]\n",
+    })  # fmt: skip
+    assert plan.errors == [
+        "group (username=*@emea.example.com) matches no user in Connect: fix the selector, or "
+        "remove the group (its agents would lose what only it gives)"
     ]
 
 
