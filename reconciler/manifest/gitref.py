@@ -10,9 +10,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path, PurePosixPath
 
-from reconciler.manifest.loader import Manifest, load_manifest_files
+from reconciler.manifest.loader import MANIFEST_SUFFIXES, Manifest, load_manifest_files
 
-MANIFEST_SUFFIXES = (".yaml", ".yml")
 SYMLINK_MODE = "120000"
 
 
@@ -68,7 +67,14 @@ def manifest_files_at(config_dir: Path, ref: str) -> list[tuple[str, str, bytes]
         path = PurePosixPath(path_bytes.decode(errors="replace"))
         relative = path.relative_to(inside) if inside else path
         hidden = any(part.startswith(".") for part in relative.parts)
-        if kind != "blob" or path.suffix not in MANIFEST_SUFFIXES or hidden:
+        if kind != "blob" or hidden:
+            continue
+        if path.suffix.lower() in MANIFEST_SUFFIXES and path.suffix not in MANIFEST_SUFFIXES:
+            raise GitRefError(
+                f"{ref}:{path}: manifest names end in .yaml or .yml (lower case); "
+                "rename it, as the config directory on disk must too"
+            )
+        if path.suffix not in MANIFEST_SUFFIXES:
             continue
         if mode == SYMLINK_MODE:
             # Its blob is the link's target, not the manifest: fail closed.

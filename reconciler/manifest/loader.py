@@ -170,7 +170,9 @@ class MergedDocument:
         return f"{error.file}:{error.line}:{error.column}"
 
 
-_SUFFIXES = (".yaml", ".yml")
+# Manifest file names end so, in lower case; other cases are refused, never skipped.
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+_LOWER_CASE = "rename it with a lower-case extension (or move it out of the config directory)"
 
 
 def find_manifest_files(config_dir: Path) -> list[Path]:
@@ -219,7 +221,7 @@ def _manifest_files(config_dir: Path) -> tuple[list[Path], list[ManifestError]]:
                     problem(path, f"cannot read it: {exc.strerror or exc}", _PERMISSION)
                 continue
             is_dir = stat.S_ISDIR(status.st_mode)
-            is_manifest = entry.name.endswith(_SUFFIXES)
+            is_manifest = entry.name.endswith(MANIFEST_SUFFIXES)
             if (is_dir or is_manifest) and not _is_utf8(entry.name):
                 problem(path, "the name is not valid UTF-8", "rename it using UTF-8 characters")
             elif is_dir:
@@ -233,6 +235,8 @@ def _manifest_files(config_dir: Path) -> tuple[list[Path], list[ManifestError]]:
                     found.append(path)
                 else:
                     problem(path, "not a regular file", "manifests must be regular files")
+            elif entry.name.lower().endswith(MANIFEST_SUFFIXES):
+                problem(path, "not read: manifest names end in .yaml or .yml", _LOWER_CASE)
 
     root = config_dir.stat()
     walk(config_dir, frozenset({(root.st_dev, root.st_ino)}))

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.manifest.models import SettingsSpec
-from reconciler.plan.changes import AttributeChange, Change, ChangeKind
+from reconciler.plan.changes import AttributeChange, Change, ChangeKind, UserProficiencyChange
+from reconciler.quoting import counted, names
 from reconciler.routing.coverage import CoverageRow
 
 
@@ -28,6 +29,16 @@ def change_share_guard(
     """octoDNS-style safety: refuse when more than `max_change_percent` of the
     managed objects that exist would be updated or deleted, once there are at
     least `min_existing_objects` of them (creations are not counted)."""
+    emptied = emptied_users(changes)
+    if emptied and settings.users == "all":
+        # One agent left with nothing is what a typo under `users: all` does:
+        # it alone is past any share (and no minimum of objects excuses it).
+        return GuardFinding(
+            "max_change_percent",
+            f"{counted(len(emptied), 'agent')} would lose every proficiency: {names(emptied)}; "
+            "under `users: all` an agent the manifests do not give anything is emptied "
+            "(a mistyped username?); each counts past settings.max_change_percent",
+        )
     changed = {
         ("attribute", c.name.casefold()) if isinstance(c, AttributeChange) else ("user", c.username)
         for c in changes
@@ -43,6 +54,15 @@ def change_share_guard(
         f"{len(changed)} of {existing} managed objects ({share:.0f}%) would change; "
         f"settings.max_change_percent is {settings.max_change_percent:g}%",
     )
+
+
+def emptied_users(changes: list[Change]) -> list[str]:
+    """Users a change leaves with no proficiency who held some."""
+    return [
+        c.username
+        for c in changes
+        if isinstance(c, UserProficiencyChange) and c.before and not c.after
+    ]
 
 
 def coverage_guard(rows: list[CoverageRow]) -> list[GuardFinding]:

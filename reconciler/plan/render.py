@@ -21,6 +21,7 @@ from reconciler.plan.changes import (
     UserProficiencyChange,
     UserStep,
 )
+from reconciler.plan.guards import emptied_users
 from reconciler.plan.plan import Plan
 from reconciler.quoting import counted, markdown_cell, names
 from reconciler.routing.report import coverage_line
@@ -138,8 +139,12 @@ def cause_suffix(plan: Plan, change: Change) -> str:
 
 
 def left_alone_lines(plan: Plan) -> list[str]:
-    """What the plan leaves as it is: no longer managed, and not managed here."""
+    """What the plan leaves as it is: no longer managed, and not managed
+    here; and first, loudly, who it leaves with nothing."""
     lines = []
+    emptied = emptied_users(plan.changes)
+    if emptied:
+        lines.append(f"Users losing every proficiency: {names(emptied)}")
     left = plan.no_longer_managed
     if left.users:
         lines.append(f"No longer managed (left as is): users {names(left.users)}")

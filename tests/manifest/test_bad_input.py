@@ -373,6 +373,13 @@ CASES = [
         3,
         "greater than or equal to 0.01",
     ),
+    Case(
+        "an upper-case extension is refused, never skipped",
+        {"TEAM.YAML": "users:\n  joe@example.com: {}\n"},
+        "TEAM.YAML",
+        1,
+        "not read: manifest names end in .yaml or .yml",
+    ),
 ]
 
 

@@ -16,6 +16,7 @@ from reconciler.connect.reader import LiveStateReader
 from reconciler.manifest import load_manifest
 from reconciler.plan.narrowing import Narrowing
 from reconciler.plan.planner import make_plan, unknown_name_errors
+from reconciler.plan.render import TextRenderer
 from tests.conftest import INSTANCE_ID, write_config
 
 INSTANCE = f"instance:\n  id: {INSTANCE_ID}\n  region: us-east-1\n"
@@ -502,3 +503,18 @@ def test_counts_the_service_gives_otherwise_than_known_users_are_not_trusted(pla
         assert (plan.coverage[0].counted == "all users") == trusted
         if not trusted:
             assert "connect-reconciler doctor" in guards[0].message
+
+
+def test_under_users_all_an_agent_left_with_nothing_trips_the_guard_and_is_listed(
+    planner,
+) -> None:
+    plan = planner({
+        "attributes.yaml": ATTRIBUTES,
+        "settings.yaml": "settings:\n  users: all\n  max_change_percent: 100\n",
+        "users.yaml": "users:\n  jane: {proficiencies: {Language: {Spanish: 4}, Skill: {Billing: 3}}}\n",
+    })  # fmt: skip
+    assert plan.errors == []
+    (guard,) = plan.guards
+    assert guard.guard == "max_change_percent"
+    assert guard.message.startswith("1 agent would lose every proficiency: joe")
+    assert "Users losing every proficiency: joe" in TextRenderer().render(plan)
