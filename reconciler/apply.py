@@ -419,18 +419,57 @@ class Applier:
         if after is None:
             self._propagated(change, relies_on, self._dropped, operation, Name=change.name)
             return
+        values = list(after.values)
+        if change.kind is ChangeKind.UPDATE_ATTRIBUTE:
+            values = self._values_now(change)
         params: dict[str, Any] = {
             "Name": change.name,
-            "Values": {"StringList": list(after.values)},
+            "Values": {"StringList": values},
             "Purposes": list(after.purposes),
             "AttributeConfiguration": {
                 "EnableValueValidationOnAssociation": after.enable_value_validation_on_association
             },
         }
-        self._propagated(change, relies_on, self._dropped | self._created, operation, **params)
+        try:
+            self._propagated(change, relies_on, self._dropped | self._created, operation, **params)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if (
+                change.kind is not ChangeKind.CREATE_ATTRIBUTE
+                or code != "DuplicateResourceException"
+            ):
+                raise
+            # Another apply created it meanwhile: done if it is what we want,
+            # else finish as an update of what is there now.
+            live = self.reader.attribute(change.name)
+            if not _attribute_matches(live, after):
+                self._attribute_call(
+                    AttributeChange(
+                        ChangeKind.UPDATE_ATTRIBUTE, change.name, live, after, change.phase
+                    )
+                )
+            return
         with self._written_lock:
             made = change.added_values if change.before else list(after.values)
             self._created |= {(folded, None)} | {(folded, v) for v in made}
+
+    def _values_now(self, change: AttributeChange) -> list[str]:
+        """The value list to send for an update: the plan's additions and
+        removals applied to the attribute as DescribePredefinedAttribute gives
+        it now, not as the plan read it. The API takes only whole lists, so a
+        value another writer added since is kept (and journaled), never
+        dropped; connect:Language's changes only ever add."""
+        now = self.reader.attribute(change.name)
+        current = list(now.values) if now else list(change.before.values if change.before else ())
+        removed = set(change.removed_values)
+        seen = set(change.before.values) if change.before else set()
+        others = [v for v in current if v not in seen]
+        if others:
+            log.info("%s: keeping value(s) added since the plan: %s", change.name, others)
+            self.journal.write("kept_values", change=change.identity, values=others)
+        return [v for v in current if v not in removed] + [
+            v for v in change.added_values if v not in current
+        ]
 
     # -- users ----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from reconciler.apply import NOT_STARTED_DENIED, NOT_STARTED_FAILING, Applier, J
 from reconciler.cli import cli
 from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
+from reconciler.service.model import is_read
 from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
 from reconciler.emulator.lock import SnapshotLock
@@ -105,10 +106,12 @@ def rig(connect, tmp_path: Path):
             )
             return load_manifest(config)
 
-        def apply(self, manifest, faults: FaultPlan | None = None):
+        def apply(self, manifest, faults: FaultPlan | None = None, meanwhile=lambda: None):
+            """Plan, let `meanwhile` happen (another writer), then apply."""
             emulator.set_faults(FaultPlan())
             plan = make_plan(manifest, reader)
             assert plan.errors == []
+            meanwhile()
             emulator.set_faults(faults or FaultPlan())
             journal_file = Journal(tmp_path / "journal.jsonl")
             journal_file.header(
@@ -226,7 +229,7 @@ def test_apply_under_faults_converges_and_journals_every_change(rig, tmp_path: P
     assert applied == set(result.applied)
     assert len(result.applied) == len(plan.changes)
     retries = [r for r in records if r["type"] == "retry"]
-    write_retries = {op: n for op, n in rig.pacer.retries.items() if not op.startswith("List")}
+    write_retries = {op: n for op, n in rig.pacer.retries.items() if not is_read(op)}
     assert len(retries) == sum(write_retries.values()) > 0
     assert any("ThrottlingException" in r["error"] for r in retries)
     assert any("InternalServiceException" in r["error"] for r in retries)
@@ -254,6 +257,41 @@ def test_a_write_that_never_arrives_fails_after_bounded_retries(rig) -> None:
     _, result = rig.apply(manifest, FaultPlan(drop_before=1.0))
     assert result.failed and not result.applied
     assert result.skipped  # later phases wait for the first to succeed
+
+
+def test_a_value_another_writer_added_since_the_plan_is_kept(rig, connect, tmp_path: Path) -> None:
+    _, client = connect
+    manifest = rig.manifest(SCENARIOS["every change kind"])  # Language: + German, - French
+
+    def another_writer() -> None:
+        client.update_predefined_attribute(
+            InstanceId=INSTANCE_ID,
+            Name="Language",
+            Values={"StringList": ["English", "Spanish", "French", "Dutch"]},
+        )
+
+    _, result = rig.apply(manifest, meanwhile=another_writer)
+    assert result.ok, result.failed
+    language = client.describe_predefined_attribute(InstanceId=INSTANCE_ID, Name="Language")
+    assert language["PredefinedAttribute"]["Values"]["StringList"] == [
+        "English", "Spanish", "Dutch", "German",
+    ]  # fmt: skip
+    kept = [r for r in journal_lines(tmp_path / "journal.jsonl") if r["type"] == "kept_values"]
+    assert kept and all(r["values"] == ["Dutch"] for r in kept)
+
+
+def test_a_create_that_meets_the_same_attribute_created_meanwhile_continues(rig, connect) -> None:
+    _, client = connect
+    manifest = rig.manifest(SCENARIOS["every change kind"])  # creates Tier: [Gold]
+
+    def another_apply() -> None:
+        client.create_predefined_attribute(
+            InstanceId=INSTANCE_ID, Name="Tier", Values={"StringList": ["Gold"]}
+        )
+
+    _, result = rig.apply(manifest, meanwhile=another_apply)
+    assert result.ok, result.failed
+    rig.assert_converged(manifest)
 
 
 def test_partial_failure_then_rerun_converges(rig) -> None:

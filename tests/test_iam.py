@@ -136,6 +136,7 @@ def test_each_policy_grants_exactly_what_its_commands_call(observed) -> None:
     assert actions(AUDIT_POLICY) == audits == {"connect:SearchContacts", "connect:DescribeContact"}
     writes = applied - reads
     assert writes == {
+        "connect:DescribePredefinedAttribute",  # re-read right before each value-list update
         "connect:CreatePredefinedAttribute",
         "connect:UpdatePredefinedAttribute",
         "connect:DeletePredefinedAttribute",

@@ -476,6 +476,17 @@ class LiveStateReader:
             ]
         return listed, members, wanted - set(missing), missing, errors
 
+    def attribute(self, name: str) -> Attribute | None:
+        """One attribute as DescribePredefinedAttribute gives it now (None
+        when it does not exist): what a write of its value list starts from."""
+        try:
+            found = self.call("DescribePredefinedAttribute", Name=name)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        return attribute_of(found["PredefinedAttribute"])
+
     def attributes(self, names: set[str] | None = None) -> dict[str, Attribute]:
         """Predefined attributes with their values (all, or just `names`)."""
         if names and all(searchable(n) for n in names):
