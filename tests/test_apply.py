@@ -22,13 +22,13 @@ from reconciler.apply import NOT_STARTED_DENIED, NOT_STARTED_FAILING, Applier, J
 from reconciler.cli import cli
 from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
-from reconciler.service.model import is_read
 from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
 from reconciler.emulator.lock import SnapshotLock
 from reconciler.manifest import load_manifest
 from reconciler.plan.narrowing import Narrowing
 from reconciler.plan.planner import desired_state, make_plan, read_scope
+from reconciler.service.model import is_read
 from tests.conftest import (
     INSTANCE_ID,
     ROOT,
