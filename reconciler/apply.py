@@ -63,6 +63,8 @@ MAX_AMBIGUOUS_RETRIES = 5
 PROPAGATION_SECONDS = 300.0
 PROPAGATION_FIRST_DELAY = 1.0
 PROPAGATION_MAX_DELAY = 30.0
+# How many times a value list another writer replaced is merged and sent again.
+MAX_VALUE_RESENDS = 5
 # The errors the documentation says a not-yet-visible change may cause, and
 # the refusals of a removal that still sees holders this apply just dropped.
 # (casefolded attribute, value) an apply wrote; a value of None: the attribute itself
@@ -79,6 +81,10 @@ NOT_STARTED_EARLIER_PHASE = "not started: an earlier phase failed"
 NOT_STARTED_FAILING = "not started: the service keeps failing (retry budget spent)"
 NOT_STARTED_INTERRUPTED = "not started: interrupted"
 NOT_STARTED_DENIED = "not started: access denied (apply again cannot help until it is allowed)"
+
+
+class OwnedElsewhere(Exception):
+    """A user another configuration's owner tag holds: not changed."""
 
 
 class Journal:
@@ -174,6 +180,8 @@ class Applier:
         self._created: Written = set()
         self._dropped: Written = set()
         self._written_lock = threading.Lock()
+        # users whose owner tag another configuration won (see _confirm_claims)
+        self._owned_elsewhere: dict[str, str] = {}
 
     def apply(self, plan: Plan) -> ApplyResult:
         """Apply every change in plan order and close the journal's record;
@@ -242,6 +250,9 @@ class Applier:
                     self._journal_change(change, "not_started", reason=reason)
                     result.skipped.append(change.identity)
                 continue
+            if phase == Phase.USERS:
+                claimed = [c for c in steps if isinstance(c, OwnerTag)]
+                self._confirm_claims([c for c in claimed if c.identity in result.applied])
             with ThreadPoolExecutor(
                 max_workers=self.parallelism, thread_name_prefix="apply"
             ) as pool:
@@ -275,7 +286,7 @@ class Applier:
                 self._attribute(change)
             else:
                 self._user(change)
-        except (ClientError, BotoCoreError, AmbiguousWrite) as error:
+        except (ClientError, BotoCoreError, AmbiguousWrite, OwnedElsewhere) as error:
             log.warning("%s failed: %s", change.identity, error)
             denied = access_denied(error)
             if self._stop_reason is None and (denied or isinstance(error, RetryBudgetExhausted)):
@@ -388,6 +399,51 @@ class Applier:
             tag.kind.operation, RuntimeError(f"{tag.username}: outcome still unknown")
         )
 
+    def _confirm_claims(self, tags: list[OwnerTag]) -> None:
+        """Ownership that holds when two configurations claim one agent at
+        once: last writer wins the tag. The tags this apply wrote are read
+        back (ListTagsForResource) until they show, as any write may take a
+        while to be seen: a tag still not ours once twice as long has passed
+        as the first of ours took to show was overwritten (bounded by the
+        propagation wait). Then, after as long again as ours took, each is
+        read once more: a rival's tag written as late is visible by then. A
+        user whose tag is not ours is not changed (OwnedElsewhere)."""
+        if not tags:
+            return
+        owner_of = {tag.username: self._owner(tag) for tag in tags}
+        unseen = [t for t in tags if owner_of[t.username] != t.owner]
+        first_seen = 0.0 if len(unseen) < len(tags) else None
+        waited, delay = 0.0, PROPAGATION_FIRST_DELAY
+        while unseen and waited < self.propagation_seconds:
+            if first_seen is not None and waited >= 2 * first_seen + PROPAGATION_FIRST_DELAY:
+                break  # ours show elsewhere: these were overwritten
+            pause = min(delay, self.propagation_seconds - waited)
+            self.pacer.pause(pause)
+            waited += pause
+            delay = min(delay * 2, PROPAGATION_MAX_DELAY)
+            for tag in unseen:
+                owner_of[tag.username] = self._owner(tag)
+            still = [t for t in unseen if owner_of[t.username] != t.owner]
+            if first_seen is None and len(still) < len(unseen):
+                first_seen = waited
+            unseen = still
+        self.pacer.pause(max(first_seen if first_seen is not None else waited, 1.0))
+        owner_of = {tag.username: self._owner(tag) for tag in tags}
+        for tag in tags:
+            holder = owner_of[tag.username]
+            if holder != tag.owner:
+                self._owned_elsewhere[tag.username] = holder or "nobody (the tag is gone)"
+                self.journal.write("lost_claim", change=tag.identity, owner=holder)
+
+    def _owner(self, tag: OwnerTag) -> str | None:
+        """The user's owner tag as read now; unreadable counts as not ours."""
+        try:
+            tags = self.pacer.call("ListTagsForResource", resourceArn=tag.arn).get("tags") or {}
+        except (ClientError, BotoCoreError) as error:
+            return f"unknown: its tags cannot be read ({error})"
+        owner = tags.get(OWNER_TAG)
+        return None if owner is None else str(owner)
+
     # -- attributes ---------------------------------------------------------
 
     def _attribute(self, change: AttributeChange) -> None:
@@ -440,8 +496,8 @@ class Applier:
             ):
                 raise
             # Another apply created it meanwhile: done if it is what we want,
-            # else finish as an update of what is there now.
-            live = self.reader.attribute(change.name)
+            # else finish as an update of what is there now, once it shows.
+            live = self._visible(change.name)
             if not _attribute_matches(live, after):
                 self._attribute_call(
                     AttributeChange(
@@ -452,6 +508,48 @@ class Applier:
         with self._written_lock:
             made = change.added_values if change.before else list(after.values)
             self._created |= {(folded, None)} | {(folded, v) for v in made}
+        if change.kind is ChangeKind.UPDATE_ATTRIBUTE:
+            self._values_hold(change, params)
+
+    def _values_hold(self, change: AttributeChange, params: dict[str, Any]) -> None:
+        """A value list sent while another writer sent theirs, both from a
+        read that saw neither, loses one: last writer wins. So the list is
+        read back after a pause, and once it shows what was sent, after as
+        long again once more; a value of ours missing is merged into the
+        list as it is then and sent again (backing off, bounded), as the
+        other writer does with theirs."""
+        delay = PROPAGATION_FIRST_DELAY
+        for attempt in range(1, MAX_VALUE_RESENDS + 1):
+            self.pacer.pause(delay)
+            if self._shows(change):
+                self.pacer.pause(delay)  # a rival's list sent as late shows by now
+                if self._shows(change):
+                    return
+            params = {**params, "Values": {"StringList": self._values_now(change)}}
+            self.journal.write("retry", change=change.identity, operation=change.kind.operation,
+                               attempt=attempt, error="the value list does not show ours",
+                               delay=delay, propagation=True)  # fmt: skip
+            self._write(change, change.kind.operation, **params)
+            delay = min(delay * 2, PROPAGATION_MAX_DELAY)
+
+    def _visible(self, name: str) -> Attribute | None:
+        """The attribute as described once it shows (it exists: the service
+        said so), backing off for at most the propagation wait."""
+        waited, delay = 0.0, PROPAGATION_FIRST_DELAY
+        live = self.reader.attribute(name)
+        while live is None and waited < self.propagation_seconds:
+            pause = min(delay, self.propagation_seconds - waited)
+            self.pacer.pause(pause)
+            waited += pause
+            delay = min(delay * 2, PROPAGATION_MAX_DELAY)
+            live = self.reader.attribute(name)
+        return live
+
+    def _shows(self, change: AttributeChange) -> bool:
+        """Whether the attribute now holds the values `change` adds and none it removes."""
+        now = self.reader.attribute(change.name)
+        held = set(now.values) if now else set()
+        return set(change.added_values) <= held and not set(change.removed_values) & held
 
     def _values_now(self, change: AttributeChange) -> list[str]:
         """The value list to send for an update: the plan's additions and
@@ -474,6 +572,12 @@ class Applier:
     # -- users ----------------------------------------------------------------
 
     def _user(self, change: UserProficiencyChange) -> None:
+        holder = self._owned_elsewhere.get(change.username)
+        if holder is not None:
+            raise OwnedElsewhere(
+                f"{change.username} is owned by {holder!r} (tag {OWNER_TAG}): another "
+                "configuration claimed it at the same time and its tag won; not changed"
+            )
         for step, entries in change.steps:
             self._user_step(change, step, entries)
 

@@ -137,6 +137,7 @@ def test_each_policy_grants_exactly_what_its_commands_call(observed) -> None:
     writes = applied - reads
     assert writes == {
         "connect:DescribePredefinedAttribute",  # re-read right before each value-list update
+        "connect:ListTagsForResource",  # an owner tag read back before the user is changed
         "connect:CreatePredefinedAttribute",
         "connect:UpdatePredefinedAttribute",
         "connect:DeletePredefinedAttribute",

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from reconciler.emulator.backend import ConnectBackend
 from reconciler.emulator.protocol import ApiError, ConnectProtocol, Response, shape_problems
-from reconciler.emulator.snapshot import snapshot_of
+from reconciler.emulator.snapshot import SnapshotError, backend_from_snapshot, snapshot_of
 from reconciler.service.model import connect_model, is_read
 from reconciler.service.quotas import Quota, TokenBucket, quota_for
 
@@ -339,6 +339,16 @@ class ConnectEmulator:
             document = {"scale": scale}
         elif action == "snapshot" and method == "GET":
             document = snapshot_of(self.backend)
+        elif action == "snapshot" and method == "PUT":
+            # Serve another state from now on (quotas and faults as they are):
+            # a benchmark starts each round afresh without a new process.
+            try:
+                backend = backend_from_snapshot(json.loads(body or b"{}"))
+            except (ValueError, SnapshotError, RecursionError) as error:
+                return _json_response(400, {"message": str(error)})
+            self.reset(backend, quota_scale=self.quota_scale, faults=self.faults,
+                       quotas=self.quotas, clock=self.clock)  # fmt: skip
+            document = {}
         else:
             return _json_response(404, {"message": "unknown control path"})
         return _json_response(200, document)
