@@ -507,7 +507,9 @@ class Applier:
             return
         with self._written_lock:
             made = change.added_values if change.before else list(after.values)
-            self._created |= {(folded, None)} | {(folded, v) for v in made}
+            # the attribute itself only when this apply created it
+            itself = {(folded, None)} if change.kind is ChangeKind.CREATE_ATTRIBUTE else set()
+            self._created |= itself | {(folded, v) for v in made}
         if change.kind is ChangeKind.UPDATE_ATTRIBUTE:
             self._values_hold(change, params)
 

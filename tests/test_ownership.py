@@ -136,3 +136,28 @@ def test_a_take_over_is_named_in_the_markdown_a_reviewer_reads(owned: Path) -> N
     markdown = run("plan", "--take-ownership", "--format", "markdown").output
     assert "No changes" not in markdown
     assert "| jane | team-a | team-b |" in markdown
+
+
+def test_two_repositories_racing_never_both_write_an_agent_nor_lose_a_value(
+    tmp_path: Path,
+) -> None:
+    """Two applies at once against one served emulator whose writes show up
+    to 0.5 s late (bench/chaos.py's rounds, once each)."""
+    from bench.chaos import QUOTA_SCALE, owners_round, snapshot, values_round
+    from bench.served import control, served_emulator
+
+    names = [f"u{n}" for n in range(6)]
+    initial = snapshot(len(names), lag=0.5)
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(initial))
+    with served_emulator(seed, quota_scale=QUOTA_SCALE) as url:
+        (tmp_path / "owners").mkdir()
+        lost, double = owners_round(url, tmp_path / "owners", names)
+        assert (lost, double) == (0, 0)
+        owners = {
+            u["User"].get("Tags", {}).get(OWNER_TAG) for u in control(url, "snapshot")["Users"]
+        }
+        assert owners <= {"team-a", "team-b"}
+        control(url, "snapshot", "PUT", initial)
+        (tmp_path / "values").mkdir()
+        assert values_round(url, tmp_path / "values", names) == 0
