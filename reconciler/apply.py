@@ -498,6 +498,8 @@ class Applier:
             # Another apply created it meanwhile: done if it is what we want,
             # else finish as an update of what is there now, once it shows.
             live = self._visible(change.name)
+            with self._written_lock:  # it exists (the service said so): its users may wait for it
+                self._created |= {(folded, None)} | {(folded, v) for v in after.values}
             if not _attribute_matches(live, after):
                 self._attribute_call(
                     AttributeChange(
