@@ -63,6 +63,10 @@ MAX_AMBIGUOUS_RETRIES = 5
 PROPAGATION_SECONDS = 300.0
 PROPAGATION_FIRST_DELAY = 1.0
 PROPAGATION_MAX_DELAY = 30.0
+# How long owner tags that all show another owner are waited on for ours
+# (service seconds): a tag not there at all is waited on for the whole
+# propagation wait, one that shows a rival's had been written since the plan.
+CONTESTED_SECONDS = 10.0
 # How many times a value list another writer replaced is merged and sent again.
 MAX_VALUE_RESENDS = 5
 # The errors the documentation says a not-yet-visible change may cause, and
@@ -404,7 +408,8 @@ class Applier:
         once: last writer wins the tag. The tags this apply wrote are read
         back (ListTagsForResource) until they show, as any write may take a
         while to be seen: a tag still not ours once twice as long has passed
-        as the first of ours took to show was overwritten (bounded by the
+        as the first of ours took to show was overwritten, and so were tags
+        that all show another owner for CONTESTED_SECONDS (bounded by the
         propagation wait). Then, after as long again as ours took, each is
         read once more: a rival's tag written as late is visible by then. A
         user whose tag is not ours is not changed (OwnedElsewhere)."""
@@ -417,6 +422,8 @@ class Applier:
         while unseen and waited < self.propagation_seconds:
             if first_seen is not None and waited >= 2 * first_seen + PROPAGATION_FIRST_DELAY:
                 break  # ours show elsewhere: these were overwritten
+            if waited >= CONTESTED_SECONDS and all(owner_of[t.username] for t in unseen):
+                break  # every one shows another owner's tag, none of ours ever did
             pause = min(delay, self.propagation_seconds - waited)
             self.pacer.pause(pause)
             waited += pause
@@ -427,7 +434,8 @@ class Applier:
             if first_seen is None and len(still) < len(unseen):
                 first_seen = waited
             unseen = still
-        self.pacer.pause(max(first_seen if first_seen is not None else waited, 1.0))
+        settle = first_seen if first_seen is not None else min(waited, CONTESTED_SECONDS)
+        self.pacer.pause(max(settle, PROPAGATION_FIRST_DELAY))
         owner_of = {tag.username: self._owner(tag) for tag in tags}
         for tag in tags:
             holder = owner_of[tag.username]
