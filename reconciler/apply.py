@@ -354,7 +354,8 @@ class Applier:
         retries are journaled (`propagation`) and draw nothing from the
         retry budget: the service is not failing, only catching up. A value
         this apply did not write is never retried so."""
-        waited, delay, attempt = 0.0, PROPAGATION_FIRST_DELAY, 0
+        pauses = self._propagation_pauses()
+        attempt = 0
         while True:
             try:
                 self._write(change, operation, **params)
@@ -363,16 +364,25 @@ class Applier:
                 code = error.response.get("Error", {}).get("Code")
                 with self._written_lock:
                     ours = bool(relies_on & written)
-                if code not in _UNSEEN or not ours or waited >= self.propagation_seconds:
+                pause = next(pauses, None) if code in _UNSEEN and ours else None
+                if pause is None:
                     raise
                 refusal = str(error)
             attempt += 1
-            pause = min(delay, self.propagation_seconds - waited)
             self.journal.write("retry", change=change.identity, operation=operation,
                                attempt=attempt, error=refusal, delay=round(pause, 3),
                                propagation=True)  # fmt: skip
             log.info("%s: %s not visible yet; again in %.1f s", change.identity, operation, pause)
             self.pacer.pause(pause)
+
+    def _propagation_pauses(self) -> Iterator[float]:
+        """How long to wait for a write to show, one pause after another:
+        1 s doubling to 30 s, until `propagation_seconds` are spent (the
+        caller sleeps each)."""
+        waited, delay = 0.0, PROPAGATION_FIRST_DELAY
+        while waited < self.propagation_seconds:
+            pause = min(delay, self.propagation_seconds - waited)
+            yield pause
             waited += pause
             delay = min(delay * 2, PROPAGATION_MAX_DELAY)
 
@@ -418,16 +428,16 @@ class Applier:
         owner_of = {tag.username: self._owner(tag) for tag in tags}
         unseen = [t for t in tags if owner_of[t.username] != t.owner]
         first_seen = 0.0 if len(unseen) < len(tags) else None
-        waited, delay = 0.0, PROPAGATION_FIRST_DELAY
-        while unseen and waited < self.propagation_seconds:
+        waited = 0.0
+        for pause in self._propagation_pauses():
+            if not unseen:
+                break
             if first_seen is not None and waited >= 2 * first_seen + PROPAGATION_FIRST_DELAY:
                 break  # ours show elsewhere: these were overwritten
             if waited >= CONTESTED_SECONDS and all(owner_of[t.username] for t in unseen):
                 break  # every one shows another owner's tag, none of ours ever did
-            pause = min(delay, self.propagation_seconds - waited)
             self.pacer.pause(pause)
             waited += pause
-            delay = min(delay * 2, PROPAGATION_MAX_DELAY)
             for tag in unseen:
                 owner_of[tag.username] = self._owner(tag)
             still = [t for t in unseen if owner_of[t.username] != t.owner]
@@ -530,8 +540,8 @@ class Applier:
         long again once more; a value of ours missing is merged into the
         list as it is then and sent again (backing off, bounded), as the
         other writer does with theirs."""
-        delay = PROPAGATION_FIRST_DELAY
-        for attempt in range(1, MAX_VALUE_RESENDS + 1):
+        resends = zip(range(1, MAX_VALUE_RESENDS + 1), self._propagation_pauses(), strict=False)
+        for attempt, delay in resends:
             self.pacer.pause(delay)
             if self._shows(change):
                 self.pacer.pause(delay)  # a rival's list sent as late shows by now
@@ -542,18 +552,15 @@ class Applier:
                                attempt=attempt, error="the value list does not show ours",
                                delay=delay, propagation=True)  # fmt: skip
             self._write(change, change.kind.operation, **params)
-            delay = min(delay * 2, PROPAGATION_MAX_DELAY)
 
     def _visible(self, name: str) -> Attribute | None:
         """The attribute as described once it shows (it exists: the service
         said so), backing off for at most the propagation wait."""
-        waited, delay = 0.0, PROPAGATION_FIRST_DELAY
         live = self.reader.attribute(name)
-        while live is None and waited < self.propagation_seconds:
-            pause = min(delay, self.propagation_seconds - waited)
+        for pause in self._propagation_pauses():
+            if live is not None:
+                break
             self.pacer.pause(pause)
-            waited += pause
-            delay = min(delay * 2, PROPAGATION_MAX_DELAY)
             live = self.reader.attribute(name)
         return live
 
