@@ -186,6 +186,8 @@ class Applier:
         self._written_lock = threading.Lock()
         # users whose owner tag another configuration won (see _confirm_claims)
         self._owned_elsewhere: dict[str, str] = {}
+        # value lists this apply sent, checked once more at the end (_values_still_hold)
+        self._updated: list[tuple[AttributeChange, dict[str, Any]]] = []
 
     def apply(self, plan: Plan) -> ApplyResult:
         """Apply every change in plan order and close the journal's record;
@@ -272,6 +274,33 @@ class Applier:
                     else:
                         result.skipped.append(change.identity)
                         result.stopped = detail
+        if self._stop_reason != NOT_STARTED_INTERRUPTED:
+            self._values_still_hold(result)
+
+    def _values_still_hold(self, result: ApplyResult) -> None:
+        """Another writer's whole list, built from a read that missed ours,
+        may land after our read-back found ours there, and the agents this
+        apply then gave our values keep them without the list holding them.
+        So every list this apply sent is read back once more at the end, and
+        repaired as right after the write."""
+
+        def hold(sent: tuple[AttributeChange, dict[str, Any]]) -> str | None:
+            try:
+                self._values_hold(*sent)
+            except (ClientError, BotoCoreError, AmbiguousWrite) as error:
+                return str(error)
+            return None
+
+        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="hold") as pool:
+            for (change, _), error in zip(
+                self._updated, pool.map(hold, self._updated), strict=True
+            ):
+                if error is not None:
+                    log.warning("%s failed: %s", change.identity, error)
+                    self._journal_change(change, "failed", error=error)
+                    if change.identity in result.applied:
+                        result.applied.remove(change.identity)
+                    result.failed[change.identity] = error
 
     def _journal_change(self, change: Step, result: str, **details: Any) -> None:
         self.journal.write("change", change=change.identity, result=result, **details)
@@ -488,8 +517,7 @@ class Applier:
         operation = change.kind.operation
         after = change.after
         folded = change.name.casefold()
-        removed = change.removed_values or (change.before.values if change.before else ())
-        relies_on: Written = {(folded, None)} | {(folded, v) for v in removed}
+        relies_on = _relied_on(change)
         if after is None:
             self._propagated(change, relies_on, self._dropped, operation, Name=change.name)
             return
@@ -505,7 +533,12 @@ class Applier:
             },
         }
         try:
-            self._propagated(change, relies_on, self._dropped | self._created, operation, **params)
+            if change.kind is ChangeKind.UPDATE_ATTRIBUTE:
+                params = self._sent_values(change, params)
+            else:
+                self._propagated(
+                    change, relies_on, self._dropped | self._created, operation, **params
+                )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code")
             if (
@@ -532,6 +565,39 @@ class Applier:
             self._created |= itself | {(folded, v) for v in made}
         if change.kind is ChangeKind.UPDATE_ATTRIBUTE:
             self._values_hold(change, params)
+            with self._written_lock:
+                self._updated.append((change, params))
+
+    def _sent_values(self, change: AttributeChange, params: dict[str, Any]) -> dict[str, Any]:
+        """Send an update's value list; the parameters sent. A list refused
+        while a fresh read shows values it lacks was built from a read that
+        trailed another writer's (the service may refuse to drop a value an
+        agent holds): it is merged again and re-sent, backing off, bounded."""
+        sent = params["Values"]["StringList"]
+        resends = zip(range(1, MAX_VALUE_RESENDS + 1), self._propagation_pauses(), strict=False)
+        while True:
+            try:
+                self._propagated(
+                    change, _relied_on(change), self._dropped | self._created,
+                    change.kind.operation, **params,
+                )  # fmt: skip
+                return params
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                resend = next(resends, None) if code in _UNSEEN else None
+                if resend is None:
+                    raise
+                attempt, pause = resend
+                fresh = self._values_now(change)
+                if set(fresh) == set(sent):
+                    self.pacer.pause(pause)  # the read may trail the other write too
+                    fresh = self._values_now(change)
+                if set(fresh) == set(sent):
+                    raise
+                self.journal.write("retry", change=change.identity,
+                                   operation=change.kind.operation, attempt=attempt,
+                                   error=str(error), delay=pause, propagation=True)  # fmt: skip
+                sent, params = fresh, {**params, "Values": {"StringList": fresh}}
 
     def _values_hold(self, change: AttributeChange, params: dict[str, Any]) -> None:
         """A value list sent while another writer sent theirs, both from a
@@ -551,7 +617,7 @@ class Applier:
             self.journal.write("retry", change=change.identity, operation=change.kind.operation,
                                attempt=attempt, error="the value list does not show ours",
                                delay=delay, propagation=True)  # fmt: skip
-            self._write(change, change.kind.operation, **params)
+            params = self._sent_values(change, params)
 
     def _visible(self, name: str) -> Attribute | None:
         """The attribute as described once it shows (it exists: the service
@@ -645,6 +711,14 @@ def _entry_done(
     if step is UserStep.DISASSOCIATE:
         return key not in held
     return held.get(key) == entry.level
+
+
+def _relied_on(change: AttributeChange) -> Written:
+    """What an attribute write relies on: the attribute, and the values it
+    removes (their holders must be gone)."""
+    folded = change.name.casefold()
+    removed = change.removed_values or (change.before.values if change.before else ())
+    return {(folded, None)} | {(folded, v) for v in removed}
 
 
 def _attribute_matches(live: Attribute | None, wanted: Attribute | None) -> bool:

@@ -280,6 +280,88 @@ def test_a_value_another_writer_added_since_the_plan_is_kept(rig, connect, tmp_p
     assert kept and all(r["values"] == ["Dutch"] for r in kept)
 
 
+RETENTION = {
+    "attributes.yaml": "predefined_attributes:\n  Skill: {values: [Billing, Payments, Retention]}\n",
+    "users.yaml": "users:\n  jane: {proficiencies: {Skill: {Retention: 2}}}\n",
+}
+
+
+def once_on(client, event: str, rival) -> list[str]:
+    """Run `rival` (another writer) once, on the first botocore `event` of
+    this client (`before-call.connect.X`: just before the first X call is
+    sent); the events seen, so a test knows it ran."""
+    seen: list[str] = []
+
+    def on_event(**_: object) -> None:
+        if not seen:
+            seen.append(event)
+            rival()
+
+    client.meta.events.register(event, on_event)
+    return seen
+
+
+def skill_values(client) -> set[str]:
+    skill = client.describe_predefined_attribute(InstanceId=INSTANCE_ID, Name="Skill")
+    return set(skill["PredefinedAttribute"]["Values"]["StringList"])
+
+
+def test_a_value_list_refused_for_dropping_a_value_added_meanwhile_is_merged_again(
+    rig, connect, tmp_path: Path
+) -> None:
+    """The rival adds Escalations and gives it to ann between our read and our
+    write: the service refuses a list that drops a held value, and the apply
+    re-reads, merges and sends again instead of failing."""
+    _, client = connect
+
+    def rival() -> None:
+        client.update_predefined_attribute(
+            InstanceId=INSTANCE_ID,
+            Name="Skill",
+            Values={"StringList": ["Billing", "Payments", "Escalations"]},
+        )
+        client.associate_user_proficiencies(
+            InstanceId=INSTANCE_ID,
+            UserId="id-ann",
+            UserProficiencies=[
+                {"AttributeName": "Skill", "AttributeValue": "Escalations", "Level": 1.0}
+            ],
+        )
+
+    seen = once_on(client, "before-call.connect.UpdatePredefinedAttribute", rival)
+    _, result = rig.apply(rig.manifest(RETENTION))
+    assert seen and result.ok, result.failed
+    assert skill_values(client) == {"Billing", "Payments", "Retention", "Escalations"}
+    retries = [r for r in journal_lines(tmp_path / "journal.jsonl") if r["type"] == "retry"]
+    assert [r["operation"] for r in retries] == ["UpdatePredefinedAttribute"]
+    assert "still held" in retries[0]["error"]
+
+
+def test_a_value_list_replaced_after_its_read_back_is_repaired_at_the_end(
+    rig, connect, tmp_path: Path
+) -> None:
+    """Where the service lets a list drop a held value, a rival's stale list
+    landing after an agent got our value leaves it held but gone: the
+    end-of-apply read-back puts it back."""
+    emulator, client = connect
+    emulator.reset(backend_from_snapshot({**small_snapshot(),
+                                          "Behaviour": {"remove-held-value": "allowed"}}))  # fmt: skip
+
+    def rival() -> None:
+        client.update_predefined_attribute(
+            InstanceId=INSTANCE_ID,
+            Name="Skill",
+            Values={"StringList": ["Billing", "Payments", "Escalations"]},
+        )
+
+    seen = once_on(client, "after-call.connect.AssociateUserProficiencies", rival)
+    _, result = rig.apply(rig.manifest(RETENTION))
+    assert seen and result.ok, result.failed
+    assert skill_values(client) == {"Billing", "Payments", "Retention", "Escalations"}
+    retries = [r for r in journal_lines(tmp_path / "journal.jsonl") if r["type"] == "retry"]
+    assert [r["error"] for r in retries] == ["the value list does not show ours"]
+
+
 def test_a_create_that_meets_the_same_attribute_created_meanwhile_continues(rig, connect) -> None:
     _, client = connect
     manifest = rig.manifest(SCENARIOS["every change kind"])  # creates Tier: [Gold]

@@ -8,6 +8,7 @@ it. Faults are seeded so a failing run can be replayed. Everything under
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from reconciler.emulator.backend import ConnectBackend
+from reconciler.emulator.connections import DeadlineReader, Refusals
 from reconciler.emulator.protocol import ApiError, ConnectProtocol, Response, shape_problems
 from reconciler.emulator.snapshot import SnapshotError, backend_from_snapshot, snapshot_of
 from reconciler.service.model import connect_model, is_read
@@ -37,8 +39,9 @@ CONTROL_PREFIX = "/_emulator/"
 # SerializationException) instead of holding memory or a thread.
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 64
-READ_TIMEOUT = 30.0  # seconds a connection may sit idle or half-sent
-MAX_WORKERS = 128  # connections served at once; more wait in the backlog
+READ_TIMEOUT = 30.0  # seconds a connection may sit idle between requests
+REQUEST_DEADLINE = 10.0  # seconds from a request's first byte to its last
+MAX_WORKERS = 128  # connections served at once; more are answered 503
 LISTEN_BACKLOG = 128
 MAX_LATENCY = 60.0
 MAX_QUOTA_SCALE = 10_000.0  # faster than any benchmark here runs; bounds the bucket arithmetic
@@ -188,6 +191,7 @@ class ConnectEmulator:
         port: int = 0,
         check_responses: bool = False,
         read_timeout: float = READ_TIMEOUT,
+        request_deadline: float = REQUEST_DEADLINE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
@@ -203,7 +207,9 @@ class ConnectEmulator:
         # operation's output shape, and a misfit fails the call loudly.
         self.check_responses = check_responses
         self.checked_responses = 0
-        self._server = _BoundedServer((host, port), _handler_for(self, read_timeout))
+        self._server = _BoundedServer(
+            (host, port), _handler_for(self, read_timeout, request_deadline)
+        )
         self._thread: threading.Thread | None = None
 
     @property
@@ -388,11 +394,12 @@ def _json_response(status: int, document: Any, error_type: str = "") -> Response
 
 
 class _BoundedServer(ThreadingHTTPServer):
-    """A thread per connection, at most MAX_WORKERS at once, a deep backlog.
+    """A thread per connection, at most MAX_WORKERS at once.
 
-    When every worker is busy the accept loop waits, so further connections
-    queue in the listen backlog instead of each holding a thread; idle ones
-    give their worker back after the read timeout.
+    A connection that finds every worker busy is answered 503 at once (a
+    client waiting in the backlog would wait for as long as the slowest
+    holds its worker); idle ones give their worker back after the read
+    timeout, half-sent ones after the request deadline.
     """
 
     daemon_threads = True
@@ -400,10 +407,17 @@ class _BoundedServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self._workers = threading.BoundedSemaphore(MAX_WORKERS)
+        self._refusals = Refusals()
         super().__init__(address, handler)
 
+    def server_close(self) -> None:
+        super().server_close()
+        self._refusals.close()
+
     def process_request(self, request: Any, client_address: Any) -> None:
-        self._workers.acquire()
+        if not self._workers.acquire(blocking=False):
+            self._refusals.refuse(request)
+            return
         worker = threading.Thread(
             target=self.process_request_thread, args=(request, client_address), daemon=True
         )
@@ -424,13 +438,21 @@ class _BoundedServer(ThreadingHTTPServer):
             self._workers.release()
 
 
-def _handler_for(emulator: ConnectEmulator, read_timeout: float) -> type[BaseHTTPRequestHandler]:
+def _handler_for(
+    emulator: ConnectEmulator, read_timeout: float, request_deadline: float
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as boto3's connection pool expects
         # Headers and body leave in two writes; with Nagle on, the body waits
         # for the client's delayed ACK (40 ms a call).
         disable_nagle_algorithm = True
-        timeout = read_timeout  # per socket read: an idle or stalled client is let go
+        timeout = read_timeout
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # the socket stays open: only this file on it closes
+            self._reader = DeadlineReader(self.connection, read_timeout, request_deadline)
+            self.rfile = io.BufferedReader(self._reader)
 
         def _body(self) -> bytes | Response:
             """The request body, or the error response that refuses it."""
@@ -471,6 +493,7 @@ def _handler_for(emulator: ConnectEmulator, read_timeout: float) -> type[BaseHTT
             except (ConnectionError, TimeoutError):
                 self.close_connection = True
                 return
+            self._reader.request_received()
             if isinstance(body, Response):
                 # The unread body (if any) would be taken for the next request.
                 self.close_connection = True
