@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 
-
 # How long a refused client may take to stop sending before it is cut off.
 REFUSAL_LINGER = 1.0
 _BUSY_BODY = b'{"message": "The emulator is serving as many connections as it can; retry"}'
