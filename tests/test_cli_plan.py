@@ -64,6 +64,27 @@ def test_demo_plan_json_validates_and_exits_2(demo: Path) -> None:
     assert document["summary"]["creates"] == 1
 
 
+# The retention team as YAML, before config/teams/retention.csv held it.
+RETENTION_YAML = """users:
+  grace.lewis@example.com: {sets: [retention], proficiencies: {Language: {English: 5}, Skill: {Payments: 3}}}
+  henry.walker@example.com: {sets: [retention], proficiencies: {Language: {English: 4}, Skill: {Payments: 4}}}
+  isabel.moreno@example.com: {sets: [retention, latam_languages]}
+  jack.hall@example.com: {sets: [retention], proficiencies: {Language: {English: 5}, Skill: {Onboarding: 4, Payments: 3}}}
+  chloe.young@example.com: {proficiencies: {Language: {English: 5, French: 3}, Skill: {Onboarding: 5}}}
+  ethan.king@example.com: {proficiencies: {Language: {English: 4}, Skill: {Onboarding: 4, Retention: 3}}}
+  zoe.wright@example.com: {sets: [retention], proficiencies: {Language: {English: 5}}}
+"""  # fmt: skip
+
+
+def test_the_demo_team_kept_in_csv_plans_exactly_as_its_yaml(demo: Path) -> None:
+    from_csv = json.loads(run("plan", "--format", "json").stdout)
+    (demo / "config" / "teams" / "retention.csv").unlink()
+    (demo / "config" / "teams" / "retention.yaml").write_text(RETENTION_YAML)
+    from_yaml = json.loads(run("plan", "--format", "json").stdout)
+    assert from_csv.pop("manifest_digest") != from_yaml.pop("manifest_digest")  # other files
+    assert from_csv == from_yaml
+
+
 def test_in_sync_plan_and_drift(small: Path) -> None:
     assert run("plan", "--detailed-exitcode").exit_code == 0
     drift = run("drift")

@@ -22,6 +22,7 @@ from reconciler.emulator import backend_from_snapshot
 from reconciler.manifest import load_manifest
 from reconciler.plan.planner import make_plan
 from tests.conftest import ROOT
+from tests.test_cli_plan import RETENTION_YAML
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 
@@ -51,6 +52,29 @@ def test_demo_export_validates_and_plans_empty(workdir: Path, extra: list[str]) 
     if extra:
         assert "proficiency_sets:" in (workdir / "config" / "sets.yaml").read_text()
         assert "sets: [" in users
+
+
+@pytest.mark.parametrize("extra", [[], ["--infer-sets", "2"]], ids=["plain", "infer-sets"])
+def test_demo_export_to_csv_plans_empty(workdir: Path, extra: list[str]) -> None:
+    exported = run("export", "--out", "config", "--users-format", "csv", *extra)
+    assert exported.exit_code == 0, exported.output
+    assert not (workdir / "config" / "users.yaml").exists()
+    rows = (workdir / "config" / "users.csv").read_text().splitlines()
+    assert rows[0] == (
+        "username,attribute,value,level,sets" if extra else "username,attribute,value,level"
+    )
+    assert rows[1:] == sorted(rows[1:])  # sorted by user, attribute, value
+    plan = run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    refused = run("export", "--update", "config", "--users-format", "csv")
+    assert refused.exit_code == 1 and "--users-format applies to --out DIR only" in refused.output
+    before = (workdir / "config" / "users.csv").read_bytes()
+    update = run("export", "--update", "config")
+    assert (
+        update.exit_code == 1
+        and "does not edit CSV manifests yet: config/users.csv" in update.output
+    )
+    assert (workdir / "config" / "users.csv").read_bytes() == before
 
 
 def test_reserved_attributes_are_left_out_but_kept_usable(workdir: Path) -> None:
@@ -244,8 +268,15 @@ def test_update_never_starts_managing_an_attribute_left_alone(workdir: Path, pru
     assert ("Legacy Queue" in maria.settings.external_attributes) is not prune
 
 
-def test_update_twice_changes_nothing_the_second_time(workdir: Path) -> None:
+def demo_config_in_yaml(workdir: Path) -> None:
+    """The demo's config/ with its CSV team as YAML (export --update edits YAML)."""
     shutil.copytree(ROOT / "config", workdir / "config")
+    (workdir / "config" / "teams" / "retention.csv").unlink()
+    (workdir / "config" / "teams" / "retention.yaml").write_text(RETENTION_YAML)
+
+
+def test_update_twice_changes_nothing_the_second_time(workdir: Path) -> None:
+    demo_config_in_yaml(workdir)
     assert run("export", "--update", "config").exit_code == 0
     second = run("export", "--update", "config")
     assert "updated 0 file(s)" in second.output

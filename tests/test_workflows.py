@@ -21,7 +21,7 @@ from tests.github_actions import Runner
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 BILLING = "config/teams/billing.yaml"
-RETENTION = "config/teams/retention.yaml"
+RETENTION = "config/teams/retention.csv"
 
 
 class Repository:
@@ -237,8 +237,8 @@ def test_a_base_plan_tells_the_pull_requests_edit_from_the_consoles(
     repository: Repository,
 ) -> None:
     grace = (
-        "  grace.lewis@example.com:\n    sets: [retention]\n    proficiencies:\n"
-        "      Language: {English: 5}\n      Skill: {Payments: 3}\n"
+        "grace.lewis@example.com,Language,English,5,retention\n"
+        "grace.lewis@example.com,Skill,Payments,3,retention\n"
     )
     repository.branch("changes", RETENTION, grace, "")  # no longer managed
     repository.git("checkout", "-q", "changes")

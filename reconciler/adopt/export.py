@@ -5,6 +5,8 @@ live state. All reads go through the same paced LiveStateReader as plan.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
 from collections import Counter
@@ -19,8 +21,10 @@ from reconciler.adopt.yaml_style import (
     flow_list,
     flow_map,
     proficiency_map,
+    yaml_level,
 )
 from reconciler.connect.reader import LiveState, LiveStateReader, ReadScope
+from reconciler.manifest.csv_source import LONG_COLUMNS, SETS_COLUMN
 from reconciler.service import limits
 from reconciler.service.timestamps import to_iso
 from reconciler.state import Proficiencies, RoutingState, UserSelector
@@ -95,9 +99,12 @@ def manifest_files(
     region: str | None,
     exported_at: float,
     min_set_users: int | None = None,
+    users_format: str = "yaml",
 ) -> ExportedFiles:
     """Manifests declaring exactly `state` (reserved `connect:` attributes are
-    the service's: not declared, listed as external when users hold them)."""
+    the service's: not declared, listed as external when users hold them);
+    the users in `users.yaml`, or in `users.csv` (long layout) for
+    `users_format` "csv"."""
     header = (
         f"# Exported from Amazon Connect instance {instance_id} ({region or 'default region'}) at "
         f"{to_iso(int(exported_at))} by `connect-reconciler export`.\n"
@@ -131,6 +138,9 @@ def manifest_files(
             }
         )
         out.files["sets.yaml"] = header + dump_yaml({"proficiency_sets": sets})
+    if users_format == "csv":
+        out.files["users.csv"] = users_csv(users, bundles)
+        return out
     body = CommentedMap()
     for name in sorted(users):
         bundle_name = bundles.get(_bundle(users[name]))
@@ -142,3 +152,19 @@ def manifest_files(
             body[name] = None  # managed to hold no proficiencies
     out.files["users.yaml"] = header + dump_yaml({"users": body})
     return out
+
+
+def users_csv(users: dict[str, Proficiencies], bundles: dict[Bundle, str]) -> str:
+    """Users as a long-layout CSV manifest: a row per proficiency, sorted; a
+    user holding nothing (or only a set) gets one row with empty cells."""
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow([*LONG_COLUMNS, SETS_COLUMN] if bundles else LONG_COLUMNS)
+    for name in sorted(users):
+        bundle_name = bundles.get(_bundle(users[name]))
+        held = {} if bundle_name else users[name]
+        extra = [bundle_name or ""] if bundles else []
+        rows = [[name, a, v, yaml_level(level)] for (a, v), level in sorted(held.items())]
+        for row in rows or [[name, "", "", ""]]:
+            writer.writerow([*row, *extra])
+    return stream.getvalue()

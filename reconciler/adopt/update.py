@@ -22,7 +22,12 @@ from reconciler.adopt.yaml_style import (
     yaml_level,
 )
 from reconciler.connect.reader import LiveState
-from reconciler.manifest.loader import GroupSelector, find_manifest_files
+from reconciler.manifest.loader import (
+    CSV_SUFFIX,
+    YAML_SUFFIXES,
+    GroupSelector,
+    find_manifest_files,
+)
 from reconciler.service import limits
 from reconciler.state import Proficiencies
 
@@ -48,6 +53,16 @@ class ManifestUpdate:
     group_conflicts: dict[str, list[str]]
 
 
+class CsvNotUpdated(Exception):
+    """`export --update` edits YAML manifests only."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__(
+            f"export --update does not edit CSV manifests yet: {', '.join(map(str, paths))}; "
+            "nothing was changed. Export them with --out DIR --users-format csv and compare"
+        )
+
+
 def update_manifests(
     config_dir: Path,
     live: LiveState,
@@ -64,10 +79,15 @@ def update_manifests(
     are new ones unless the manifests prune (undeclared ones are left alone
     otherwise: users' values of them make them external). Comments of the
     entries kept stay, those of removed entries go with them."""
+    kept_in_csv = [p for p in find_manifest_files(config_dir) if p.suffix == CSV_SUFFIX]
+    if kept_in_csv:
+        # Editing them as YAML would declare their users a second time.
+        raise CsvNotUpdated(kept_in_csv)
     yaml = round_trip_yaml()
     documents = {
         path: yaml.load(path.read_text(encoding="utf-8"))
         for path in find_manifest_files(config_dir)
+        if path.suffix in YAML_SUFFIXES
     }
     changed: set[Path] = set()
     external = {

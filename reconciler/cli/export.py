@@ -10,7 +10,7 @@ import click
 
 from reconciler.adopt.export import instance_region, manifest_files, read_live
 from reconciler.adopt.snapshot import snapshot_document
-from reconciler.adopt.update import group_contributions, update_manifests
+from reconciler.adopt.update import CsvNotUpdated, group_contributions, update_manifests
 from reconciler.cli.common import (
     ExitCode,
     connected,
@@ -53,6 +53,8 @@ from reconciler.files import write_json_atomically
 @click.option(
     "--instance-id", help="The instance to export (default: the manifests' or the snapshot's)."
 )
+@click.option("--users-format", type=click.Choice(["yaml", "csv"]), default="yaml",
+              show_default=True, help="--out: users in users.yaml, or in users.csv.")  # fmt: skip
 @global_options()
 @click.pass_context
 def export(
@@ -63,12 +65,15 @@ def export(
     users: tuple[str, ...],
     infer_sets: int | None,
     instance_id: str | None,
+    users_format: str,
 ) -> None:
     """Write live state as manifests (--out), into existing ones (--update),
     or as an emulator snapshot (--snapshot)."""
     opts = options(ctx)
     if sum(x is not None for x in (out_dir, update_dir, snapshot_file)) != 1:
         raise click.UsageError("give exactly one of --out DIR, --update DIR, --snapshot FILE")
+    if users_format != "yaml" and out_dir is None:
+        raise click.UsageError("--users-format applies to --out DIR only")
     if update_dir is not None:
         opts.config = update_dir
     manifest = (
@@ -97,7 +102,11 @@ def export(
         if out_dir is not None and region is None:
             region = instance_region(connection.reader)
     if update_dir is not None:
-        result = update_manifests(update_dir, live, wanted, group_contributions(groups, live))
+        try:
+            result = update_manifests(update_dir, live, wanted, group_contributions(groups, live))
+        except CsvNotUpdated as refused:
+            click.echo(f"error: {refused}", err=True)
+            sys.exit(ExitCode.ERROR)
         names = ", ".join(map(str, result.changed)) or "none"
         click.echo(f"updated {len(result.changed)} file(s): {names}")
         for username, missing in sorted(result.group_conflicts.items()):
@@ -108,7 +117,9 @@ def export(
             )
         return
     assert out_dir is not None
-    files = manifest_files(live.state, connection.instance_id, region, time.time(), infer_sets)
+    files = manifest_files(
+        live.state, connection.instance_id, region, time.time(), infer_sets, users_format
+    )
     existing = [name for name in files.files if (out_dir / name).exists()]
     if existing:
         click.echo(

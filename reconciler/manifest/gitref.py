@@ -71,7 +71,7 @@ def manifest_files_at(config_dir: Path, ref: str) -> list[tuple[str, str, bytes]
             continue
         if path.suffix.lower() in MANIFEST_SUFFIXES and path.suffix not in MANIFEST_SUFFIXES:
             raise GitRefError(
-                f"{ref}:{path}: manifest names end in .yaml or .yml (lower case); "
+                f"{ref}:{path}: manifest names end in .yaml, .yml or .csv (lower case); "
                 "rename it, as the config directory on disk must too"
             )
         if path.suffix not in MANIFEST_SUFFIXES:

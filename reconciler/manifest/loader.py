@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from reconciler.manifest.csv_source import parse_csv_source
 from reconciler.manifest.errors import ManifestError, ManifestInvalid
 from reconciler.manifest.models import (
     AttributeSpec,
@@ -171,12 +172,14 @@ class MergedDocument:
 
 
 # Manifest file names end so, in lower case; other cases are refused, never skipped.
-MANIFEST_SUFFIXES = (".yaml", ".yml")
+YAML_SUFFIXES = (".yaml", ".yml")
+CSV_SUFFIX = ".csv"
+MANIFEST_SUFFIXES = (*YAML_SUFFIXES, CSV_SUFFIX)
 _LOWER_CASE = "rename it with a lower-case extension (or move it out of the config directory)"
 
 
 def find_manifest_files(config_dir: Path) -> list[Path]:
-    """Every *.yaml / *.yml under `config_dir`, skipping hidden entries, sorted.
+    """Every *.yaml / *.yml / *.csv under `config_dir`, skipping hidden entries, sorted.
 
     Nothing that could hold a manifest is skipped silently: an unreadable
     directory, a dangling or looping symlink and a name that is not UTF-8 are
@@ -236,7 +239,7 @@ def _manifest_files(config_dir: Path) -> tuple[list[Path], list[ManifestError]]:
                 else:
                     problem(path, "not a regular file", "manifests must be regular files")
             elif entry.name.lower().endswith(MANIFEST_SUFFIXES):
-                problem(path, "not read: manifest names end in .yaml or .yml", _LOWER_CASE)
+                problem(path, "not read: manifest names end in .yaml, .yml or .csv", _LOWER_CASE)
 
     root = config_dir.stat()
     walk(config_dir, frozenset({(root.st_dev, root.st_ino)}))
@@ -297,33 +300,69 @@ def _load(config_dir: Path) -> Manifest:
     paths, errors = _manifest_files(config_dir)
     if not paths and not errors:
         raise ManifestInvalid(
-            [ManifestError(_display(config_dir), 1, 1, "no *.yaml or *.yml files found")]
+            [ManifestError(_display(config_dir), 1, 1, "no *.yaml, *.yml or *.csv files found")]
         )
-    sources: list[SourceFile] = []
-    digest = hashlib.sha256()
-    for path in paths:
-        try:
-            sources.append(_read(path, config_dir, digest))
-        except ManifestInvalid as invalid:
-            errors.extend(invalid.errors)
-    return _compile_sources(sources, errors, digest.hexdigest())
+
+    def read(path: Path) -> tuple[str, str, bytes]:
+        display = _display(path)
+        return str(path.relative_to(config_dir)), display, read_bounded(path, display)
+
+    return _compile_files(map(read, paths), errors)
 
 
 def load_manifest_files(files: list[tuple[str, str, bytes]]) -> Manifest:
     """Compile manifests from (path relative to the config directory, path to
     show in errors, bytes) triples, e.g. read from git objects; the digest is
     the one `load_manifest` gives the same files on disk."""
-    sources: list[SourceFile] = []
-    errors: list[ManifestError] = []
-    digest = hashlib.sha256()
     with _collector_paused():
-        for relative, display, raw in files:
-            digest.update(relative.encode() + b"\0" + raw + b"\0")
-            try:
-                sources.append(parse_source(raw, display))
-            except ManifestInvalid as invalid:
-                errors.extend(invalid.errors)
-        return _compile_sources(sources, errors, digest.hexdigest())
+        return _compile_files(iter(files), [])
+
+
+def _compile_files(
+    files: Iterator[tuple[str, str, bytes]], errors: list[ManifestError]
+) -> Manifest:
+    """Parse (relative path, display, bytes) in order, then compile. YAML
+    files parse as they come (their bytes go at once); CSV files parse last,
+    once the YAML settings say which of their columns to ignore."""
+    parsed: list[SourceFile | tuple[str, bytes]] = []
+    digest = hashlib.sha256()
+    while True:
+        try:
+            relative, display, raw = next(files)
+        except StopIteration:
+            break
+        except ManifestInvalid as unreadable:
+            errors.extend(unreadable.errors)
+            continue
+        digest.update(os.fsencode(relative) + b"\0" + raw + b"\0")
+        if relative.endswith(CSV_SUFFIX):
+            parsed.append((display, raw))
+            continue
+        try:
+            parsed.append(parse_source(raw, display))
+        except ManifestInvalid as invalid:
+            errors.extend(invalid.errors)
+    ignored = _csv_ignore_columns([p for p in parsed if isinstance(p, SourceFile)])
+    sources: list[SourceFile] = []
+    for item in parsed:
+        if isinstance(item, SourceFile):
+            sources.append(item)
+            continue
+        try:
+            sources.append(parse_csv_source(item[1], item[0], ignored))
+        except ManifestInvalid as invalid:
+            errors.extend(invalid.errors)
+    return _compile_sources(sources, errors, digest.hexdigest())
+
+
+def _csv_ignore_columns(sources: list[SourceFile]) -> list[str]:
+    """settings.csv_ignore_columns as written (the schema checks it later)."""
+    for source in sources:
+        settings = source.data.get("settings") if isinstance(source.data, dict) else None
+        columns = settings.get("csv_ignore_columns") if isinstance(settings, dict) else None
+        if isinstance(columns, list):
+            return [c for c in columns if isinstance(c, str)]
+    return []
 
 
 def _compile_sources(
@@ -354,14 +393,6 @@ def _compile_sources(
         counted(len(manifest.groups), "group"),
     )
     return manifest
-
-
-def _read(path: Path, config_dir: Path, digest: Any) -> SourceFile:
-    """Parse one file, adding its path and bytes to the manifest digest."""
-    display = _display(path)
-    raw = read_bounded(path, display)
-    digest.update(os.fsencode(path.relative_to(config_dir)) + b"\0" + raw + b"\0")
-    return parse_source(raw, display)
 
 
 _KNOWN_KEYS = known_keys()

@@ -74,6 +74,9 @@ class SettingsSpec(_Strict):
     # the plan checks that they exist live. Anything else must be declared.
     external_attributes: list[str] = Field(default_factory=list)
     quotas: dict[str, QuotaSpec] = Field(default_factory=dict)
+    # Columns of CSV user manifests that are neither ours nor an error
+    # (an HR export's employee id, a team lead's notes).
+    csv_ignore_columns: list[Text] = Field(default_factory=list)
     # Tag every managed user connect-reconciler:owner=NAME, and refuse users
     # another NAME owns. 256 is TagResource's TagValue maximum (service model).
     owner: Annotated[str, Field(min_length=1, max_length=256)] | None = None

@@ -389,8 +389,9 @@ def read_bounded(path: Path, display: str) -> bytes:
         raise ManifestInvalid([ManifestError(display, 1, 1, str(exc), hint)]) from None
 
 
-def parse_source(raw: bytes, display: str) -> SourceFile:
-    """Parse one manifest file's bytes; raise ManifestInvalid with positioned errors."""
+def decode_text(raw: bytes, display: str) -> str:
+    """A manifest file's text: UTF-8 with or without a BOM and no NUL byte,
+    else ManifestInvalid at the first offending position."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -403,12 +404,18 @@ def parse_source(raw: bytes, display: str) -> SourceFile:
                 )
             ]
         ) from None
-    del raw
     if "\x00" in text:
         line, column = _where(text, text.index("\x00"))
         raise ManifestInvalid(
             [ManifestError(display, line, column, "file contains a NUL byte: not a text file")]
         )
+    return text
+
+
+def parse_source(raw: bytes, display: str) -> SourceFile:
+    """Parse one manifest file's bytes; raise ManifestInvalid with positioned errors."""
+    text = decode_text(raw, display)
+    del raw
     deep = _flow_too_deep(text)
     if deep is not None:
         line, column = _where(text, deep)
