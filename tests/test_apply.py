@@ -286,19 +286,39 @@ RETENTION = {
 }
 
 
-def once_on(client, event: str, rival) -> list[str]:
-    """Run `rival` (another writer) once, on the first botocore `event` of
-    this client (`before-call.connect.X`: just before the first X call is
-    sent); the events seen, so a test knows it ran."""
-    seen: list[str] = []
+@pytest.fixture
+def once_on(connect):
+    """once_on(event, rival): run `rival` (another writer) once, on the first
+    botocore `event` of the shared client (`before-call.connect.X`: just
+    before the first X call is sent); the events seen, so a test knows it
+    ran. The handlers go with the test."""
+    _, client = connect
+    registered = []
 
-    def on_event(**_: object) -> None:
-        if not seen:
-            seen.append(event)
-            rival()
+    def register(event: str, rival) -> list[str]:
+        seen: list[str] = []
 
-    client.meta.events.register(event, on_event)
-    return seen
+        def on_event(**_: object) -> None:
+            if not seen:
+                seen.append(event)
+                rival()
+
+        client.meta.events.register(event, on_event)
+        registered.append((event, on_event))
+        return seen
+
+    yield register
+    for event, handler in registered:
+        client.meta.events.unregister(event, handler)
+
+
+def add_escalations_from_a_stale_read(client) -> None:
+    """Another writer's whole Skill list, from a read that missed Retention."""
+    client.update_predefined_attribute(
+        InstanceId=INSTANCE_ID,
+        Name="Skill",
+        Values={"StringList": ["Billing", "Payments", "Escalations"]},
+    )
 
 
 def skill_values(client) -> set[str]:
@@ -307,7 +327,7 @@ def skill_values(client) -> set[str]:
 
 
 def test_a_value_list_refused_for_dropping_a_value_added_meanwhile_is_merged_again(
-    rig, connect, tmp_path: Path
+    rig, connect, once_on, tmp_path: Path
 ) -> None:
     """The rival adds Escalations and gives it to ann between our read and our
     write: the service refuses a list that drops a held value, and the apply
@@ -315,11 +335,7 @@ def test_a_value_list_refused_for_dropping_a_value_added_meanwhile_is_merged_aga
     _, client = connect
 
     def rival() -> None:
-        client.update_predefined_attribute(
-            InstanceId=INSTANCE_ID,
-            Name="Skill",
-            Values={"StringList": ["Billing", "Payments", "Escalations"]},
-        )
+        add_escalations_from_a_stale_read(client)
         client.associate_user_proficiencies(
             InstanceId=INSTANCE_ID,
             UserId="id-ann",
@@ -328,7 +344,7 @@ def test_a_value_list_refused_for_dropping_a_value_added_meanwhile_is_merged_aga
             ],
         )
 
-    seen = once_on(client, "before-call.connect.UpdatePredefinedAttribute", rival)
+    seen = once_on("before-call.connect.UpdatePredefinedAttribute", rival)
     _, result = rig.apply(rig.manifest(RETENTION))
     assert seen and result.ok, result.failed
     assert skill_values(client) == {"Billing", "Payments", "Retention", "Escalations"}
@@ -338,7 +354,7 @@ def test_a_value_list_refused_for_dropping_a_value_added_meanwhile_is_merged_aga
 
 
 def test_a_value_list_replaced_after_its_read_back_is_repaired_at_the_end(
-    rig, connect, tmp_path: Path
+    rig, connect, once_on, tmp_path: Path
 ) -> None:
     """Where the service lets a list drop a held value, a rival's stale list
     landing after an agent got our value leaves it held but gone: the
@@ -347,14 +363,10 @@ def test_a_value_list_replaced_after_its_read_back_is_repaired_at_the_end(
     emulator.reset(backend_from_snapshot({**small_snapshot(),
                                           "Behaviour": {"remove-held-value": "allowed"}}))  # fmt: skip
 
-    def rival() -> None:
-        client.update_predefined_attribute(
-            InstanceId=INSTANCE_ID,
-            Name="Skill",
-            Values={"StringList": ["Billing", "Payments", "Escalations"]},
-        )
-
-    seen = once_on(client, "after-call.connect.AssociateUserProficiencies", rival)
+    seen = once_on(
+        "after-call.connect.AssociateUserProficiencies",
+        lambda: add_escalations_from_a_stale_read(client),
+    )
     _, result = rig.apply(rig.manifest(RETENTION))
     assert seen and result.ok, result.failed
     assert skill_values(client) == {"Billing", "Payments", "Retention", "Escalations"}
