@@ -198,3 +198,25 @@ def connect(emulator_server, connect_session_client):
 
     emulator_server.reset(backend_from_snapshot(small_snapshot()))
     return emulator_server, connect_session_client
+
+
+# The retention team as YAML, before config/teams/retention.csv held it.
+RETENTION_YAML = """users:
+  grace.lewis@example.com: {sets: [retention], proficiencies: {Language: {English: 5}, Skill: {Payments: 3}}}
+  henry.walker@example.com: {sets: [retention], proficiencies: {Language: {English: 4}, Skill: {Payments: 4}}}
+  isabel.moreno@example.com: {sets: [retention, latam_languages]}
+  jack.hall@example.com: {sets: [retention], proficiencies: {Language: {English: 5}, Skill: {Onboarding: 4, Payments: 3}}}
+  chloe.young@example.com: {proficiencies: {Language: {English: 5, French: 3}, Skill: {Onboarding: 5}}}
+  ethan.king@example.com: {proficiencies: {Language: {English: 4}, Skill: {Onboarding: 4, Retention: 3}}}
+  zoe.wright@example.com: {sets: [retention], proficiencies: {Language: {English: 5}}}
+"""  # fmt: skip
+
+
+def demo_config_in_yaml(config: Path) -> Path:
+    """The demo's config/ copied to `config` (unless there already), its
+    CSV team written as YAML: for what reads YAML only (export --update)."""
+    if not config.exists():
+        shutil.copytree(ROOT / "config", config)
+    (config / "teams" / "retention.csv").unlink()
+    (config / "teams" / "retention.yaml").write_text(RETENTION_YAML)
+    return config

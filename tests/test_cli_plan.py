@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from reconciler.cli import cli
 from reconciler.plan.render import TextRenderer
 from reconciler.plan.saved import load_plan
-from tests.conftest import INSTANCE_ID, ROOT, git, small_snapshot, write_config
+from tests.conftest import INSTANCE_ID, ROOT, demo_config_in_yaml, git, small_snapshot, write_config
 
 SCHEMA = json.loads((ROOT / "docs" / "plan.schema.json").read_text())
 IN_SYNC = (
@@ -64,22 +64,9 @@ def test_demo_plan_json_validates_and_exits_2(demo: Path) -> None:
     assert document["summary"]["creates"] == 1
 
 
-# The retention team as YAML, before config/teams/retention.csv held it.
-RETENTION_YAML = """users:
-  grace.lewis@example.com: {sets: [retention], proficiencies: {Language: {English: 5}, Skill: {Payments: 3}}}
-  henry.walker@example.com: {sets: [retention], proficiencies: {Language: {English: 4}, Skill: {Payments: 4}}}
-  isabel.moreno@example.com: {sets: [retention, latam_languages]}
-  jack.hall@example.com: {sets: [retention], proficiencies: {Language: {English: 5}, Skill: {Onboarding: 4, Payments: 3}}}
-  chloe.young@example.com: {proficiencies: {Language: {English: 5, French: 3}, Skill: {Onboarding: 5}}}
-  ethan.king@example.com: {proficiencies: {Language: {English: 4}, Skill: {Onboarding: 4, Retention: 3}}}
-  zoe.wright@example.com: {sets: [retention], proficiencies: {Language: {English: 5}}}
-"""  # fmt: skip
-
-
 def test_the_demo_team_kept_in_csv_plans_exactly_as_its_yaml(demo: Path) -> None:
     from_csv = json.loads(run("plan", "--format", "json").stdout)
-    (demo / "config" / "teams" / "retention.csv").unlink()
-    (demo / "config" / "teams" / "retention.yaml").write_text(RETENTION_YAML)
+    demo_config_in_yaml(demo / "config")
     from_yaml = json.loads(run("plan", "--format", "json").stdout)
     assert from_csv.pop("manifest_digest") != from_yaml.pop("manifest_digest")  # other files
     assert from_csv == from_yaml

@@ -21,8 +21,7 @@ from reconciler.connect.reader import LiveStateReader
 from reconciler.emulator import backend_from_snapshot
 from reconciler.manifest import load_manifest
 from reconciler.plan.planner import make_plan
-from tests.conftest import ROOT
-from tests.test_cli_plan import RETENTION_YAML
+from tests.conftest import ROOT, demo_config_in_yaml
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 
@@ -268,15 +267,8 @@ def test_update_never_starts_managing_an_attribute_left_alone(workdir: Path, pru
     assert ("Legacy Queue" in maria.settings.external_attributes) is not prune
 
 
-def demo_config_in_yaml(workdir: Path) -> None:
-    """The demo's config/ with its CSV team as YAML (export --update edits YAML)."""
-    shutil.copytree(ROOT / "config", workdir / "config")
-    (workdir / "config" / "teams" / "retention.csv").unlink()
-    (workdir / "config" / "teams" / "retention.yaml").write_text(RETENTION_YAML)
-
-
 def test_update_twice_changes_nothing_the_second_time(workdir: Path) -> None:
-    demo_config_in_yaml(workdir)
+    demo_config_in_yaml(workdir / "config")
     assert run("export", "--update", "config").exit_code == 0
     second = run("export", "--update", "config")
     assert "updated 0 file(s)" in second.output

@@ -378,7 +378,7 @@ CASES = [
         {"TEAM.YAML": "users:\n  joe@example.com: {}\n"},
         "TEAM.YAML",
         1,
-        "not read: manifest names end in .yaml or .yml",
+        "not read: manifest names end in .yaml, .yml or .csv",
     ),
 ]
 

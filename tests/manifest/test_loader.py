@@ -152,7 +152,7 @@ def test_digest_changes_with_content_and_only_with_content(config_dir: Path) -> 
     ("setup", "message"),
     [
         (lambda root: None, "config directory not found"),
-        (lambda root: (root / "config").mkdir(), "no *.yaml or *.yml files found"),
+        (lambda root: (root / "config").mkdir(), "no *.yaml, *.yml or *.csv files found"),
     ],
 )
 def test_missing_or_empty_config_directory(tmp_path: Path, monkeypatch, setup, message) -> None:

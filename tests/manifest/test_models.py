@@ -12,7 +12,9 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize(
-    "path", find_manifest_files(ROOT / "config"), ids=lambda p: str(p.relative_to(ROOT))
+    "path",
+    [p for p in find_manifest_files(ROOT / "config") if p.suffix != ".csv"],  # YAML's schema
+    ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_demo_config_files_validate_against_the_schema(path) -> None:
     jsonschema.validate(read_source(path, str(path)).data, json_schema())
