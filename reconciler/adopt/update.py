@@ -24,7 +24,6 @@ from reconciler.adopt.yaml_style import (
 from reconciler.connect.reader import LiveState
 from reconciler.manifest.loader import (
     CSV_SUFFIX,
-    YAML_SUFFIXES,
     GroupSelector,
     find_manifest_files,
 )
@@ -79,16 +78,13 @@ def update_manifests(
     are new ones unless the manifests prune (undeclared ones are left alone
     otherwise: users' values of them make them external). Comments of the
     entries kept stay, those of removed entries go with them."""
-    kept_in_csv = [p for p in find_manifest_files(config_dir) if p.suffix == CSV_SUFFIX]
+    paths = find_manifest_files(config_dir)
+    kept_in_csv = [p for p in paths if p.suffix == CSV_SUFFIX]
     if kept_in_csv:
         # Editing them as YAML would declare their users a second time.
         raise CsvNotUpdated(kept_in_csv)
     yaml = round_trip_yaml()
-    documents = {
-        path: yaml.load(path.read_text(encoding="utf-8"))
-        for path in find_manifest_files(config_dir)
-        if path.suffix in YAML_SUFFIXES
-    }
+    documents = {path: yaml.load(path.read_text(encoding="utf-8")) for path in paths}
     changed: set[Path] = set()
     external = {
         str(name)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,8 @@ def level_of(cell: str) -> Any:
 
 
 class _Reader:
+    """What the rows declare so far, where, and the errors found."""
+
     def __init__(self, display: str, ignored: set[str]) -> None:
         self.display = display
         self.ignored = ignored
@@ -90,6 +93,31 @@ class _Reader:
         self.place(path, (line, column), (line, column))
         self.place((*path, "proficiencies"), (line, column), (line, column))
         return self.users.setdefault(username, {"proficiencies": {}})
+
+    def row_user(
+        self, line: int, cells: list[str], columns: dict[str, int], one_row_each: bool
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The row's username and user (with the row's sets), or None when the
+        row names nobody, or (`one_row_each`) a user of an earlier row."""
+        username_at = columns["username"]
+        username = cells[username_at - 1].strip()
+        if not username:
+            self.error(line, username_at, "empty username", "fill in the agent's username")
+            return None
+        if one_row_each and username in self.users:
+            first = self.cells[("users", username)][0][0]
+            self.error(
+                line,
+                username_at,
+                f"{excerpt(username)} has a row already, on line {first}",
+                "give each user one row in this layout",
+            )
+            return None
+        user = self.user(username, line, username_at)
+        sets_at = columns.get(SETS_COLUMN)
+        if sets_at is not None:
+            self.sets(user, username, cells[sets_at - 1], line, sets_at)
+        return username, user
 
     def sets(self, user: dict[str, Any], username: str, cell: str, line: int, column: int) -> None:
         names = [n.strip() for n in cell.split(";") if n.strip()]
@@ -131,6 +159,10 @@ class _Reader:
         values[value] = level
         self.place(path[:-1], attribute_cell, attribute_cell)
         self.place(path, value_cell, level_cell)
+
+
+# Reads one data row (line, cells) into the reader.
+RowReader = Callable[[_Reader, int, list[str]], None]
 
 
 def parse_csv_source(raw: bytes, display: str, ignored_columns: list[str]) -> CsvSource:
@@ -200,7 +232,7 @@ def _rows(text: str, display: str) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def _layout(reader: _Reader, line: int, names: list[str], header: list[str]) -> Any:
+def _layout(reader: _Reader, line: int, names: list[str], header: list[str]) -> RowReader | None:
     """The row reader the header asks for, or None (errors said)."""
     seen: dict[str, int] = {}
     for column, name in enumerate(names, 1):
@@ -253,19 +285,15 @@ def _layout(reader: _Reader, line: int, names: list[str], header: list[str]) -> 
     return None if reader.errors else _wide_row(seen, proficiency_columns)
 
 
-def _long_row(columns: dict[str, int]) -> Any:
+def _long_row(columns: dict[str, int]) -> RowReader:
     at = {name: columns[name] for name in LONG_COLUMNS}
-    sets_at = columns.get(SETS_COLUMN)
 
     def read(reader: _Reader, line: int, cells: list[str]) -> None:
-        cell = {name: cells[column - 1].strip() for name, column in at.items()}
-        username = cell["username"]
-        if not username:
-            reader.error(line, at["username"], "empty username", "fill in the agent's username")
+        started = reader.row_user(line, cells, columns, one_row_each=False)
+        if started is None:
             return
-        user = reader.user(username, line, at["username"])
-        if sets_at is not None:
-            reader.sets(user, username, cells[sets_at - 1], line, sets_at)
+        username, user = started
+        cell = {name: cells[column - 1].strip() for name, column in at.items()}
         if not cell["attribute"] and not cell["value"] and not cell["level"]:
             return  # the user is declared, holding nothing from this row
         for name in ("attribute", "value", "level"):
@@ -285,27 +313,15 @@ def _long_row(columns: dict[str, int]) -> Any:
     return read
 
 
-def _wide_row(columns: dict[str, int], proficiency_columns: list[tuple[int, str, str]]) -> Any:
-    username_at = columns["username"]
-    sets_at = columns.get(SETS_COLUMN)
+def _wide_row(
+    columns: dict[str, int], proficiency_columns: list[tuple[int, str, str]]
+) -> RowReader:
 
     def read(reader: _Reader, line: int, cells: list[str]) -> None:
-        username = cells[username_at - 1].strip()
-        if not username:
-            reader.error(line, username_at, "empty username", "fill in the agent's username")
+        started = reader.row_user(line, cells, columns, one_row_each=True)
+        if started is None:
             return
-        if username in reader.users:
-            first = reader.cells[("users", username)][0][0]
-            reader.error(
-                line,
-                username_at,
-                f"{excerpt(username)} has a row already, on line {first}",
-                "give each user one row in this layout",
-            )
-            return
-        user = reader.user(username, line, username_at)
-        if sets_at is not None:
-            reader.sets(user, username, cells[sets_at - 1], line, sets_at)
+        username, user = started
         for column, attribute, value in proficiency_columns:
             cell = cells[column - 1].strip()
             if cell:

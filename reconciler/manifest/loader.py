@@ -303,11 +303,16 @@ def _load(config_dir: Path) -> Manifest:
             [ManifestError(_display(config_dir), 1, 1, "no *.yaml, *.yml or *.csv files found")]
         )
 
-    def read(path: Path) -> tuple[str, str, bytes]:
-        display = _display(path)
-        return str(path.relative_to(config_dir)), display, read_bounded(path, display)
+    def readable() -> Iterator[tuple[str, str, bytes]]:
+        # one file's bytes at a time: a YAML file's go once it is parsed
+        for path in paths:
+            display = _display(path)
+            try:
+                yield str(path.relative_to(config_dir)), display, read_bounded(path, display)
+            except ManifestInvalid as unreadable:
+                errors.extend(unreadable.errors)
 
-    return _compile_files(map(read, paths), errors)
+    return _compile_files(readable(), errors)
 
 
 def load_manifest_files(files: list[tuple[str, str, bytes]]) -> Manifest:
@@ -326,14 +331,7 @@ def _compile_files(
     once the YAML settings say which of their columns to ignore."""
     parsed: list[SourceFile | tuple[str, bytes]] = []
     digest = hashlib.sha256()
-    while True:
-        try:
-            relative, display, raw = next(files)
-        except StopIteration:
-            break
-        except ManifestInvalid as unreadable:
-            errors.extend(unreadable.errors)
-            continue
+    for relative, display, raw in files:
         digest.update(os.fsencode(relative) + b"\0" + raw + b"\0")
         if relative.endswith(CSV_SUFFIX):
             parsed.append((display, raw))

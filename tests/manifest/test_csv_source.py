@@ -16,6 +16,7 @@ from reconciler.manifest.csv_source import level_of
 from tests.conftest import write_config
 
 LONG = "username,attribute,value,level\n"
+BAD_LEVEL = "level of Language/Spanish must be a whole number from 1 to 5, got "
 
 
 def loaded(tmp_path: Path, extra: dict[str, str | bytes]):
@@ -81,10 +82,10 @@ def test_ignored_columns_are_skipped_and_others_named(tmp_path: Path) -> None:
     [
         ("username,attribute,level\n", "team.csv:1:1: missing column 'value'"),
         ("attribute,value,level\n", "team.csv:1:1: missing column 'username'"),
-        (LONG + "jane,Language,Spanish,0\n", "team.csv:2:4: level of Language/Spanish must be a whole number from 1 to 5, got 0"),
-        (LONG + "jane,Language,Spanish,6\n", "team.csv:2:4: level of Language/Spanish must be a whole number from 1 to 5, got 6"),
-        (LONG + "jane,Language,Spanish,3.5\n", "team.csv:2:4: level of Language/Spanish must be a whole number from 1 to 5, got '3.5'"),
-        (LONG + "jane,Language,Spanish,three\n", "team.csv:2:4: level of Language/Spanish must be a whole number from 1 to 5, got 'three'"),
+        (LONG + "jane,Language,Spanish,0\n", f"team.csv:2:4: {BAD_LEVEL}0"),
+        (LONG + "jane,Language,Spanish,6\n", f"team.csv:2:4: {BAD_LEVEL}6"),
+        (LONG + "jane,Language,Spanish,3.5\n", f"team.csv:2:4: {BAD_LEVEL}'3.5'"),
+        (LONG + "jane,Language,Spanish,three\n", f"team.csv:2:4: {BAD_LEVEL}'three'"),
         (LONG + "jane,Language,Spanish,3.0\n", "team.csv:2:4: level '3.0' is not written as a whole number"),
         (LONG + "jane,Language,Spanish,\n", "team.csv:2:4: empty level"),
         (LONG + "jane,Langage,Spanish,3\n", "team.csv:2:2: attribute 'Langage' is not declared"),
@@ -96,7 +97,7 @@ def test_ignored_columns_are_skipped_and_others_named(tmp_path: Path) -> None:
         (LONG + "jane,Language,Spanish\x00,3\n", "team.csv:2:22: file contains a NUL byte: not a text file"),
         ("username,Language:Spanish\njane,4\njane,3\n", "team.csv:3:1: 'jane' has a row already, on line 2"),
         ("username,Language:\n", "team.csv:1:2: column 'Language:' is not <Attribute>:<Value>"),
-        ("username,Language:Spanish\njane,9\n", "team.csv:2:2: level of Language/Spanish must be a whole number from 1 to 5, got 9"),
+        ("username,Language:Spanish\njane,9\n", f"team.csv:2:2: {BAD_LEVEL}9"),
     ],
 )  # fmt: skip
 def test_bad_rows_are_errors_at_their_cell(tmp_path: Path, rows: str, error: str) -> None:
