@@ -21,9 +21,11 @@ from tests.conftest import INSTANCE_ID, small_snapshot
 PROBE = f"/routing-profiles-summary/{INSTANCE_ID}"
 
 
-def serving(request_deadline: float) -> Iterator[ConnectEmulator]:
+def serving(request_deadline: float, read_timeout: float = 1.0) -> Iterator[ConnectEmulator]:
     emulator = ConnectEmulator(
-        backend_from_snapshot(small_snapshot()), read_timeout=1.0, request_deadline=request_deadline
+        backend_from_snapshot(small_snapshot()),
+        read_timeout=read_timeout,
+        request_deadline=request_deadline,
     ).start()
     try:
         yield emulator
@@ -39,8 +41,9 @@ def served() -> Iterator[ConnectEmulator]:
 @pytest.fixture
 def held() -> Iterator[ConnectEmulator]:
     """Slow clients keep their worker long enough to probe a full pool on a
-    loaded machine (opening 200 connections can take seconds there)."""
-    yield from serving(request_deadline=8.0)
+    loaded machine (opening 200 connections can take seconds there, longer
+    than a 1 s idle timeout)."""
+    yield from serving(request_deadline=8.0, read_timeout=5.0)
 
 
 def address(emulator: ConnectEmulator) -> tuple[str, int]:
@@ -105,7 +108,11 @@ def test_slowloris_of_200_connections_leaves_probes_answered_within_a_second(
     held: ConnectEmulator,
 ) -> None:
     served = held
-    loris = [socket.create_connection(address(served), timeout=10) for _ in range(200)]
+    loris = []
+    for _ in range(200):  # each starts its request at once: the deadline, not idling, applies
+        loris.append(socket.create_connection(address(served), timeout=10))
+        with contextlib.suppress(OSError):  # one refused (503) may be closed already
+            loris[-1].sendall(b"GET /_emulator/stats HTTP/1.1\r\nX-Slow: ")
     stop = threading.Event()
 
     def trickle() -> None:
@@ -117,8 +124,6 @@ def test_slowloris_of_200_connections_leaves_probes_answered_within_a_second(
 
     trickler = threading.Thread(target=trickle, daemon=True)
     try:
-        for sock in loris:
-            sock.sendall(b"GET /_emulator/stats HTTP/1.1\r\nX-Slow: ")
         trickler.start()
         answers = []
         for _ in range(10):
