@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.adopt.export import users_csv
 from reconciler.files import write_json_atomically
 from reconciler.state import Attribute, RoutingState, UserState
 
@@ -94,8 +95,11 @@ def snapshot_of_state(state: RoutingState, instance_id: str = INSTANCE_ID) -> di
     }
 
 
-def write_manifests(state: RoutingState, directory: Path, instance_id: str) -> None:
-    """Manifests declaring exactly `state` (attributes file + users file)."""
+def write_manifests(
+    state: RoutingState, directory: Path, instance_id: str, users_format: str = "yaml"
+) -> None:
+    """Manifests declaring exactly `state` (attributes file + users file:
+    `users.yaml`, or `users.csv` in the long layout for `users_format` "csv")."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "instance.yaml").write_text(
         f"instance:\n  id: {instance_id}\n  region: us-east-1\n"
@@ -106,6 +110,10 @@ def write_manifests(state: RoutingState, directory: Path, instance_id: str) -> N
         lines.append(f"  {attribute.name}:")
         lines.append(f"    values: [{', '.join(attribute.values)}]")
     (directory / "attributes.yaml").write_text("\n".join(lines) + "\n")
+    if users_format == "csv":
+        users = {user.username: user.proficiencies for user in state.users.values()}
+        (directory / "users.csv").write_text(users_csv(users, {}))
+        return
     lines = ["users:"]
     for user in state.users.values():
         lines.append(f"  {user.username}:")
@@ -130,11 +138,12 @@ def main() -> None:
     parser.add_argument("--values", type=int, default=Shape.values)
     parser.add_argument("--proficiencies", type=int, default=Shape.proficiencies)
     parser.add_argument("--seed", type=int, default=Shape.seed)
+    parser.add_argument("--users-format", choices=["yaml", "csv"], default="yaml")
     args = parser.parse_args()
     shape = Shape(args.users, args.attributes, args.values, args.proficiencies, args.seed)
     state = synthetic_state(shape)
     if args.manifests:
-        write_manifests(state, args.manifests, INSTANCE_ID)
+        write_manifests(state, args.manifests, INSTANCE_ID, args.users_format)
     if args.snapshot:
         write_json_atomically(args.snapshot, snapshot_of_state(drifted(state, args.drift)))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,19 +39,27 @@ _LAYOUTS = (
 
 @dataclass
 class CsvSource(SourceFile):
-    """A CSV file read as a manifest: its `users:` section and, per path,
-    where its key and its value are ((line, column) each)."""
+    """A CSV file read as a manifest: its `users:` section, and its text to
+    find positions in. Positions are needed only for errors, so they are
+    found on the first ask, by reading the rows once more, and loading a
+    valid file keeps no index of them."""
 
-    cells: dict[DocPath, tuple[tuple[int, int], tuple[int, int]]] = field(
-        default_factory=dict, repr=False
-    )
+    ignored_columns: list[str] = field(default_factory=list)
+    _cells: Cells | None = field(default=None, repr=False)
 
     def position(self, path: DocPath, at_key: bool = False) -> tuple[int, int]:
+        if self._cells is None:
+            self._cells = _read(self.text, self.path, self.ignored_columns, placing=True).cells
+        assert self._cells is not None
         for length in range(len(path), 0, -1):
-            found = self.cells.get(path[:length])
+            found = self._cells.get(path[:length])
             if found is not None:
                 return found[0] if at_key else found[1]
         return 1, 1
+
+
+# Per path: where its key and its value are, (line, column) each.
+Cells = dict[DocPath, tuple[tuple[int, int], tuple[int, int]]]
 
 
 def level_of(cell: str) -> Any:
@@ -61,22 +69,43 @@ def level_of(cell: str) -> Any:
 
 
 class _Reader:
-    """What the rows declare so far, where, and the errors found."""
+    """What the rows declare so far, the errors found and, when `placing`,
+    where each thing was declared first."""
 
-    def __init__(self, display: str, ignored: set[str]) -> None:
+    def __init__(self, text: str, display: str, ignored: list[str], placing: bool) -> None:
+        self.text = text
         self.display = display
-        self.ignored = ignored
+        self.ignored_columns = ignored
+        self.ignored = {c.casefold() for c in ignored}
         self.errors: list[ManifestError] = []
         self.users: dict[str, dict[str, Any]] = {}
-        self.cells: dict[DocPath, tuple[tuple[int, int], tuple[int, int]]] = {}
+        self.cells: Cells | None = {} if placing else None
+        # one object per repeated attribute or value name, as the YAML reader keeps them
+        self.shared: dict[str, str] = {}
+        self._replayed: Cells | None = None
 
     def error(self, line: int, column: int, message: str, hint: str = "") -> None:
         self.errors.append(ManifestError(self.display, line, column, message, hint))
 
     def place(self, path: DocPath, key: tuple[int, int], value: tuple[int, int]) -> None:
-        self.cells.setdefault(path, (key, value))
+        if self.cells is not None:
+            self.cells.setdefault(path, (key, value))
+
+    def first_line(self, path: DocPath) -> int:
+        """The line that declared `path` first (for an error about a repeat)."""
+        cells = self.cells
+        if cells is None:
+            if self._replayed is None:
+                self._replayed = _read(
+                    self.text, self.display, self.ignored_columns, placing=True
+                ).cells
+            cells = self._replayed
+        assert cells is not None
+        return cells[path][0][0]
 
     def level(self, cell: str, line: int, column: int) -> Any:
+        if cell.isdigit() and cell.isascii():
+            return int(cell)
         whole = _DECIMAL_WHOLE.fullmatch(cell)
         if whole:
             self.error(
@@ -88,12 +117,6 @@ class _Reader:
             )
         return level_of(cell)
 
-    def user(self, username: str, line: int, column: int) -> dict[str, Any]:
-        path: DocPath = ("users", username)
-        self.place(path, (line, column), (line, column))
-        self.place((*path, "proficiencies"), (line, column), (line, column))
-        return self.users.setdefault(username, {"proficiencies": {}})
-
     def row_user(
         self, line: int, cells: list[str], columns: dict[str, int], one_row_each: bool
     ) -> tuple[str, dict[str, Any]] | None:
@@ -104,16 +127,21 @@ class _Reader:
         if not username:
             self.error(line, username_at, "empty username", "fill in the agent's username")
             return None
-        if one_row_each and username in self.users:
-            first = self.cells[("users", username)][0][0]
+        user = self.users.get(username)
+        if user is None:
+            user = self.users[username] = {"proficiencies": {}}
+            path: DocPath = ("users", username)
+            self.place(path, (line, username_at), (line, username_at))
+            self.place((*path, "proficiencies"), (line, username_at), (line, username_at))
+        elif one_row_each:
             self.error(
                 line,
                 username_at,
-                f"{excerpt(username)} has a row already, on line {first}",
+                f"{excerpt(username)} has a row already, on line "
+                f"{self.first_line(('users', username))}",
                 "give each user one row in this layout",
             )
             return None
-        user = self.user(username, line, username_at)
         sets_at = columns.get(SETS_COLUMN)
         if sets_at is not None:
             self.sets(user, username, cells[sets_at - 1], line, sets_at)
@@ -124,11 +152,11 @@ class _Reader:
         if not names:
             return
         if "sets" in user and user["sets"] != names:
-            first = self.cells[("users", username, "sets")][1]
             self.error(
                 line,
                 column,
-                f"{excerpt(username)} lists other sets than on line {first[0]}",
+                f"{excerpt(username)} lists other sets than on line "
+                f"{self.first_line(('users', username, 'sets'))}",
                 "give a user's sets once, or the same on each row",
             )
             return
@@ -142,23 +170,34 @@ class _Reader:
         attribute: str,
         value: str,
         level: Any,
-        where: tuple[tuple[int, int], tuple[int, int], tuple[int, int]],
+        line: int,
+        columns: tuple[int, int, int],
     ) -> None:
-        attribute_cell, value_cell, level_cell = where
-        values = user["proficiencies"].setdefault(attribute, {})
-        path: DocPath = ("users", username, "proficiencies", attribute, value)
+        """Declare one proficiency; `columns` are the attribute's, the
+        value's and the level's."""
+        attribute = self.shared.setdefault(attribute, attribute)
+        value = self.shared.setdefault(value, value)
+        held = user["proficiencies"]
+        values = held.get(attribute)
+        if values is None:
+            values = held[attribute] = {}
+            if self.cells is not None:
+                at = (line, columns[0])
+                self.place(("users", username, "proficiencies", attribute), at, at)
         if value in values:
-            first = self.cells[path][0][0]
+            path: DocPath = ("users", username, "proficiencies", attribute, value)
             self.error(
-                *value_cell,
+                line,
+                columns[1],
                 f"{excerpt(username)} holds {excerpt(f'{attribute}/{value}')} "
-                f"already, on line {first}",
+                f"already, on line {self.first_line(path)}",
                 "keep one row per proficiency",
             )
             return
         values[value] = level
-        self.place(path[:-1], attribute_cell, attribute_cell)
-        self.place(path, value_cell, level_cell)
+        if self.cells is not None:
+            path = ("users", username, "proficiencies", attribute, value)
+            self.place(path, (line, columns[1]), (line, columns[2]))
 
 
 # Reads one data row (line, cells) into the reader.
@@ -169,67 +208,67 @@ def parse_csv_source(raw: bytes, display: str, ignored_columns: list[str]) -> Cs
     """Parse one CSV manifest's bytes; ManifestInvalid with every positioned error."""
     text = decode_text(raw, display)
     del raw
-    reader = _Reader(display, {c.casefold() for c in ignored_columns})
-    rows = _rows(text, display)
-    while rows and not any(cell.strip() for cell in rows[0][1]):
-        rows.pop(0)
-    if not rows:
-        raise ManifestInvalid(
-            [
-                ManifestError(
-                    display, 1, 1, "CSV file has no header row", f"start it with {_LAYOUTS}"
-                )
-            ]
-        )
-    (header_line, header), body = rows[0], rows[1:]
-    names = [cell.strip().casefold() for cell in header]
-    layout = _layout(reader, header_line, names, header)
-    if layout is None:
-        raise ManifestInvalid(reader.errors)
-    for line, cells in body:
-        if not any(cell.strip() for cell in cells):
-            continue  # spreadsheets leave empty rows behind
-        if len(cells) != len(header):
-            few = "few" if len(cells) < len(header) else "many"
-            column = min(len(cells), len(header)) + (1 if few == "many" else 0)
-            reader.error(
-                line,
-                max(column, 1),
-                f"row has too {few} cells: {len(cells)}, the header has {len(header)}",
-                "every row needs one cell per header column (quote cells holding commas)",
-            )
-            continue
-        layout(reader, line, cells)
+    reader = _read(text, display, ignored_columns, placing=False)
     if reader.errors:
         raise ManifestInvalid(reader.errors)
     data = {"users": reader.users} if reader.users else {}
-    source = CsvSource(display, data, "", cells=reader.cells)
-    source.cells.setdefault(("users",), ((header_line, 1), (header_line, 1)))
-    return source
+    return CsvSource(display, data, text, ignored_columns=ignored_columns)
 
 
-def _rows(text: str, display: str) -> list[tuple[int, list[str]]]:
-    """(first line, cells) of each row."""
-    rows: list[tuple[int, list[str]]] = []
-    parsed = csv.reader(io.StringIO(text, newline=""), strict=True)
+def _read(text: str, display: str, ignored_columns: list[str], placing: bool) -> _Reader:
+    """Every row of `text` read; the reader holds what they declare and the
+    errors found."""
+    reader = _Reader(text, display, ignored_columns, placing)
+    rows = _rows(reader)
+    header_line, header = next(
+        ((line, cells) for line, cells in rows if any(cell.strip() for cell in cells)),
+        (0, []),
+    )
+    if not header:
+        if not reader.errors:
+            reader.error(1, 1, "CSV file has no header row", f"start it with {_LAYOUTS}")
+        return reader
+    reader.place(("users",), (header_line, 1), (header_line, 1))
+    names = [cell.strip().casefold() for cell in header]
+    layout = _layout(reader, header_line, names, header)
+    if layout is None:
+        return reader
+    width = len(header)
+    for line, cells in rows:
+        if len(cells) != width:
+            if not any(cell.strip() for cell in cells):
+                continue  # spreadsheets leave empty rows behind
+            few = "few" if len(cells) < width else "many"
+            column = min(len(cells), width) + (1 if few == "many" else 0)
+            reader.error(
+                line,
+                max(column, 1),
+                f"row has too {few} cells: {len(cells)}, the header has {width}",
+                "every row needs one cell per header column (quote cells holding commas)",
+            )
+            continue
+        if not cells[0].strip() and not any(cell.strip() for cell in cells):
+            continue
+        layout(reader, line, cells)
+    return reader
+
+
+def _rows(reader: _Reader) -> Iterator[tuple[int, list[str]]]:
+    """(first line, cells) of each row, until the end or a row the csv module
+    cannot read (an error said)."""
+    parsed = csv.reader(io.StringIO(reader.text, newline=""), strict=True)
     line = 1
     try:
         for cells in parsed:
-            rows.append((line, cells))
+            yield line, cells
             line = parsed.line_num + 1
     except csv.Error as exc:
-        raise ManifestInvalid(
-            [
-                ManifestError(
-                    display,
-                    line,
-                    1,
-                    f"invalid CSV: {exc}",
-                    "check the quotes in this row: a quoted cell must end with a quote",
-                )
-            ]
-        ) from None
-    return rows
+        reader.error(
+            line,
+            1,
+            f"invalid CSV: {exc}",
+            "check the quotes in this row: a quoted cell must end with a quote",
+        )
 
 
 def _layout(reader: _Reader, line: int, names: list[str], header: list[str]) -> RowReader | None:
@@ -286,29 +325,34 @@ def _layout(reader: _Reader, line: int, names: list[str], header: list[str]) -> 
 
 
 def _long_row(columns: dict[str, int]) -> RowReader:
-    at = {name: columns[name] for name in LONG_COLUMNS}
+    attribute_at, value_at, level_at = (columns[name] for name in LONG_COLUMNS[1:])
+    placed = (attribute_at, value_at, level_at)
 
     def read(reader: _Reader, line: int, cells: list[str]) -> None:
         started = reader.row_user(line, cells, columns, one_row_each=False)
         if started is None:
             return
-        username, user = started
-        cell = {name: cells[column - 1].strip() for name, column in at.items()}
-        if not cell["attribute"] and not cell["value"] and not cell["level"]:
-            return  # the user is declared, holding nothing from this row
-        for name in ("attribute", "value", "level"):
-            if not cell[name]:
+        attribute = cells[attribute_at - 1].strip()
+        value = cells[value_at - 1].strip()
+        level = cells[level_at - 1].strip()
+        if not attribute or not value or not level:
+            if attribute or value or level:
+                empty = next(
+                    n
+                    for n, c in zip(LONG_COLUMNS[1:], (attribute, value, level), strict=True)
+                    if not c
+                )
                 reader.error(
                     line,
-                    at[name],
-                    f"empty {name}",
+                    columns[empty],
+                    f"empty {empty}",
                     "fill in attribute, value and level, or leave all three empty "
                     "to declare a user with no proficiencies",
                 )
-                return
-        level = reader.level(cell["level"], line, at["level"])
-        where = ((line, at["attribute"]), (line, at["value"]), (line, at["level"]))
-        reader.proficiency(username, user, cell["attribute"], cell["value"], level, where)
+            return  # all three empty: the user is declared, holding nothing from this row
+        username, user = started
+        level_read = reader.level(level, line, level_at)
+        reader.proficiency(username, user, attribute, value, level_read, line, placed)
 
     return read
 
@@ -325,8 +369,9 @@ def _wide_row(
         for column, attribute, value in proficiency_columns:
             cell = cells[column - 1].strip()
             if cell:
-                where = ((line, column), (line, column), (line, column))
                 level = reader.level(cell, line, column)
-                reader.proficiency(username, user, attribute, value, level, where)
+                reader.proficiency(
+                    username, user, attribute, value, level, line, (column, column, column)
+                )
 
     return read

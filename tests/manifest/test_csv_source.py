@@ -96,6 +96,7 @@ def test_ignored_columns_are_skipped_and_others_named(tmp_path: Path) -> None:
         (LONG + 'jane,"Language,Spanish,3\n', "team.csv:2:1: invalid CSV: unexpected end of data"),
         (LONG + "jane,Language,Spanish\x00,3\n", "team.csv:2:22: file contains a NUL byte: not a text file"),
         ("username,Language:Spanish\njane,4\njane,3\n", "team.csv:3:1: 'jane' has a row already, on line 2"),
+        (LONG[:-1] + ",sets\njane,Language,Spanish,3,a\njane,Language,English,3,b\n", "team.csv:3:5: 'jane' lists other sets than on line 2"),
         ("username,Language:\n", "team.csv:1:2: column 'Language:' is not <Attribute>:<Value>"),
         ("username,Language:Spanish\njane,9\n", f"team.csv:2:2: {BAD_LEVEL}9"),
     ],
