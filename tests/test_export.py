@@ -67,13 +67,106 @@ def test_demo_export_to_csv_plans_empty(workdir: Path, extra: list[str]) -> None
     assert plan.exit_code == 0, plan.output
     refused = run("export", "--update", "config", "--users-format", "csv")
     assert refused.exit_code == 1 and "--users-format applies to --out DIR only" in refused.output
-    before = (workdir / "config" / "users.csv").read_bytes()
     update = run("export", "--update", "config")
-    assert (
-        update.exit_code == 1
-        and "does not edit CSV manifests yet: config/users.csv" in update.output
+    assert update.exit_code == 0 and "updated 0 file(s)" in update.output, update.output
+
+
+# A team's CSV as a spreadsheet saves it (BOM, CRLF, capitalised header, a
+# needlessly quoted cell, rows in no particular order), against the demo: david's
+# English is 3 live, ghost left, emily lost nothing, liam holds Region/EMEA too.
+TEAM_CSV = (
+    "\ufeffUsername,Attribute,Value,Level\r\n"
+    '"emily.chen@example.com",Skill,Collections,2\r\n'
+    "david.kim@example.com,Skill,Billing,4\r\n"
+    "david.kim@example.com,Language,English,5\r\n"
+    "ghost@example.com,Skill,Billing,1\r\n"
+    "david.kim@example.com,Skill,Payments,3\r\n"
+    "emily.chen@example.com,Language,English,5\r\n"
+    "emily.chen@example.com,Skill,Billing,4\r\n"
+    "emily.chen@example.com,Skill,Payments,3\r\n"
+    "emily.chen@example.com,Product,Broadband,4\r\n"
+    "liam.murphy@example.com,Skill,Technical Support,4\r\n"
+    "liam.murphy@example.com,Tier,Tier 2,4\r\n"
+)
+
+
+def team_config(workdir: Path, team: str) -> Path:
+    config = workdir / "config"
+    config.mkdir()
+    (config / "instance.yaml").write_text(HAND_WRITTEN["instance.yaml"])
+    (config / "attributes.yaml").write_text(
+        HAND_WRITTEN["attributes.yaml"].replace("French, German]", "French, German, Portuguese]")
     )
-    assert (workdir / "config" / "users.csv").read_bytes() == before
+    (config / "team.csv").write_bytes(team.encode())
+    return config
+
+
+def test_update_edits_a_csv_in_place_and_appends_new_users(workdir: Path) -> None:
+    config = team_config(workdir, TEAM_CSV)
+    result = run("export", "--update", "config")
+    assert result.exit_code == 0 and "updated 1 file(s): config/team.csv" in result.output
+    rows = (config / "team.csv").read_bytes().decode("utf-8").split("\r\n")
+    before = TEAM_CSV.split("\r\n")
+    assert rows[0] == before[0]  # the BOM and the header as written
+    # order kept, untouched rows byte for byte, the level changed where it was, ghost gone
+    assert rows[1:11] == [
+        before[1], before[2], "david.kim@example.com,Language,English,3", *before[5:12],
+    ]  # fmt: skip
+    assert rows[11] == "liam.murphy@example.com,Region,EMEA,5"  # after liam's last row
+    appended = rows[12:-1]
+    assert appended == sorted(appended) and appended[0].startswith("ana.gomez@example.com,")
+    assert rows[-1] == ""  # CRLF after every row
+    assert run("plan", "--detailed-exitcode").exit_code == 0
+    assert "updated 0 file(s)" in run("export", "--update", "config").output
+
+
+def test_update_of_a_wide_csv_adds_columns_for_new_proficiencies(workdir: Path) -> None:
+    wide = (
+        "username,Language:English,Skill:Billing,Skill:Payments,note\n"
+        "david.kim@example.com,5,4,3,desk 4\n"
+        "sarah.wilson@example.com,5,,,\n"
+    )
+    config = team_config(workdir, wide)
+    (config / "instance.yaml").write_text(
+        HAND_WRITTEN["instance.yaml"] + "  csv_ignore_columns: [note]\n"
+    )
+    result = run("export", "--update", "config", "--users", "david.kim@example.com",
+                 "--users", "sarah.wilson@example.com", "--users", "emily.chen@example.com")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (config / "team.csv").read_text().splitlines() == [
+        "username,Language:English,Skill:Billing,Skill:Payments,note,Product:Broadband,Skill:Collections",
+        "david.kim@example.com,3,4,3,desk 4,,",
+        "sarah.wilson@example.com,5,4,,,,",
+        "emily.chen@example.com,5,4,3,,4,2",
+    ]  # fmt: skip
+    plan = run("plan", "--detailed-exitcode", "--user", "david.kim@example.com",
+               "--user", "sarah.wilson@example.com", "--user", "emily.chen@example.com")  # fmt: skip
+    assert plan.exit_code == 0, plan.output
+
+
+def test_update_keeps_users_with_nothing_and_sets_in_a_csv(workdir: Path) -> None:
+    sets = (
+        "proficiency_sets:\n  desk: {Language: {English: 5}, Skill: {Billing: 4}}\n"
+        "  mobile_desk: {Language: {English: 5}, Product: {Mobile: 3}}\n"
+    )
+    team = (
+        "username,attribute,value,level,sets\n"
+        "sarah.wilson@example.com,,,,desk\n"
+        "david.kim@example.com,Skill,Payments,3,mobile_desk\n"
+    )
+    config = team_config(workdir, team)
+    (config / "sets.yaml").write_text(sets)
+    names = ["--users", "david.kim@example.com", "--users", "sarah.wilson@example.com"]
+    assert run("export", "--update", "config", *names).exit_code == 0
+    # sarah holds what her set gives: untouched; david's set gives Product/Mobile, which
+    # he does not hold: the set goes and his own rows say it all
+    assert (config / "team.csv").read_text().splitlines() == [
+        "username,attribute,value,level,sets",
+        "sarah.wilson@example.com,,,,desk",
+        "david.kim@example.com,Skill,Payments,3,",
+        "david.kim@example.com,Language,English,3,",
+        "david.kim@example.com,Skill,Billing,4,",
+    ]
 
 
 def test_reserved_attributes_are_left_out_but_kept_usable(workdir: Path) -> None:

@@ -1,9 +1,9 @@
-"""Existing manifests edited in place so they match live state (ruamel round
-trip: comments, key order and layout stay; only values that differ change)."""
+"""Existing manifests edited in place so they match live state (YAML through
+the ruamel round trip: comments, key order and layout stay; CSV row by row;
+only values that differ change)."""
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,22 +11,10 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from reconciler.adopt.yaml_style import (
-    attribute_body,
-    flow_list,
-    flow_map,
-    proficiency_map,
-    quoted,
-    remove_entry,
-    round_trip_yaml,
-    yaml_level,
-)
+from reconciler.adopt.declarations import ManifestFiles, own_entries_for
+from reconciler.adopt.yaml_style import attribute_body, flow_list, quoted, remove_entry
 from reconciler.connect.reader import LiveState
-from reconciler.manifest.loader import (
-    CSV_SUFFIX,
-    GroupSelector,
-    find_manifest_files,
-)
+from reconciler.manifest.loader import GroupSelector
 from reconciler.service import limits
 from reconciler.state import Proficiencies
 
@@ -52,24 +40,16 @@ class ManifestUpdate:
     group_conflicts: dict[str, list[str]]
 
 
-class CsvNotUpdated(Exception):
-    """`export --update` edits YAML manifests only."""
-
-    def __init__(self, paths: list[Path]) -> None:
-        super().__init__(
-            f"export --update does not edit CSV manifests yet: {', '.join(map(str, paths))}; "
-            "nothing was changed. Export them with --out DIR --users-format csv and compare"
-        )
-
-
 def update_manifests(
     config_dir: Path,
     live: LiveState,
     usernames: set[str] | None,
     group_given: dict[str, Proficiencies],
+    csv_ignore_columns: list[str],
 ) -> ManifestUpdate:
     """Edit the manifests under `config_dir` so they match `live`. Only
-    values that differ are touched; comments, key order and layout are kept.
+    values that differ are touched; comments, key order and layout are kept,
+    and a CSV manifest stays CSV (its rows changed in place).
     Attributes and users new live are appended to the file that holds their
     kind; ones gone live are removed. `usernames` limits the users touched
     (None: all). `group_given` is what groups give each user they select.
@@ -78,14 +58,8 @@ def update_manifests(
     are new ones unless the manifests prune (undeclared ones are left alone
     otherwise: users' values of them make them external). Comments of the
     entries kept stay, those of removed entries go with them."""
-    paths = find_manifest_files(config_dir)
-    kept_in_csv = [p for p in paths if p.suffix == CSV_SUFFIX]
-    if kept_in_csv:
-        # Editing them as YAML would declare their users a second time.
-        raise CsvNotUpdated(kept_in_csv)
-    yaml = round_trip_yaml()
-    documents = {path: yaml.load(path.read_text(encoding="utf-8")) for path in paths}
-    changed: set[Path] = set()
+    files = ManifestFiles(config_dir, csv_ignore_columns)
+    documents = files.documents
     external = {
         str(name)
         for d in documents.values()
@@ -97,35 +71,35 @@ def update_manifests(
         for n, a in live.state.attributes.items()
         if not limits.is_reserved(n) and n not in external
     }
-    sets = _sets(documents)
     seen_attributes: set[str] = set()
-    seen_users: set[str] = set()
     for path, document in documents.items():
-        if not isinstance(document, dict):
-            continue
-        declared = document.get("predefined_attributes")
+        declared = document.get("predefined_attributes") if isinstance(document, dict) else None
         if isinstance(declared, dict):
             for name in list(declared):
                 seen_attributes.add(name)
                 if name not in attributes:
                     remove_entry(declared, name)
-                    changed.add(path)
+                    files.changed.add(path)
                 elif _update_attribute(declared[name], attributes[name]):
-                    changed.add(path)
-        users = document.get("users")
-        if isinstance(users, dict):
-            for username in list(users):
-                seen_users.add(username)
-                if usernames is not None and username not in usernames:
-                    continue  # not read: leave it as written
-                held = live.state.users.get(username)
-                if held is None:
-                    remove_entry(users, username)
-                    changed.add(path)
-                elif _update_user(
-                    users, username, held.proficiencies, sets, group_given.get(username, {})
-                ):
-                    changed.add(path)
+                    files.changed.add(path)
+    set_levels = files.set_levels()
+    declarations = files.declarations()
+    for username, declared_in in declarations.items():
+        if usernames is not None and username not in usernames:
+            continue  # not read: leave it as written
+        held = live.state.users.get(username)
+        if held is None:
+            declared_in.remove(username)
+            continue
+        wanted = own_entries_for(
+            dict(held.proficiencies),
+            declared_in.sets_of(username),
+            declared_in.own(username),
+            set_levels,
+            dict(group_given.get(username, {})),
+        )
+        if wanted is not None:
+            declared_in.declare(username, *wanted)
     # An attribute the manifests do not declare is left alone unless they
     # prune (then it would be deleted): never start managing it here.
     new_attributes = sorted(set(attributes) - seen_attributes) if _prunes(documents) else []
@@ -135,26 +109,24 @@ def update_manifests(
         section = documents[path].setdefault("predefined_attributes", CommentedMap())
         for name in new_attributes:
             section[name] = attribute_body(attributes[name])
-        changed.add(path)
+        files.changed.add(path)
     new_users = sorted(
         name
         for name, user in live.state.users.items()
-        if name not in seen_users
+        if name not in declarations
         and group_given.get(name, {}) != user.proficiencies  # groups already say it all
     )
     if new_users:
-        path = _file_holding(documents, "users", config_dir / "users.yaml")
-        section = documents[path].setdefault("users", CommentedMap())
+        joined = files.for_new_users()
         for username in new_users:
-            section[username] = None
-            _update_user(
-                section,
-                username,
-                live.state.users[username].proficiencies,
-                sets,
-                group_given.get(username, {}),
+            own = own_entries_for(
+                dict(live.state.users[username].proficiencies),
+                [],
+                {},
+                set_levels,
+                dict(group_given.get(username, {})),
             )
-        changed.add(path)
+            joined.add(username, own[1] if own else {})
     # What managed users hold of attributes the manifests do not manage is
     # theirs to keep: those attributes are external (plan leaves them alone).
     held_elsewhere = {
@@ -163,14 +135,13 @@ def update_manifests(
         for a, _ in u.proficiencies
         if limits.is_reserved(a) or a in left_alone
     }
-    declared_in = _declare_external(documents, held_elsewhere, config_dir / "instance.yaml")
-    if declared_in is not None:
-        changed.add(declared_in)
-    for path in sorted(changed):
-        stream = io.StringIO()
-        yaml.dump(documents[path], stream)
-        path.write_text(stream.getvalue(), encoding="utf-8")
-    log.info("updated %d file(s)", len(changed))
+    listed_in = _declare_external(documents, held_elsewhere, config_dir / "instance.yaml")
+    if listed_in is not None:
+        files.changed.add(listed_in)
+    written = files.texts()
+    for path, text in written.items():
+        path.write_bytes(text)
+    log.info("updated %d file(s)", len(written))
     conflicts = {
         name: sorted(
             f"{a}/{v}" for a, v in given if (a, v) not in live.state.users[name].proficiencies
@@ -179,7 +150,7 @@ def update_manifests(
         if name in live.state.users
         and any(key not in live.state.users[name].proficiencies for key in given)
     }
-    return ManifestUpdate(sorted(changed), conflicts)
+    return ManifestUpdate(sorted(written), conflicts)
 
 
 def _prunes(documents: dict[Path, Any]) -> bool:
@@ -208,26 +179,6 @@ def _declare_external(documents: dict[Path, Any], names: set[str], default: Path
     return path
 
 
-def _sets(documents: dict[Path, Any]) -> dict[str, dict[tuple[str, str], float]]:
-    sets: dict[str, dict[tuple[str, str], float]] = {}
-    for document in documents.values():
-        if isinstance(document, dict) and isinstance(document.get("proficiency_sets"), dict):
-            for name, body in document["proficiency_sets"].items():
-                sets[name] = _flatten(body)
-    return sets
-
-
-def _flatten(body: Any) -> dict[tuple[str, str], float]:
-    if not isinstance(body, dict):
-        return {}
-    return {
-        (str(attribute), str(value)): float(level)
-        for attribute, values in body.items()
-        if isinstance(values, dict)
-        for value, level in values.items()
-    }
-
-
 def _file_holding(documents: dict[Path, Any], section: str, default: Path) -> Path:
     """The file with the most entries of `section` (or a new one)."""
     holding = [
@@ -253,61 +204,3 @@ def _update_attribute(body: Any, attribute: Any) -> bool:
     else:
         body["values"] = flow_list(list(attribute.values))
     return True
-
-
-def _update_user(
-    users: Any,
-    username: str,
-    live: Proficiencies,
-    sets: dict[str, dict[tuple[str, str], float]],
-    from_groups: Proficiencies,
-) -> bool:
-    """Make one user's declared proficiencies, over what groups give, equal
-    `live`, keeping their sets when what the sets give is still right."""
-    body = users[username] if isinstance(users[username], dict) else CommentedMap()
-    given: dict[tuple[str, str], float] = dict(from_groups)
-    for name in body.get("sets") or []:
-        given.update(sets.get(str(name), {}))
-    explicit = _flatten(body.get("proficiencies"))
-    target = {key: float(level) for key, level in live.items()}
-    if {**given, **explicit} == target:
-        return False
-    dropped = any(key not in target for key in given) and bool(body.get("sets"))
-    if dropped:
-        body.pop("sets")  # a set gives something the user no longer holds
-        given = dict(from_groups)
-    overrides = {key: level for key, level in target.items() if given.get(key) != level}
-    if not dropped and overrides == explicit:
-        return False  # only a group could say it better (see group_conflicts)
-    _set_proficiencies(body, overrides)
-    users[username] = body if body else None
-    return True
-
-
-def _set_proficiencies(body: CommentedMap, wanted: dict[tuple[str, str], float]) -> None:
-    """Edit `proficiencies` in place: keys keep their order and style."""
-    current = body.get("proficiencies")
-    if not wanted:
-        body.pop("proficiencies", None)
-        return
-    if not isinstance(current, CommentedMap):
-        body["proficiencies"] = proficiency_map(wanted)
-        return
-    by_attribute: dict[str, dict[str, float]] = {}
-    for (attribute, value), level in sorted(wanted.items()):
-        by_attribute.setdefault(attribute, {})[value] = level
-    for attribute in [a for a in current if str(a) not in by_attribute]:
-        remove_entry(current, attribute)
-    for attribute, values in by_attribute.items():
-        existing = next((current[a] for a in current if str(a) == attribute), None)
-        if not isinstance(existing, CommentedMap):
-            current[quoted(attribute)] = flow_map(
-                {v: yaml_level(level) for v, level in values.items()}
-            )
-            continue
-        for value in [v for v in existing if str(v) not in values]:
-            remove_entry(existing, value)
-        for value, level in values.items():
-            key = next((v for v in existing if str(v) == value), quoted(value))
-            if existing.get(key) != level:
-                existing[key] = yaml_level(level)

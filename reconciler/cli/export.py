@@ -10,7 +10,7 @@ import click
 
 from reconciler.adopt.export import instance_region, manifest_files, read_live
 from reconciler.adopt.snapshot import snapshot_document
-from reconciler.adopt.update import CsvNotUpdated, group_contributions, update_manifests
+from reconciler.adopt.update import group_contributions, update_manifests
 from reconciler.cli.common import (
     ExitCode,
     connected,
@@ -102,11 +102,14 @@ def export(
         if out_dir is not None and region is None:
             region = instance_region(connection.reader)
     if update_dir is not None:
-        try:
-            result = update_manifests(update_dir, live, wanted, group_contributions(groups, live))
-        except CsvNotUpdated as refused:
-            click.echo(f"error: {refused}", err=True)
-            sys.exit(ExitCode.ERROR)
+        assert manifest is not None
+        result = update_manifests(
+            update_dir,
+            live,
+            wanted,
+            group_contributions(groups, live),
+            manifest.settings.csv_ignore_columns,
+        )
         names = ", ".join(map(str, result.changed)) or "none"
         click.echo(f"updated {len(result.changed)} file(s): {names}")
         for username, missing in sorted(result.group_conflicts.items()):
