@@ -52,8 +52,10 @@ def plan_peak_mib(config: Path, snapshot: Path) -> float:
     ran = subprocess.run(
         [sys.executable, "-c", _PLAN_PEAK, "-q", "plan", "--config", str(config),
          "--target", f"emulator:{target}"],
-        check=True, capture_output=True, text=True,
+        capture_output=True, text=True,
     )  # fmt: skip
+    if ran.returncode != 0:
+        raise SystemExit(f"plan of {config} failed (exit {ran.returncode}):\n{ran.stderr}")
     return int(ran.stdout.split()[-1]) / 1024
 
 

@@ -23,7 +23,7 @@ from reconciler.cli.common import GlobalOptions, ProgressBar, error_message, unk
 from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, write_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
-COMMANDS = ["validate", "plan", "apply", "drift", "coverage", "export", "schema"]
+COMMANDS = ["validate", "plan", "apply", "drift", "coverage", "export", "import changes", "schema"]
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_no_colour_when_asked(demo: Path, extra: list[str], env: dict[str, str])
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_lists_exit_codes_and_an_example(command: str) -> None:
-    result = CliRunner().invoke(cli, [command, "--help"])
+    result = CliRunner().invoke(cli, [*command.split(), "--help"])
     assert result.exit_code == 0
     assert "Exit codes: 0" in result.output
     assert f"Example:\n    connect-reconciler {command}" in result.output

@@ -357,6 +357,16 @@ class ManifestFiles:
         self._user_files.append(created)
         return created
 
+    def with_texts(self, texts: dict[Path, bytes]) -> list[tuple[str, str, bytes]]:
+        """Every manifest file as (path relative to the config directory, path
+        to show, bytes), `texts` replacing what is on disk: what the loader
+        reads to check edits before they are written."""
+        paths = sorted({*self.documents, *self.tables, *texts}, key=str)
+        return [
+            (str(p.relative_to(self.config_dir)), str(p), texts.get(p) or p.read_bytes())
+            for p in paths
+        ]
+
     def texts(self) -> dict[Path, bytes]:
         """The new bytes of every changed file."""
         changed = self.changed | {f.path for f in self._user_files if f.changed}

@@ -19,6 +19,7 @@ from reconciler.cli.drift import drift
 from reconciler.cli.emulator import emulator
 from reconciler.cli.explain import explain_command
 from reconciler.cli.export import export
+from reconciler.cli.imports import import_group
 from reconciler.cli.plan import plan
 from reconciler.cli.schema import schema
 from reconciler.cli.show import show
@@ -53,7 +54,19 @@ def cli() -> None:
     """Amazon Connect routing attributes and proficiencies as code."""
 
 
-COMMANDS = (validate, plan, apply, show, drift, coverage, explain_command, export, doctor, schema)
+COMMANDS = (
+    validate,
+    plan,
+    apply,
+    show,
+    drift,
+    coverage,
+    explain_command,
+    export,
+    import_group,
+    doctor,
+    schema,
+)
 for command in (*COMMANDS, emulator):
     cli.add_command(command)
 

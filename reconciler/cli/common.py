@@ -281,7 +281,8 @@ class ProgressBar:
 
     def pause(self) -> None:
         """Stop drawing and forget finished bars (before a prompt or exit)."""
-        self.display.stop()
+        if self.display.live.is_started:  # stopping a display never started prints a blank line
+            self.display.stop()
         for what, task in list(self._tasks.items()):
             self.display.remove_task(task)
             del self._tasks[what]
