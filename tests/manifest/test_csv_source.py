@@ -3,6 +3,7 @@ every error at the row and cell it is about."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -11,9 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import files
+from reconciler.connect.pacer import QuotaPacer
+from reconciler.connect.reader import LiveStateReader
+from reconciler.emulator import backend_from_snapshot
 from reconciler.manifest import ManifestInvalid, load_manifest
 from reconciler.manifest.csv_source import level_of
-from tests.conftest import write_config
+from reconciler.plan.planner import make_plan
+from reconciler.plan.render import JsonRenderer
+from tests.conftest import INSTANCE_ARN, INSTANCE_ID, write_config
 
 LONG = "username,attribute,value,level\n"
 BAD_LEVEL = "level of Language/Spanish must be a whole number from 1 to 5, got "
@@ -182,3 +188,56 @@ def test_any_users_load_the_same_from_yaml_long_and_wide_csv(declared: dict) -> 
     expected = {n: {k: v for k, v in held.items()} for n, held in declared.items()}
     for manifest in loaded_as.values():
         assert users_of(manifest) == expected
+
+
+def snapshot_of(live: dict) -> dict:
+    return {
+        "Instance": {"Id": INSTANCE_ID, "Arn": INSTANCE_ARN, "InstanceStatus": "ACTIVE"},
+        "PredefinedAttributes": [
+            {"Name": a, "Values": {"StringList": values}} for a, values in ATTRIBUTES.items()
+        ],
+        "RoutingProfiles": [{"Id": "rp-basic", "Name": "Basic Routing Profile"}],
+        "Users": [
+            {
+                "User": {"Id": f"id-{name}", "Username": name, "RoutingProfileId": "rp-basic"},
+                "Proficiencies": [
+                    {"AttributeName": a, "AttributeValue": v, "Level": level}
+                    for (a, v), level in held.items()
+                ],
+            }
+            for name, held in live.items()
+        ],
+    }
+
+
+@st.composite
+def instances(draw: st.DrawFn) -> tuple[dict, dict]:
+    """A live instance's users, and manifests declaring some of them."""
+    live = draw(users)
+    declared_names = draw(st.sets(st.sampled_from(sorted(live)))) if live else set()
+    held = st.dictionaries(st.sampled_from(KEYS), st.integers(1, 5), max_size=4)
+    return live, {name: draw(held) for name in sorted(declared_names)}
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(instances())
+def test_any_instance_plans_the_same_from_yaml_and_csv(connect, instance: tuple) -> None:
+    emulator, client = connect
+    live, declared = instance
+    emulator.reset(backend_from_snapshot(snapshot_of(live)))
+    reader = LiveStateReader(QuotaPacer(client, time_scale=1000), INSTANCE_ID)
+    plans = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for layout, (name, text) in {
+            "yaml": ("users.yaml", as_yaml(declared)),
+            "long": ("users.csv", as_long_csv(declared)),
+            "wide": ("users.csv", as_wide_csv(declared)),
+        }.items():
+            manifest = load_manifest(write_config(Path(tmp) / layout, {name: text}))
+            plans[layout] = json.loads(JsonRenderer().render(make_plan(manifest, reader)))
+            plans[layout].pop("manifest_digest")
+    assert plans["long"] == plans["yaml"] and plans["wide"] == plans["yaml"]
