@@ -9,12 +9,18 @@ forked child with CPU, memory and wall-time limits and its sockets guarded:
 `validate` for manifests, `plan --target emulator:` for some manifests and
 every snapshot (the embedded emulator may use loopback; nothing else may).
 
+CSV manifests get mutations of their own (cells, columns, quotes, rows,
+levels as spreadsheets write them). `validate` runs with `--format json`, so
+that every error it reports can be checked to name a file, a line and a
+column.
+
 A case is *clean* when the CLI exits 0-3 with no traceback; *crashed* when
 the child dies by a signal or a limit; *traceback* when Python's traceback
 or the CLI's "unexpected" failure line shows; *network* when it tried to
-reach anything but loopback. Prints one line per failure and
+reach anything but loopback; *unlocated* when an invalid manifest set's
+errors are not all positioned. Prints one line per failure and
 
-    RESULT fuzz tried=N clean=N crashed=N traceback=N network=N
+    RESULT fuzz tried=N clean=N crashed=N traceback=N network=N unlocated=N
 
 and exits 1 if any case was not clean.
 """
@@ -181,6 +187,55 @@ def mutate_text(text: str, rng: random.Random) -> tuple[str, bytes]:
     return kind, text.encode("utf-8", "surrogatepass")
 
 
+ODD_CELLS = ["0", "6", "3.5", "3.0", "three", "", " ", "-1", "1e3", "٣", "\x00", '"', "a,b",
+             "connect:Language", "Langauge", "x" * 300, "\ufeff", "\u200b", "4 ",
+             "=1+1"]  # fmt: skip
+
+
+def mutate_csv(text: str, rng: random.Random) -> tuple[str, bytes]:
+    """One mutation of a CSV manifest, as spreadsheets and hands make them."""
+    lines = text.splitlines()
+    kind = rng.choice(["cell", "cell", "drop column", "add column", "duplicate row", "quote",
+                       "extra cell", "missing cell", "crlf", "bom", "header only", "many",
+                       "wide", "text"])  # fmt: skip
+    row = rng.randrange(1, len(lines)) if len(lines) > 1 else 0
+    cells = lines[row].split(",")
+    if kind == "cell":
+        cells[rng.randrange(len(cells))] = rng.choice(ODD_CELLS)
+        lines[row] = ",".join(cells)
+    elif kind in ("drop column", "add column"):
+        column = rng.randrange(len(lines[0].split(",")))
+        for index, line in enumerate(lines):
+            parts = line.split(",")
+            if kind == "drop column" and column < len(parts):
+                del parts[column]
+            elif kind == "add column":
+                parts.insert(
+                    column, rng.choice(["note", "Level", "username", "x:y"]) if index == 0 else "n"
+                )
+            lines[index] = ",".join(parts)
+    elif kind == "duplicate row":
+        lines.insert(row, lines[row])
+    elif kind == "quote":
+        lines[row] = lines[row].replace(",", ',"', 1)
+    elif kind in ("extra cell", "missing cell"):
+        lines[row] = lines[row] + ",x" if kind == "extra cell" else lines[row].rsplit(",", 1)[0]
+    elif kind == "crlf":
+        return kind, ("\r\n".join(lines) + rng.choice(["\r\n", "", "\n\n", "\r"])).encode()
+    elif kind == "bom":
+        return kind, b"\xef\xbb\xbf" + "\n".join(lines).encode() + rng.choice([b"", b"\xff"])
+    elif kind == "header only":
+        lines = lines[:1]
+    elif kind == "many":
+        name = cells[0] if row else "someone@example.com"
+        lines += [f"{name},Language,Value{n},3" for n in range(12)]
+    elif kind == "wide":
+        lines = ["username,Language:Spanish,Skill:Billing,Language:", f"{cells[0]},4,,3"]
+    else:
+        return mutate_text(text, rng)
+    return kind, "\n".join(lines).encode("utf-8", "surrogatepass")
+
+
 def _dump_yaml(data: Any) -> str:
     stream = io.StringIO()
     yaml = YAML(typ="safe", pure=True)
@@ -238,7 +293,7 @@ class Case:
 def _config_files() -> dict[str, str]:
     return {
         str(p.relative_to(CONFIG)): p.read_text(encoding="utf-8")
-        for p in sorted(CONFIG.rglob("*.yaml"))
+        for p in sorted([*CONFIG.rglob("*.yaml"), *CONFIG.rglob("*.csv")])
     }
 
 
@@ -248,7 +303,9 @@ def manifest_case(number: int, rng: random.Random, files: dict[str, str]) -> Cas
     roll = rng.random()
     mutated = {k: v.encode() for k, v in files.items()}
     oddity = None
-    if roll < 0.45:
+    if name.endswith(".csv") and roll < 0.9:
+        what, mutated[name] = mutate_csv(files[name], rng)
+    elif roll < 0.45:
         data = YAML(typ="safe", pure=True).load(files[name])
         what, data = mutate_data(data, rng)
         mutated[name] = _dump_yaml(data).encode("utf-8", "surrogatepass")
@@ -256,7 +313,7 @@ def manifest_case(number: int, rng: random.Random, files: dict[str, str]) -> Cas
         what, mutated[name] = mutate_text(files[name], rng)
     else:
         what, oddity = "file system", "pending"
-    args = ["validate", "--config", "config"]
+    args = ["validate", "--config", "config", "--format", "json"]
     if rng.random() < 0.25:
         args = ["plan", "--config", "config", "--target", "emulator:snapshot.json"]
     return Case(number, f"{name}: {what}", args, mutated, oddity, SNAPSHOT.read_bytes())
@@ -396,8 +453,28 @@ def run_case(case: Case, directory: Path, rng: random.Random) -> tuple[str, str]
     code = os.WEXITSTATUS(status)
     if code not in (0, 1, 2, 3):
         return "traceback", f"exit {code}: {text[-500:]}"
+    unlocated = _unlocated(case.args, code, text)
+    if unlocated:
+        return "unlocated", unlocated
     last = text.strip().splitlines()[-1:] or [""]
     return "clean", f"exit {code}: {last[0][:120]}"
+
+
+def _unlocated(args: list[str], code: int, text: str) -> str | None:
+    """What is wrong with a `validate --format json` refusal's positions, if anything."""
+    if args[:1] != ["validate"] or "json" not in args or code != 1:
+        return None
+    try:
+        document, _ = json.JSONDecoder().raw_decode(text, text.index("{"))
+        errors = document["errors"]
+    except (ValueError, KeyError, TypeError):
+        return f"no diagnostics document: {text[-300:]}"
+    if not errors:
+        return "exit 1 with no error listed"
+    for error in errors:
+        if not error.get("file") or error.get("line", 0) < 1 or error.get("column", 0) < 1:
+            return f"error without a position: {error}"
+    return None
 
 
 def run(manifests: int, snapshots: int, seed: int, verbose: bool = False) -> Counter[str]:
@@ -425,7 +502,7 @@ def run(manifests: int, snapshots: int, seed: int, verbose: bool = False) -> Cou
     print(
         f"RESULT fuzz tried={counts['tried']} clean={counts['clean']} "
         f"crashed={counts['crashed']} traceback={counts['traceback']} "
-        f"network={counts['network']}",
+        f"network={counts['network']} unlocated={counts['unlocated']}",
         flush=True,
     )
     return counts

@@ -15,7 +15,7 @@ def test_two_hundred_mutated_inputs_end_cleanly() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.stdout.splitlines()[-1] == (
-        "RESULT fuzz tried=200 clean=200 crashed=0 traceback=0 network=0"
+        "RESULT fuzz tried=200 clean=200 crashed=0 traceback=0 network=0 unlocated=0"
     ), result.stdout[-3000:]
     assert result.returncode == 0
 
