@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.connect.reader import LiveStateReader
+from reconciler.service.limits import SEARCH_ATTRIBUTES_PAGE, SEARCH_USERS_PAGE
 
 
 def snapshot_document(reader: LiveStateReader) -> dict[str, Any]:
@@ -13,8 +14,10 @@ def snapshot_document(reader: LiveStateReader) -> dict[str, Any]:
     attribute, every user (SearchUsers' summary carries the fields plans use)
     with its proficiencies, routing profiles and hierarchy groups."""
     instance = reader.call("DescribeInstance")["Instance"]
-    attributes = reader.pages("SearchPredefinedAttributes", "PredefinedAttributes", MaxResults=100)
-    users = reader.pages("SearchUsers", "Users", MaxResults=500)
+    attributes = reader.pages(
+        "SearchPredefinedAttributes", "PredefinedAttributes", MaxResults=SEARCH_ATTRIBUTES_PAGE
+    )
+    users = reader.pages("SearchUsers", "Users", MaxResults=SEARCH_USERS_PAGE)
     held = reader.proficiencies_of([u["Id"] for u in users])
     document: dict[str, Any] = _iso(
         {

@@ -23,7 +23,7 @@ from reconciler.connect.client import AUDIT_OPERATIONS, access_denied
 from reconciler.connect.criteria import Criteria, proficiency_condition, string_is, username_is
 from reconciler.connect.reader import LiveStateReader
 from reconciler.quoting import markdown_cell
-from reconciler.service.limits import MAX_OR_CONDITIONS, searchable
+from reconciler.service.limits import MAX_OR_CONDITIONS, SEARCH_USERS_PAGE, searchable
 from reconciler.service.model import ModelTooOld, require_model
 from reconciler.state import Proficiencies
 
@@ -185,7 +185,9 @@ class Doctor:
         """Whether SearchUsers finds `user` by `criteria`, or the error code it answers."""
         within = {"AndConditions": [criteria, username_is(user.username)]}
         try:
-            found = self.reader.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=within)
+            found = self.reader.pages(
+                "SearchUsers", "Users", MaxResults=SEARCH_USERS_PAGE, SearchCriteria=within
+            )
         except ClientError as exc:
             return str(exc.response.get("Error", {}).get("Code"))
         return any(u["Id"] == user.user_id for u in found)

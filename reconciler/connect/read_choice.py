@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.quoting import names
-from reconciler.service.limits import searchable
+from reconciler.service.limits import SEARCH_USERS_PAGE, searchable
 from reconciler.state import Attribute
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,6 @@ READS = ("auto", "search", "list")
 # Levels 1-5 are 001..101 in binary: the holders found at the levels with
 # bit 0, bit 1 and bit 2 set give every holder of a value and its level.
 LEVEL_BITS = ((1, 3, 5), (2, 3), (4, 5))
-SEARCH_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ def choose_read(
             return ReadChoice("list", "auto", list_seconds)
         if values and count is not None:
             # a value's holders, if spread evenly, bound each query's pages
-            pages = max(1, math.ceil(count / values / SEARCH_PAGE))
+            pages = max(1, math.ceil(count / values / SEARCH_USERS_PAGE))
             calls += len(LEVEL_BITS) * values * (pages - 1)
     search_seconds = calls / search_rate
     chosen = "search" if search_seconds < list_seconds else "list"

@@ -47,15 +47,20 @@ from reconciler.connect.read_choice import (
     Verification,
     choose_read,
 )
-from reconciler.service.limits import MAX_OR_CONDITIONS, searchable
+from reconciler.service.limits import (
+    MAX_OR_CONDITIONS,
+    SEARCH_ATTRIBUTES_PAGE,
+    SEARCH_USERS_PAGE,
+    searchable,
+)
 from reconciler.state import Attribute, Proficiencies, RoutingState, UserSelector, UserState
 
 log = logging.getLogger(__name__)
 
 # Operation -> (its result key, its largest page).
 _SEARCHES = {
-    "SearchUsers": ("Users", 500),
-    "SearchPredefinedAttributes": ("PredefinedAttributes", 100),
+    "SearchUsers": ("Users", SEARCH_USERS_PAGE),
+    "SearchPredefinedAttributes": ("PredefinedAttributes", SEARCH_ATTRIBUTES_PAGE),
 }
 _REFUSED = "InvalidParameterException"
 # The tag `settings.owner` puts on every user it manages (docs/design.md §4).
@@ -493,7 +498,11 @@ class LiveStateReader:
             alternatives = [string_is("name", n) for n in sorted(names)]
             found = self.search_any(alternatives, operation="SearchPredefinedAttributes")
         else:
-            found = self.pages("SearchPredefinedAttributes", "PredefinedAttributes", MaxResults=100)
+            found = self.pages(
+                "SearchPredefinedAttributes",
+                "PredefinedAttributes",
+                MaxResults=SEARCH_ATTRIBUTES_PAGE,
+            )
         # Names match ignoring case, as the service names them (and as a
         # search may or may not compare).
         folded = {n.casefold() for n in names or ()}
@@ -557,7 +566,9 @@ class LiveStateReader:
 
     def search_users(self, criteria: Criteria) -> set[str]:
         """Usernames SearchUsers returns for `criteria`."""
-        found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
+        found = self.pages(
+            "SearchUsers", "Users", MaxResults=SEARCH_USERS_PAGE, SearchCriteria=criteria
+        )
         return {u["Username"] for u in found}
 
     def search_any(
@@ -613,7 +624,7 @@ class LiveStateReader:
             # every user (and then only those asked for: a name too short
             # to search for is looked up in the listing)
             operation, key, size = (
-                ("SearchUsers", "Users", 500)
+                ("SearchUsers", "Users", SEARCH_USERS_PAGE)
                 if scope.owners
                 else ("ListUsers", "UserSummaryList", 1000)
             )
@@ -674,7 +685,9 @@ class LiveStateReader:
             return {}
         if only_users is None or not all(searchable(n) for n in only_users):
             criteria = conditions[0] if len(conditions) == 1 else {"AndConditions": conditions}
-            found = self.pages("SearchUsers", "Users", MaxResults=500, SearchCriteria=criteria)
+            found = self.pages(
+                "SearchUsers", "Users", MaxResults=SEARCH_USERS_PAGE, SearchCriteria=criteria
+            )
         else:
             found = self.search_any(
                 [username_is(n) for n in sorted(only_users)],

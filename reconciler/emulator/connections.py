@@ -41,6 +41,7 @@ class DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    # RawIOBase types the buffer as WriteableBuffer; a memoryview is what it is given
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         timeout = self._idle
         if self._ends_at is not None:
@@ -99,7 +100,7 @@ class Refusals:
                 if key.fileobj is self._wake_reader:
                     self._take_incoming()
                 else:
-                    self._drain(key.fileobj)  # type: ignore[arg-type]
+                    self._drain(key.fileobj)  # type: ignore[arg-type]  # only sockets are registered
             now = time.monotonic()
             for connection in [c for c, at in self._closes_at.items() if at <= now]:
                 self._close(connection)

@@ -233,8 +233,8 @@ class UserProficiencyChange:
 
     @property
     def key(self) -> str:
-        """Unique within a plan: an attribute that gains and loses values
-        changes in phases 1 and 3."""
+        """Unique within a plan (one change per user), in the attribute
+        changes' form so the two kinds share one namespace."""
         return f"{self.identity} (phase {self.phase})"
 
     @property

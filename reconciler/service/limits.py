@@ -27,6 +27,9 @@ MAX_VALUES_PER_ATTRIBUTE = 500
 MAX_PURPOSES = 10
 MIN_LEVEL = 1
 MAX_LEVEL = 5
+# The largest pages the service model allows (MaxResults), which reads ask for.
+SEARCH_USERS_PAGE = 500
+SEARCH_ATTRIBUTES_PAGE = 100
 # Account quotas, both adjustable: "Proficiencies per agent: 10" and
 # "Predefined attributes per instance: 150" in
 # https://docs.aws.amazon.com/connect/latest/adminguide/amazon-connect-service-limits.html#connect-quotas

@@ -3,12 +3,17 @@ plan always reaches the desired state in a safe order."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.plan.changes import (
     AttributeChange,
+    ChangeKind,
     Phase,
+    ProficiencyEntry,
     UserProficiencyChange,
     change_from_data,
 )
@@ -103,6 +108,34 @@ def test_purposes_and_validation_flag_changes() -> None:
     desired = RoutingState({"Region": Attribute("Region", ("EMEA",), (), True)}, {})
     (change,) = diff(desired, live, DiffPolicy())
     assert change.phase == Phase.ADD and change.after == desired.attributes["Region"]
+
+
+def test_every_member_of_every_change_kind_round_trips_through_json() -> None:
+    tier = Attribute("Tier", ("Gold", "Silver"), ("routing",), True)
+    user = UserProficiencyChange(
+        "jane",
+        "id-jane",
+        associate=(ProficiencyEntry("Tier", "Gold", 4.0),),
+        update=(ProficiencyEntry("Tier", "Silver", 3.0, before=2.0),),
+        disassociate=(ProficiencyEntry("Skill", "Billing", 1.0),),
+        disassociate_first=True,
+        before={("Tier", "Silver"): 2.0, ("Skill", "Billing"): 1.0},
+        after={("Tier", "Gold"): 4.0, ("Tier", "Silver"): 3.0},
+    )
+    defaults = UserProficiencyChange("", "")
+    assert [
+        f.name for f in fields(user) if getattr(user, f.name) == getattr(defaults, f.name)
+    ] == []
+    changes = [
+        AttributeChange(ChangeKind.CREATE_ATTRIBUTE, "Tier", None, tier, Phase.ADD),
+        AttributeChange(
+            ChangeKind.UPDATE_ATTRIBUTE, "Tier", Attribute("Tier", ("Gold",)), tier, Phase.ADD
+        ),
+        AttributeChange(ChangeKind.DELETE_ATTRIBUTE, "Tier", tier, None, Phase.REMOVE),
+        user,
+    ]
+    document = json.loads(json.dumps([change.data for change in changes]))
+    assert [change_from_data(data) for data in document] == changes
 
 
 def test_changes_round_trip_through_data() -> None:

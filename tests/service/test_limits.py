@@ -15,3 +15,13 @@ def test_length_limits_are_the_service_models() -> None:
         ("PredefinedAttributeStringValue", limits.MAX_NAME_LENGTH),
     ):
         assert model.shape_for(shape).metadata == {"min": 1, "max": limit}, shape
+
+
+def test_page_sizes_are_the_largest_the_service_model_allows() -> None:
+    model = connect_model()
+    for operation, page in (
+        ("SearchUsers", limits.SEARCH_USERS_PAGE),
+        ("SearchPredefinedAttributes", limits.SEARCH_ATTRIBUTES_PAGE),
+    ):
+        members = model.operation_model(operation).input_shape.members
+        assert members["MaxResults"].metadata["max"] == page, operation
