@@ -93,6 +93,7 @@ def test_drift_reports_requirements_unmet_even_in_sync(small: Path) -> None:
     )
     drift = run("drift")
     report = json.loads(drift.stdout)
+    jsonschema.validate(report, SCHEMA)
     assert drift.exit_code == 0 and report["in_sync"] is True
     assert [
         (r["name"], r["now"], r["after"], r["cause"]) for r in report["unmet_requirements"]

@@ -12,12 +12,18 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from tests.conftest import ROOT
+from tests.conftest import INSTANCE_ID, ROOT
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 SCHEMA = json.loads((ROOT / "docs" / "explain.schema.json").read_text())
 PORTUGUESE = "e1655d3d-a277-51d7-b5e5-e7875bcfbd80"  # Portuguese >= 5 AND Billing >= 4
 BEFORE_2024 = "f77c02e7-2363-5541-aa0b-935688938266"  # no RoutingCriteria
+# Spanish >= 5 AND Retention >= 5 (expired), then Spanish >= 4; SegmentAttributes
+# with ValueMap and ValueInteger
+SPANISH = "5a1d0c3e-7b2f-5c44-9e61-0d2b8f3a9c17"
+PCI = "401c487b-6a41-504f-9c35-d7cbe011f7b9"  # Certification = PCI >= 3: nobody holds it
+NOT_TIER_1 = "5435c778-eac2-585c-b812-439063d1cf7c"  # Business Fiber >= 4 AND NOT Tier 1
+FRENCH_OR_GERMAN = "d059f639-4424-5f8a-b9c2-d1da7fa674fe"  # French IN 3..5 OR German >= 4
 
 
 @pytest.fixture
@@ -64,8 +70,94 @@ def test_a_step_with_no_agent_names_what_limits_it_and_who_nearly_fits(demo: Pat
     code, markdown, _ = explain(PORTUGUESE, "--format", "markdown")
     assert (
         markdown.startswith("### connect-reconciler explain: contact")
-        and "| 1 | JOINED |" in markdown
+        and "| 1 | JOINED, expiry after 60 s |" in markdown
     )
+
+
+def audited_steps(exit_code: int) -> list[dict]:
+    """The contact steps `coverage --from-contacts` finds on the day of SPANISH."""
+    result = CliRunner().invoke(cli, ["coverage", "--from-contacts", "1d", "--until",
+                                      "2026-11-23T00:00:00Z", "--target", "emulator:snapshot.json",
+                                      "--format", "json"])  # fmt: skip
+    assert result.exit_code == exit_code, result.output
+    return json.loads(result.stdout)["contacts"]["steps"]
+
+
+def test_the_demos_expired_spanish_step_and_the_manifest_change_that_fills_it(
+    demo: Path,
+) -> None:
+    code, stdout, _ = explain(SPANISH, "--format", "json")
+    assert code == 0
+    document = json.loads(stdout)
+    jsonschema.validate(document, SCHEMA)
+    first, second = document["steps"]
+    assert (first["status"], first["expiry"]) == ("EXPIRED", "after 120 s")
+    assert first["eligible_now"] == 0
+    assert first["conditions"] == [
+        {"condition": "Language = Spanish >= 5", "agents": 8},
+        {"condition": "Skill = Retention >= 5", "agents": 0},
+    ]
+    assert first["limiting_condition"] == "Skill = Retention >= 5"
+    assert first["near_misses"][:2] == [
+        {"username": "isabel.moreno@example.com", "lacks": "Skill/Retention at 4, needs >= 5"},
+        {"username": "rosa.alvarez@example.com", "lacks": "Skill/Retention at 4, needs >= 5"},
+    ]
+    assert second["eligible_now"] == 13
+    # coverage audits the same steps: the first unmet, and not because of the plan
+    assert [(s["now"], s["after"], s["cause"]) for s in audited_steps(2)] == [
+        (0, 0, "already unmet"),
+        (13, 13, None),
+    ]
+    billing = demo / "config" / "teams" / "billing.yaml"
+    billing.write_text(
+        billing.read_text().replace(
+            "      Language: {Spanish: 5}      # native speaker",
+            "      Skill: {Retention: 5}\n      Language: {Spanish: 5}      # native speaker",
+        )
+    )
+    code, stdout, _ = explain(SPANISH)
+    assert "Step 1 (EXPIRED, expiry after 120 s)" in stdout
+    assert "0 eligible now → 1 after the plan" in stdout
+    code, markdown, _ = explain(SPANISH, "--format", "markdown")
+    assert "| 1 | EXPIRED, expiry after 120 s |" in markdown
+    assert "8: Language = Spanish >= 5<br>0: Skill = Retention >= 5" in markdown
+    # coverage audits the contact's steps: filled after the plan now
+    assert [(s["now"], s["after"], s["cause"]) for s in audited_steps(0)] == [
+        (0, 1, None),
+        (13, 13, None),
+    ]
+
+
+def test_a_step_nobody_holds_lists_near_misses_from_every_user(demo: Path) -> None:
+    shutil.rmtree(demo / "config")  # no manifests: now only
+    code, stdout, _ = explain(
+        PCI, "--instance-id", INSTANCE_ID, "--format", "json", "--near-misses", "3"
+    )
+    document = json.loads(stdout)
+    (step,) = document["steps"]
+    assert step["eligible_now"] == 0 and step["eligible_after"] is None
+    assert step["limiting_condition"] == "Certification = PCI >= 3"
+    assert [m["lacks"] for m in step["near_misses"]] == ["no Certification/PCI"] * 3
+    # no holder to list: the user list is read once; no list read of proficiencies
+    assert document["reads"]["ListUsers"] >= 1
+    assert "ListUserProficiencies" not in document["reads"]
+
+
+def test_not_range_and_or_steps_are_explained(demo: Path) -> None:
+    _, stdout, _ = explain(NOT_TIER_1)
+    assert "Product = Business Fiber >= 4 AND NOT Tier = Tier 1" in stdout
+    assert "0 eligible now → 2 after the plan" in stdout
+    _, stdout, _ = explain(FRENCH_OR_GERMAN, "--format", "json")
+    (step,) = json.loads(stdout)["steps"]
+    assert step["expression"] == "Language = French IN 3..5 OR Language = German >= 4"
+    assert step["eligible_now"] == 7 and step["limiting_condition"] is None  # an OR
+
+
+def test_a_fractional_level_is_said_not_guessed(demo: Path) -> None:
+    code, stdout, _ = explain("--expression", "Language = Spanish >= 3.5", "--format", "json")
+    (step,) = json.loads(stdout)["steps"]
+    assert code == 0 and step["eligible_now"] is None
+    assert step["note"].startswith("level 3.5 is not a whole number")
 
 
 def test_a_contact_from_before_routing_criteria_has_nothing_to_explain(demo: Path) -> None:

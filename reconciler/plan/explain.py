@@ -2,9 +2,11 @@
 
 Reads are few and paced: one DescribeContact; for each attribute value the
 steps name, the three SearchUsers that give every holder and level (as the
-search read); the user list only when a step has a NOT condition or names
-preferred agents; and, for the after-state, the plan of the manifests
-narrowed to the managed users the steps concern (their proficiencies listed).
+search read); the user list only when a step has a NOT condition, names
+preferred agents, or may be missed by one condition by agents holding
+nothing it names when its holders do not fill the near-miss list; and, for
+the after-state, the plan of the manifests narrowed to the managed users the
+steps concern (their proficiencies listed).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from reconciler.routing.explain import (
     Key,
     conditions,
     explain_step,
+    near_misses_of,
+    outsiders_one_short,
     referenced,
     unexplained,
 )
@@ -82,6 +86,8 @@ def explain(
     expressions = [e for _, e, _, _, _ in steps if e is not None]
     keys = {k for k in referenced(expressions) if searchable(k[0]) and searchable(k[1])}
     now = _agents(reader, keys, everyone=any(_needs_everyone(e) for e in expressions))
+    if not now.everyone and any(_wants_outsiders(e, now, near_misses) for e in expressions):
+        now = Agents({**reader.usernames_by_id(), **now.usernames}, now.levels, everyone=True)
     after, scope = _after(reader, manifest, now, keys) if expressions else (None, "")
     explained = []
     for index, parsed, status, expiry, why in steps:
@@ -89,6 +95,14 @@ def explain(
             explained.append(unexplained(index, "(unreadable)", why, status, expiry))
             continue
         text = to_text(parsed, agent_names=now.usernames)
+        fractional = _fractional_levels(parsed)
+        if fractional:
+            reason = (
+                f"level {', '.join(fractional)} is not a whole number: agents hold whole "
+                "levels here, and how routing compares them to a fraction is not documented"
+            )
+            explained.append(unexplained(index, text, reason, status, expiry))
+            continue
         short = sorted(f"{a}/{v}" for a, v in referenced([parsed]) if (a, v) not in keys)
         if short:
             reason = (
@@ -126,6 +140,26 @@ def _expiry(expiry: Any) -> str | None:
 
 def _needs_everyone(expression: Expression) -> bool:
     return any(c.negated or c.agent_ids is not None for c in conditions(expression))
+
+
+def _wants_outsiders(expression: Expression, holders: Agents, near_misses: int) -> bool:
+    """Whether the step's near misses may include agents holding nothing it
+    names (e.g. `Certification = PCI >= 3`, which nobody holds) and its
+    holders alone do not fill the list: then the user list is read."""
+    return (
+        outsiders_one_short(expression, holders)
+        and len(near_misses_of(expression, holders, near_misses)) < near_misses
+    )
+
+
+def _fractional_levels(expression: Expression) -> list[str]:
+    levels = {
+        level
+        for c in conditions(expression)
+        for level in (c.min_level, c.max_level)
+        if level is not None and not float(level).is_integer()
+    }
+    return [f"{level:g}" for level in sorted(levels)]
 
 
 def _agents(reader: LiveStateReader, keys: set[Key], everyone: bool) -> Agents:

@@ -83,6 +83,42 @@ def meets(
     return expression == relaxed or holds(expression, user_id, agents)
 
 
+def meets_without(expression: Expression, user_id: str, agents: Agents, removed: Condition) -> bool:
+    """Whether the agent meets the expression with `removed` taken out: out
+    of an AND it no longer constrains; out of an OR it no longer offers a way
+    in; a step left with no condition is met by every agent."""
+    met = _without(expression, user_id, agents, removed)
+    return True if met is None else met
+
+
+def _without(
+    expression: Expression, user_id: str, agents: Agents, removed: Condition
+) -> bool | None:
+    if isinstance(expression, AllOf | AnyOf):
+        parts = [_without(e, user_id, agents, removed) for e in expression.items]
+        kept = [p for p in parts if p is not None]
+        if not kept:
+            return None
+        return all(kept) if isinstance(expression, AllOf) else any(kept)
+    return None if expression == removed else holds(expression, user_id, agents)
+
+
+# An agent holding nothing any step names: who the agents the reads did not
+# see are, for an expression.
+NOBODY = ""
+
+
+def outsiders_one_short(expression: Expression, agents: Agents) -> bool:
+    """Whether an agent holding nothing the expression names misses it by
+    one condition: then every such agent is a near miss."""
+    leaves = conditions(expression)
+    return not meets(expression, NOBODY, agents) and any(
+        meets(expression, NOBODY, agents, leaf)
+        for leaf in leaves
+        if not holds(leaf, NOBODY, agents)
+    )
+
+
 def lacks(condition: Condition, user_id: str, agents: Agents) -> tuple[float, str]:
     """(how far, what the agent lacks) to meet `condition`: the gap in levels,
     or the whole condition when nothing of it is held."""
@@ -196,27 +232,13 @@ def explain_step(
         count = sum(1 for u in users if holds(leaf, u, now))
         step.conditions.append(ConditionCount(to_text(leaf, agent_names=agent_names), count))
     gains = {
-        leaf: sum(1 for u in users if u not in eligible and meets(expression, u, now, leaf))
+        leaf: sum(1 for u in users if u not in eligible and meets_without(expression, u, now, leaf))
         for leaf in leaves
     }
     best = max(leaves, key=lambda leaf: gains[leaf], default=None)
-    if best is not None and gains[best] > 0 and len(leaves) > 1:
+    if best is not None and gains[best] > 0:
         step.limiting_condition = to_text(best, agent_names=agent_names)
-    misses = []
-    for user in users:
-        if user in eligible:
-            continue
-        # one condition short: meeting that one alone would make them eligible
-        enough = [
-            lacks(leaf, user, now)
-            for leaf in leaves
-            if not holds(leaf, user, now) and meets(expression, user, now, leaf)
-        ]
-        if enough:
-            gap, what = min(enough)
-            misses.append(NearMiss(now.usernames[user], what, gap))
-    misses.sort(key=lambda m: (m.gap, m.username))
-    step.near_misses = misses[:near_misses]
+    step.near_misses = near_misses_of(expression, now, near_misses)
     listed = [leaf for leaf in leaves if leaf.agent_ids is not None]
     if listed:
         ids = [i for leaf in listed for i in leaf.agent_ids or ()]
@@ -226,6 +248,35 @@ def explain_step(
     if not now.everyone and any(leaf.negated for leaf in leaves):
         step.note = "counted over the agents holding something it names"
     return step
+
+
+def near_misses_of(expression: Expression, agents: Agents, limit: int) -> list[NearMiss]:
+    """The `limit` agents closest to meeting the expression who miss it by
+    one condition (meeting that one alone would make them eligible), with
+    what they lack. Only the step's own holders and preferred agents are
+    considered, so a step's near misses never depend on the contact's other
+    steps; agents holding nothing it names join when they are one short too
+    and every user is known."""
+    leaves = conditions(expression)
+    named = {(c.name or "", c.value or "") for c in leaves if c.agent_ids is None}
+    candidates = {u for key in named for u in agents.levels.get(key, {})}
+    candidates |= {i for c in leaves for i in c.agent_ids or () if i in agents.usernames}
+    if agents.everyone and outsiders_one_short(expression, agents):
+        candidates = set(agents.usernames)
+    misses = []
+    for user in sorted(candidates):
+        if meets(expression, user, agents):
+            continue
+        enough = [
+            lacks(leaf, user, agents)
+            for leaf in leaves
+            if not holds(leaf, user, agents) and meets(expression, user, agents, leaf)
+        ]
+        if enough:
+            gap, what = min(enough)
+            misses.append(NearMiss(agents.usernames[user], what, gap))
+    misses.sort(key=lambda m: (m.gap, m.username))
+    return misses[:limit]
 
 
 def unexplained(
@@ -303,15 +354,28 @@ def _markdown(explained: ContactExplanation) -> str:
     lines = [f"### connect-reconciler explain: {title}", ""]
     if explained.note:
         lines += [explained.note, ""]
-    lines.append("| step | status | expression | now | after | limiting condition | near misses |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append(
+        "| step | status | expression | now | after | agents per condition "
+        "| limiting condition | near misses | preferred agents |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for step in explained.steps:
         misses = "<br>".join(markdown_cell(f"{m.username}: {m.lacks}") for m in step.near_misses)
+        counts = "<br>".join(markdown_cell(f"{c.agents}: {c.condition}") for c in step.conditions)
+        preferred = "<br>".join(
+            markdown_cell(
+                f"{p.username or f'{p.user_id} (no such user)'}: "
+                f"{'eligible' if p.eligible else 'not eligible'}"
+            )
+            for p in step.preferred or []
+        )
         after = "" if step.eligible_after is None else str(step.eligible_after)
         now = markdown_cell(step.note) if step.eligible_now is None else str(step.eligible_now)
+        state = ", ".join(x for x in (step.status, step.expiry and f"expiry {step.expiry}") if x)
         lines.append(
-            f"| {step.index} | {step.status or ''} | {markdown_cell(step.expression)} | {now} | "
-            f"{after} | {markdown_cell(step.limiting_condition or '')} | {misses} |"
+            f"| {step.index} | {markdown_cell(state)} | {markdown_cell(step.expression)} | {now} "
+            f"| {after} | {counts} | {markdown_cell(step.limiting_condition or '')} | {misses} "
+            f"| {preferred} |"
         )
     if explained.plan:
         lines += ["", f"After the plan: {markdown_cell(explained.plan)}."]

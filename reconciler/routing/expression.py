@@ -259,10 +259,10 @@ def parse_structured(data: Any, where: str = "expression", depth: int = 0) -> Ex
     ]
     unknown = set(data) - set(kinds)
     if len(kinds) != 1 or unknown:
+        named = excerpt(", ".join(sorted(map(str, unknown))))
         raise ExpressionError(
             f"{where}: give exactly one of AttributeCondition, NotAttributeCondition, "
-            "AndExpression, "
-            f"OrExpression{f' (unknown: {excerpt(sorted(unknown, key=str))})' if unknown else ''}"
+            f"AndExpression, OrExpression{f' (unknown: {named})' if unknown else ''}"
         )
     kind = kinds[0]
     if kind in ("AndExpression", "OrExpression"):

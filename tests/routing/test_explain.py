@@ -86,6 +86,29 @@ def test_preferred_agents_say_who_exists_and_qualifies() -> None:
     assert step.near_misses[0].lacks == "not one of the preferred agents"
 
 
-def test_a_step_nobody_misses_by_one_has_no_limiting_condition() -> None:
+def test_a_one_condition_steps_limiting_condition_is_that_condition() -> None:
     step = explained("Language = Spanish >= 1")
-    assert step.eligible_now == 3 and step.limiting_condition is None
+    # removing it leaves no condition: cy, who holds no Spanish, would be eligible
+    assert step.eligible_now == 3 and step.limiting_condition == "Language = Spanish >= 1"
+    nobody_holds = explained("Language = French >= 3")
+    assert nobody_holds.eligible_now == 0
+    assert nobody_holds.limiting_condition == "Language = French >= 3"
+    assert [m.username for m in nobody_holds.near_misses] == ["dee", "ann", "bob", "cy"]
+
+
+def test_removing_a_way_into_an_or_never_adds_agents() -> None:
+    step = explained("Language = Spanish >= 5 OR Skill = Billing >= 5")
+    assert step.eligible_now == 2 and step.limiting_condition is None
+    nested = explained(
+        "(Language = Spanish >= 5 AND Skill = Billing >= 4) OR Language = French >= 2"
+    )
+    # out of the AND, Spanish would let bob and cy in (Billing >= 4), Billing only dee
+    assert nested.eligible_now == 0 and nested.limiting_condition == "Language = Spanish >= 5"
+
+
+def test_near_misses_come_from_the_steps_own_holders() -> None:
+    # what two steps of one contact read: holders of Spanish and of Billing, not everyone
+    seen = Agents(AGENTS.usernames, AGENTS.levels, everyone=False)
+    spanish = explain_step(1, parse_text("Language = Spanish >= 5"), seen, None, 10)
+    # cy holds only Billing (another step's value): not a near miss of this step
+    assert [m.username for m in spanish.near_misses] == ["ann", "bob"]
