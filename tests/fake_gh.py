@@ -43,11 +43,21 @@ def emit(value: Any, expression: str | None) -> None:
         print(result if isinstance(result, str) else json.dumps(result))
 
 
+# GitHub refuses a comment or issue body longer than this (422 Validation Failed).
+MAX_BODY = 65_536
+
+
 def body_of(fields: list[str]) -> str:
     (field,) = fields
     key, value = field.split("=", 1)
     assert key == "body" and value.startswith("@"), field
-    return Path(value[1:]).read_text()
+    return checked(Path(value[1:]).read_text())
+
+
+def checked(body: str) -> str:
+    if len(body) > MAX_BODY:
+        raise SystemExit(f"gh: HTTP 422: body is too long (maximum is {MAX_BODY} characters)")
+    return body
 
 
 def api(args: list[str], state: dict[str, Any]) -> None:
@@ -122,12 +132,12 @@ def issue(args: list[str], state: dict[str, Any]) -> None:
     if given.verb == "create":
         number = new_id(state)
         issues.append({"number": number, "title": given.title, "state": "open",
-                       "body": Path(given.body_file).read_text(), "comments": []})  # fmt: skip
+                       "body": checked(Path(given.body_file).read_text()), "comments": []})  # fmt: skip
         print(f"https://github.com/{given.repo}/issues/{number}")
         return
     chosen = next(i for i in issues if i["number"] == given.number)
     if given.verb == "edit":
-        chosen["body"] = Path(given.body_file).read_text()
+        chosen["body"] = checked(Path(given.body_file).read_text())
     else:
         chosen["state"] = "closed"
         if given.comment:

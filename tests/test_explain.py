@@ -133,6 +133,7 @@ def test_a_step_nobody_holds_lists_near_misses_from_every_user(demo: Path) -> No
     code, stdout, _ = explain(
         PCI, "--instance-id", INSTANCE_ID, "--format", "json", "--near-misses", "3"
     )
+    assert code == 0
     document = json.loads(stdout)
     (step,) = document["steps"]
     assert step["eligible_now"] == 0 and step["eligible_after"] is None

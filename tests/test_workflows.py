@@ -189,6 +189,45 @@ def test_a_merged_plan_that_changed_since_review_is_not_applied_but_sent_back(
     assert "['before']: plan has 5.0, recomputed 2.0" in asked  # the difference, path by path
 
 
+def test_what_the_pull_requests_plan_defers_the_merge_applies(repository: Repository) -> None:
+    # Someone adds a value in the console; the manifests do not declare it.
+    document = json.loads(repository.snapshot.read_text())
+    region = next(a for a in document["PredefinedAttributes"] if a["Name"] == "Region")
+    region["Values"]["StringList"].append("APAC")
+    repository.snapshot.write_text(json.dumps(document))
+    repository.branch("rosa", BILLING, ROSA_SPANISH, "Language: {Spanish: 3}      # native speaker")
+    assert not repository.plan_pull_request(1, "rosa").failed
+    assert "remove value(s) APAC from Region" in repository.comments(1)[0]  # deferred
+    applied = repository.merge(1, "rosa")
+    assert not applied.failed, applied.text
+    live = json.loads(repository.snapshot.read_text())["PredefinedAttributes"]
+    assert "APAC" not in next(a for a in live if a["Name"] == "Region")["Values"]["StringList"]
+    assert repository.in_sync()
+
+
+def test_a_merge_that_changes_users_the_review_never_showed_is_sent_back(
+    repository: Repository,
+) -> None:
+    # A changes a set; B, merged first, starts managing tom with that set:
+    # merged onto the moved main, A's change now reaches tom too.
+    repository.branch("english", "config/sets.yaml", "Language: {Spanish: 4, English: 3}",
+                      "Language: {Spanish: 4, English: 2}")  # fmt: skip
+    assert not repository.plan_pull_request(1, "english").failed
+    assert "tom.baker@example.com" not in repository.comments(1)[0]
+    repository.branch(
+        "tom", BILLING, DAVID, DAVID + "  tom.baker@example.com:\n    sets: [spanish_billing]\n"
+    )
+    assert not repository.plan_pull_request(2, "tom").failed
+    assert not repository.merge(2, "tom").failed
+    assert repository.level("tom.baker@example.com", "Language", "English") == 3
+    refused = repository.merge(1, "english")
+    assert refused.failed and refused.output("reviewed", "exit-code") == "4"
+    assert refused.steps["converge"]["outcome"] == "skipped"
+    assert repository.level("tom.baker@example.com", "Language", "English") == 3
+    asked = repository.comments(1)[-1]
+    assert "**Not applied**" in asked and "tom.baker@example.com" in asked
+
+
 def test_invalid_manifests_replace_the_comment_and_a_pull_request_without_changes_passes(
     repository: Repository,
 ) -> None:
@@ -201,6 +240,15 @@ def test_invalid_manifests_replace_the_comment_and_a_pull_request_without_change
     assert comment.startswith(MARKDOWN_MARKER) and "the manifests do not load" in comment
     assert "billing.yaml:9:" in comment and "spanish_billin" in comment
     assert "rosa.alvarez@example.com" not in comment  # the old plan is gone
+    # so many errors that all of them would not fit in a comment: still replaced
+    many = "".join(f"  agent{n:04d}@example.com: {{sets: [spanish_billin]}}\n" for n in range(1000))
+    repository.git("checkout", "-q", "rosa")
+    (repository.origin / "config" / "teams" / "many.yaml").write_text("users:\n" + many)
+    repository.commit("rosa: many more")
+    repository.git("checkout", "-q", "main")
+    assert repository.plan_pull_request(1, "rosa").output("plan", "exit-code") == "1"
+    (comment,) = repository.comments(1)
+    assert "1001 errors" in comment and "more not shown" in comment
 
     repository.branch("words", BILLING, "# Billing desk", "# The billing desk")
     quiet = repository.plan_pull_request(3, "words")

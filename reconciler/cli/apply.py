@@ -36,17 +36,23 @@ from reconciler.targets import Connection, emulator_snapshot
 
 
 def plan_file_or_exit(
-    path: Path, manifest: Manifest, region: str | None, connection: Connection, reviewed: bool
+    path: Path,
+    manifest: Manifest,
+    region: str | None,
+    connection: Connection,
+    reviewed: bool,
+    merged: Narrowing | None = None,
 ) -> Plan:
     """What to apply for the plan saved at `path`: the plan itself, if it is
     exactly what would be applied now; with `reviewed` (made on another
-    commit), the plan of the manifests now, if its changes are the file's.
-    Else the reasons (on stdout for `reviewed`, for a CI job to post) and
-    exit 4; exit 1 if the file cannot be read."""
+    commit), the plan of the manifests now, if its changes are the file's
+    (narrowed to what the merge changed, `merged`, when given). Else the
+    reasons (on stdout for `reviewed`, for a CI job to post) and exit 4;
+    exit 1 if the file cannot be read."""
     try:
         saved = load_plan(path)
         if reviewed:
-            return check_reviewed_plan(saved, manifest, region, connection.reader)
+            return check_reviewed_plan(saved, manifest, region, connection.reader, merged)
         saved.guards = check_saved_plan(saved, manifest, region, connection.reader)
     except OSError as exc:
         click.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
@@ -187,7 +193,8 @@ def report(outcome: ApplyResult, elapsed: float, journal: Path) -> None:
     "--reviewed",
     is_flag=True,
     help="PLANFILE was reviewed on another commit (a pull request): plan again and apply "
-    "only if the changes are the reviewed ones.",
+    "only if the changes are the reviewed ones; with --changed-since REF (the merge's first "
+    "parent), plan what the merge changed.",
 )
 @click.option("--force", is_flag=True, help="Apply even though a guard refuses.")
 @click.option(
@@ -250,11 +257,16 @@ def apply(
         connection.lock = lock
         connection.reader.strategy = read
         if planfile is not None:
-            if asked.given or read != "auto":
+            merge_diff = reviewed and asked == NarrowingAsked(changed_since=asked.changed_since)
+            if (asked.given and not merge_diff) or read != "auto":
                 click.echo("error: a saved plan keeps its own narrowing and read; drop --user/"
-                           "--attribute/--changed-since/--base/--read", err=True)  # fmt: skip
+                           "--attribute/--changed-since/--base/--read (--reviewed takes "
+                           "--changed-since alone)", err=True)  # fmt: skip
                 sys.exit(ExitCode.ERROR)
-            todo = plan_file_or_exit(planfile, manifest, region, connection, reviewed)
+            merged = None
+            if asked.changed_since is not None:
+                merged = planned_or_exit(opts, manifest, connection.reader, asked)[0]
+            todo = plan_file_or_exit(planfile, manifest, region, connection, reviewed, merged)
         else:
             narrowing, base = planned_or_exit(opts, manifest, connection.reader, asked)
             todo = fresh_plan_or_exit(manifest, connection, narrowing, take_ownership, base)

@@ -31,7 +31,7 @@ from reconciler.connect.reader import SearchMisread
 from reconciler.emulator import SnapshotError
 from reconciler.logs import install_redaction
 from reconciler.manifest import Manifest, ManifestInvalid, load_manifest
-from reconciler.plan.render import MARKDOWN_MARKER
+from reconciler.plan.render import MARKDOWN_LIMIT, MARKDOWN_MARKER
 from reconciler.quoting import markdown_cell
 from reconciler.service.model import require_model
 from reconciler.service.quotas import Quota
@@ -168,9 +168,19 @@ def diagnostics_markdown(invalid: ManifestInvalid) -> str:
         "> [!CAUTION]",
         f"> **{count} error{'s' if count != 1 else ''}; nothing was planned or sent to Connect.**",
     ]
-    for e in invalid.errors:
+    # A comment must fit GitHub's limit, or the last good plan's stays up.
+    budget = MARKDOWN_LIMIT - len("\n".join(lines)) - 200
+    for shown, e in enumerate(invalid.errors):
         hint = f" _(hint: {markdown_cell(e.hint)})_" if e.hint else ""
-        lines.append(f"> - `{e.file}:{e.line}:{e.column}` {markdown_cell(e.message)}{hint}")
+        line = f"> - `{e.file}:{e.line}:{e.column}` {markdown_cell(e.message)}{hint}"
+        budget -= len(line) + 1
+        if budget < 0:
+            lines.append(
+                f"> - _{count - shown} more not shown (the comment is capped at "
+                f"{MARKDOWN_LIMIT:,} characters); run `validate` for every error._"
+            )
+            break
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -56,7 +56,8 @@ def drift_markdown(plan: Plan) -> str:
 @global_options()
 @click.pass_context
 def drift(ctx: click.Context, fmt: str, read: str) -> None:
-    """Report live vs manifests as JSON, for scheduled jobs (0 in sync, 2 drift);
+    """Report live vs manifests (JSON, or Markdown for an issue), for scheduled
+    jobs (0 in sync, 2 drift);
     `--read list` for an authoritative check that never relies on search."""
     opts = options(ctx)
     manifest = load_or_exit(opts, fmt)

@@ -46,6 +46,9 @@ WRITE_POLICY = "docs/iam/apply-policy.json"
 # Contact reads (coverage --from-contacts, explain) are granted apart.
 AUDIT_POLICY = "docs/iam/audit-policy.json"
 AUDIT_OPERATIONS = {"SearchContacts", "DescribeContact"}
+# Reads only apply makes (right before a value-list update, an owner tag's
+# read-back), granted with its writes (tests/test_iam.py observes them).
+APPLY_READS = {"DescribePredefinedAttribute", "ListTagsForResource"}
 
 
 def access_denied(exc: Exception) -> str | None:
@@ -59,7 +62,9 @@ def access_denied(exc: Exception) -> str | None:
     if operation in AUDIT_OPERATIONS:
         policy = AUDIT_POLICY
     else:
-        policy = READ_POLICY if is_read(operation) else WRITE_POLICY
+        policy = (
+            READ_POLICY if is_read(operation) and operation not in APPLY_READS else WRITE_POLICY
+        )
     return (
         f"access denied to connect:{operation}: the credentials' IAM policy must allow "
         f"that action ({policy} in the connect-reconciler repository grants it)"

@@ -75,20 +75,23 @@ def check_reviewed_plan(
     manifest: Manifest,
     region: str | None,
     reader: LiveStateReader,
-    base: Base | None = None,
+    merged: Narrowing | None = None,
 ) -> Plan:
     """The plan to apply for a plan reviewed on another commit (a pull
-    request's, before the merge): planned again now, narrowed as it was, and
-    returned only if its changes and owner tags equal the reviewed ones;
-    else RefusedPlan with the differences, for a new review."""
+    request's, before the merge): planned again now, and returned only if
+    its changes and owner tags equal the reviewed ones; else RefusedPlan
+    with the differences, for a new review. It is narrowed as the reviewed
+    plan was, or to what the merge changed (`merged`): then a change the
+    merge makes to users the review never showed (main moved: another pull
+    request started managing a user the reviewed set now also gives) is a
+    difference too."""
     _check_target(reviewed, manifest, region)
     _check_digest(reviewed)
     fresh = fresh_plan(
         manifest,
         reader,
-        reviewed.narrowing or Narrowing(),
+        merged or reviewed.narrowing or Narrowing(),
         take_ownership=any(tag.previous_owner for tag in reviewed.owner_tags),
-        base=base,
     )
     if fresh.errors:
         raise RefusedPlan("planning it again fails", fresh.errors)
