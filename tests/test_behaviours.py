@@ -1,7 +1,7 @@
 """The demo planned, applied, exported and drifted under every answer the
 emulator gives where Connect's documentation is silent, and with writes
 reaching the read paths late: each run gives what the list read gives under
-the default answers, or refuses naming what to check (`doctor`)."""
+the default answers, or refuses naming the behaviour (and `doctor`)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,14 @@ def expected(tmp_path_factory) -> dict:
     return plan
 
 
-def refused_naming_doctor(code: int, output: object) -> bool:
-    return code in (1, 3) and "connect-reconciler doctor" in str(output)
+def refused_naming(code: int, output: object, answers: dict) -> bool:
+    """Refused (exit 1, or 3 for a guard) with a message naming the behaviour
+    in play, and doctor to settle it."""
+    named = [key for key in answers if key != "seed"]
+    said = str(output)
+    return (
+        code in (1, 3) and "connect-reconciler doctor" in said and all(key in said for key in named)
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,9 +80,9 @@ def test_the_demo_under_every_answer(
     # tests/connect/test_reader.py's)
     for read in ("list", "search"):
         code, plan = plan_json(target, config, read)
-        assert plan == expected or refused_naming_doctor(code, plan), (read, code, plan)
+        assert plan == expected or refused_naming(code, plan, answers), (read, code, plan)
     code, output = run("apply", "--config", str(config), "--target", target, "--auto-approve")
-    if refused_naming_doctor(code, output):  # a guard on counts it cannot trust
+    if refused_naming(code, output, answers):  # a guard on counts it cannot trust
         code, output = run(
             "apply", "--config", str(config), "--target", target, "--auto-approve", "--force"
         )
@@ -90,3 +96,49 @@ def test_the_demo_under_every_answer(
     assert code == 0, output
     code, output = run("plan", "--config", "exported", "--target", target, "--detailed-exitcode")
     assert code == 0 and "No changes." in output, output
+
+
+@pytest.mark.parametrize("answer", CHOICES["short-values"][0])
+def test_one_character_values_plan_as_the_list_read_whatever_search_does_with_them(
+    tmp_path: Path, answer: str
+) -> None:
+    document = json.loads(DEMO.read_text())
+    document["Behaviour"] = {"short-values": answer}
+    tier = next(a for a in document["PredefinedAttributes"] if a["Name"] == "Tier")
+    tier["Values"]["StringList"].append("A")
+    for user in document["Users"][:3]:
+        user["Proficiencies"].append({"AttributeName": "Tier", "AttributeValue": "A", "Level": 2})
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    attributes = config / "attributes.yaml"
+    attributes.write_text(
+        attributes.read_text().replace("[Tier 1, Tier 2, Tier 3]", "[Tier 1, Tier 2, Tier 3, A]")
+    )
+    plans = {}
+    for read in ("list", "search", "auto"):
+        snapshot = tmp_path / f"{read}.json"
+        snapshot.write_text(json.dumps(document))
+        plans[read] = plan_json(f"emulator:{snapshot}", config, read)
+    assert plans["list"][0] == 0 and plans["auto"] == plans["list"]
+    # the search read never searches for it: it lists instead, and says why
+    code, searched = plans["search"]
+    assert searched == plans["list"][1] or (code == 1 and "too short" in str(searched))
+
+
+def test_max_contacts_keeps_the_newest_whatever_order_search_contacts_returns(
+    tmp_path: Path,
+) -> None:
+    kept = []
+    for answer in CHOICES["contact-order"][0]:
+        document = json.loads(DEMO.read_text())
+        document["Behaviour"] = {"contact-order": answer}
+        snapshot = tmp_path / f"{answer}.json"
+        snapshot.write_text(json.dumps(document))
+        result = CliRunner().invoke(cli, [
+            "coverage", "--config", str(ROOT / "config"), "--target", f"emulator:{snapshot}",
+            "--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z", "--max-contacts", "5",
+            "--format", "json",
+        ])  # fmt: skip
+        assert result.exit_code in (0, 2), result.output
+        kept.append(json.loads(result.stdout)["contacts"])
+    assert kept[0] == kept[1] and kept[0]["read"] == 5

@@ -12,6 +12,17 @@ from reconciler.service.limits import MAX_OR_CONDITIONS, searchable
 Criteria = dict[str, Any]
 
 
+# The undocumented search semantics the search reads and counts rest on, by
+# the names docs/emulator-fidelity.md and `connect-reconciler doctor` give
+# them: what a disagreement between SearchUsers and the list read points to.
+SEARCH_SEMANTICS = (
+    "consistency-lag (the search index trails writes), list-condition (a ListCondition "
+    "met across a user's proficiencies), number-equal (which bound an EQUAL reads), "
+    "string-case (values matched ignoring case or not), short-values (values under 2 "
+    "characters); `connect-reconciler doctor` tells which this service answers"
+)
+
+
 def string_is(field: str, value: str) -> Criteria:
     return {"StringCondition": {"FieldName": field, "Value": value, "ComparisonType": "EXACT"}}
 

@@ -33,6 +33,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from reconciler.connect.criteria import (
+    SEARCH_SEMANTICS,
     Criteria,
     holder_alternatives,
     proficiency_condition,
@@ -329,9 +330,8 @@ class LiveStateReader:
         more = f" and {len(disagreed) - 5} more" if len(disagreed) > 5 else ""
         why = (
             f"SearchUsers and ListUserProficiencies disagree for {len(disagreed)} of "
-            f"{len(check.read)} sampled users ({said}{more}): the search index may trail "
-            "writes, or this service's search answers otherwise than the search read needs "
-            "(`connect-reconciler doctor` tells which behaviour)"
+            f"{len(check.read)} sampled users ({said}{more}): one of the service's "
+            f"behaviours is not what the search read needs: {SEARCH_SEMANTICS}"
         )
         if choice.requested == "search":
             raise SearchMisread(f"--read search: {why}; use --read list or auto")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.connect.criteria import SEARCH_SEMANTICS
 from reconciler.manifest.models import SettingsSpec
 from reconciler.plan.changes import AttributeChange, Change, ChangeKind, UserProficiencyChange
 from reconciler.quoting import counted, names
@@ -100,7 +101,8 @@ def distrusted_count_guards(problems: list[str]) -> list[GuardFinding]:
         GuardFinding(
             "coverage_not_checked",
             f"{problem}: the service's search does not count as assumed, so agents this "
-            "plan did not read are not counted (`connect-reconciler doctor` tells which behaviour)",
+            f"plan did not read are not counted; one of these behaviours differs: "
+            f"{SEARCH_SEMANTICS}",
         )
         for problem in problems
     ]
