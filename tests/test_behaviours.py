@@ -142,3 +142,24 @@ def test_max_contacts_keeps_the_newest_whatever_order_search_contacts_returns(
         assert result.exit_code in (0, 2), result.output
         kept.append(json.loads(result.stdout)["contacts"])
     assert kept[0] == kept[1] and kept[0]["read"] == 5
+
+
+def test_explain_gives_the_same_answer_whatever_a_list_condition_matches(
+    tmp_path: Path,
+) -> None:
+    explained = {}
+    for answer in CHOICES["list-condition"][0]:
+        document = json.loads(DEMO.read_text())
+        document["Behaviour"] = {"list-condition": answer}
+        snapshot = tmp_path / f"{answer}.json"
+        snapshot.write_text(json.dumps(document))
+        result = CliRunner().invoke(cli, [
+            "explain", "e1655d3d-a277-51d7-b5e5-e7875bcfbd80", "--config", str(ROOT / "config"),
+            "--target", f"emulator:{snapshot}", "--format", "json",
+        ])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        explained[answer] = json.loads(result.stdout)
+    strict, loose = explained["one-proficiency"], explained["any-proficiency"]
+    assert loose["steps"] == strict["steps"]
+    assert strict["note"] == "" and "levels read by list instead" in loose["note"]
+    assert "list-condition" in loose["note"]

@@ -99,9 +99,39 @@ def test_denied_reads_are_failed_checks_naming_the_action(serve) -> None:
     assert checks["read connect:ListUsers"]["status"] == "ok"
 
 
-def test_denied_contact_reads_only_warn_naming_the_audit_policy(serve) -> None:
+def test_denied_contact_reads_fail_naming_the_audit_policy_and_who_needs_it(serve) -> None:
     code, checks, _ = serve(faults=FaultPlan(deny_operations=("SearchContacts",)))
-    assert code == 0
+    assert code == 1
     check = checks["read connect:SearchContacts"]
-    assert check["status"] == "warn" and "docs/iam/audit-policy.json" in check["detail"]
+    assert check["status"] == "fail" and "docs/iam/audit-policy.json" in check["detail"]
+    assert "only coverage --from-contacts and explain need it" in check["detail"]
     assert checks["contact-order"]["status"] == "skip"
+
+
+def test_apply_only_reads_are_checked_against_apply_policy(serve) -> None:
+    code, checks, _ = serve()
+    assert checks["read connect:DescribePredefinedAttribute"]["status"] == "ok"
+    assert checks["read connect:ListTagsForResource"]["status"] == "ok"
+    code, checks, _ = serve(
+        faults=FaultPlan(deny_operations=("DescribePredefinedAttribute", "ListTagsForResource"))
+    )
+    assert code == 1
+    for operation in ("DescribePredefinedAttribute", "ListTagsForResource"):
+        check = checks[f"read connect:{operation}"]
+        assert check["status"] == "fail" and "docs/iam/apply-policy.json" in check["detail"]
+
+
+def test_everything_denied_still_checks_every_read(serve) -> None:
+    denied = ("DescribeInstance", "ListUsers", "SearchUsers", "SearchPredefinedAttributes",
+              "ListRoutingProfiles", "ListUserHierarchyGroups", "SearchContacts")  # fmt: skip
+    code, checks, _ = serve(faults=FaultPlan(deny_operations=denied))
+    assert code == 1
+    assert "access denied to connect:DescribeInstance" in checks["instance"]["detail"]
+    for operation in denied[1:]:
+        assert checks[f"read connect:{operation}"]["status"] == "fail", operation
+    proficiencies = checks["read connect:ListUserProficiencies"]
+    assert proficiencies == {
+        "name": "read connect:ListUserProficiencies",
+        "status": "skip",
+        "detail": "users could not be listed",
+    }

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.connect.client import AUDIT_OPERATIONS, access_denied
-from reconciler.connect.criteria import Criteria, proficiency_condition, string_is, username_is
+from reconciler.connect.criteria import Criteria, proficiency_condition, username_is
 from reconciler.connect.reader import LiveStateReader
 from reconciler.quoting import markdown_cell
 from reconciler.service.limits import MAX_OR_CONDITIONS, SEARCH_USERS_PAGE, searchable
@@ -59,6 +59,7 @@ class Holding:
     username: str
     user_id: str
     proficiencies: Proficiencies
+    arn: str | None = None
 
 
 class Doctor:
@@ -72,13 +73,13 @@ class Doctor:
 
     def checks(self) -> list[Check]:
         found = [self._model(), self._identity()]
-        instance = self._instance()
+        instance, reachable = self._instance()
         found += instance
-        if instance[0].status == FAIL:
+        if not reachable:
             return found
         users = self._sample()
         found += list(self._reads(users))
-        found += self._probes(users)
+        found += self._probes(users or [])
         return found
 
     # -- the installation and the account -----------------------------------
@@ -100,32 +101,42 @@ class Doctor:
             return Check("caller identity", FAIL, f"{exc}")
         return Check("caller identity", OK, f"{who.get('Arn')} (account {who.get('Account')})")
 
-    def _instance(self) -> list[Check]:
+    def _instance(self) -> tuple[list[Check], bool]:
+        """The instance's checks, and whether the other checks can run: they
+        can when only DescribeInstance is denied, not when there is no
+        instance or no service to ask."""
         try:
             response = self.reader.call("DescribeInstance")
         except (BotoCoreError, ClientError) as exc:
-            return [Check("instance", FAIL, _failure(exc))]
+            return [Check("instance", FAIL, _failure(exc))], access_denied(exc) is not None
         instance = response["Instance"]
         found = [
             Check("instance", OK, f"{instance.get('Id')} ({instance.get('InstanceStatus', '?')})")
         ]
         found.append(_clock(response.get("ResponseMetadata", {}).get("HTTPHeaders", {})))
-        return found
+        return found, True
 
     # -- every read the commands make ----------------------------------------
 
-    def _sample(self) -> list[Holding]:
-        """Up to PROBED_USERS users and their proficiencies (the probes' data)."""
+    def _sample(self) -> list[Holding] | None:
+        """Up to PROBED_USERS users with their proficiencies and ARNs (the
+        probes' data); None when they cannot be read (the read checks say why)."""
         try:
             page = self.reader.call("ListUsers", MaxResults=PROBED_USERS)["UserSummaryList"]
             held = self.reader.proficiencies_of([u["Id"] for u in page])
         except (BotoCoreError, ClientError):
-            return []  # the read checks say why
-        return [Holding(u["Username"], u["Id"], p) for u, p in zip(page, held, strict=True)]
+            return None
+        return [
+            Holding(u["Username"], u["Id"], p, u.get("Arn"))
+            for u, p in zip(page, held, strict=True)
+        ]
 
-    def _reads(self, users: list[Holding]) -> Iterator[Check]:
-        """Each read action the commands use, called once, cheaply."""
+    def _reads(self, users: list[Holding] | None) -> Iterator[Check]:
+        """Each read action the commands use, called once, cheaply; those
+        that need an object (a user, an attribute, a contact) ask about the
+        first one another read found."""
         window = _window(days=1)
+        found: dict[str, Any] = {}
         calls: list[tuple[str, dict[str, Any]]] = [
             ("ListUsers", {"MaxResults": 1}),
             ("SearchUsers", {"MaxResults": 1}),
@@ -134,29 +145,42 @@ class Doctor:
             ("ListUserHierarchyGroups", {"MaxResults": 1}),
             ("SearchContacts", {"MaxResults": 1, "TimeRange": window}),
         ]
-        if users:
-            calls.append(("ListUserProficiencies", {"UserId": users[0].user_id, "MaxResults": 1}))
-        else:
-            yield Check("read connect:ListUserProficiencies", SKIP, "the instance has no users")
-        contact = None
         for operation, params in calls:
             try:
-                response = self.reader.call(operation, **params)
+                found[operation] = self.reader.call(operation, **params)
             except (BotoCoreError, ClientError) as exc:
                 yield _read_failure(operation, exc)
                 continue
-            if operation == "SearchContacts":
-                contact = next(iter(response.get("Contacts") or []), None)
             yield Check(f"read connect:{operation}", OK, "allowed")
-        if contact is None:
-            yield Check("read connect:DescribeContact", SKIP, "no contact in the last day")
-            return
-        try:
-            self.reader.call("DescribeContact", ContactId=contact["Id"])
-        except (BotoCoreError, ClientError) as exc:
-            yield _read_failure("DescribeContact", exc)
-        else:
-            yield Check("read connect:DescribeContact", OK, "allowed")
+        user = users[0] if users else None
+        unlisted = "users could not be listed" if users is None else "the instance has no users"
+        attribute = next(iter(found.get("SearchPredefinedAttributes", {}).get(
+            "PredefinedAttributes") or []), None)  # fmt: skip
+        contact = next(iter(found.get("SearchContacts", {}).get("Contacts") or []), None)
+        needing: list[tuple[str, dict[str, Any] | None, str]] = [
+            ("ListUserProficiencies", {"UserId": user.user_id, "MaxResults": 1} if user else None,
+             unlisted),
+            # apply's reads: an attribute's value list right before it is
+            # updated, a user's owner tag read back
+            ("DescribePredefinedAttribute", {"Name": attribute["Name"]} if attribute else None,
+             "no predefined attribute found"),
+            ("ListTagsForResource", {"resourceArn": user.arn} if user and user.arn else None,
+             unlisted),
+            ("DescribeContact", {"ContactId": contact["Id"]} if contact else None,
+             "no contact in the last day"),
+        ]  # fmt: skip
+        for operation, asked, missing in needing:
+            if asked is None:
+                yield Check(f"read connect:{operation}", SKIP, missing)
+                continue
+            # a tag read names its resource by ARN alone, every other read takes the instance
+            call = self.reader.pacer.call if "resourceArn" in asked else self.reader.call
+            try:
+                call(operation, **asked)
+            except (BotoCoreError, ClientError) as exc:
+                yield _read_failure(operation, exc)
+            else:
+                yield Check(f"read connect:{operation}", OK, "allowed")
 
     # -- what the documentation leaves open -----------------------------------
 
@@ -166,7 +190,7 @@ class Doctor:
             self._number_equal,
             self._string_case,
             self._short_values,
-            self._or_conditions,
+            self._max_or_conditions,
             self._contact_order,
         )
         found = []
@@ -248,15 +272,25 @@ class Doctor:
 
     def _string_case(self, users: list[Holding]) -> Check:
         name = "string-case"
-        user = next((u for u in users if u.username.swapcase() != u.username), None)
-        if user is None:
-            return Check(name, SKIP, "no sampled username has letters")
-        found = self._finds(user, string_is("Username", user.username.swapcase()))
+        holdings = (
+            (u, k)
+            for u in users
+            for k in u.proficiencies
+            if _searchable(k) and k[1].swapcase() != k[1]
+        )
+        holding = next(holdings, None)
+        if holding is None:
+            return Check(name, SKIP, "no sampled user holds a value with letters")
+        user, (attribute, value) = holding
+        found = self._finds(user, proficiency_condition(attribute, value.swapcase()))
+        asked = f"{_key((attribute, value.swapcase()))} for {user.username}'s {value}"
         if isinstance(found, str):
-            return Check(name, WARN, f"a Username in other case is refused ({found})")
+            return Check(name, WARN, f"a value in other case is refused ({found}): {asked}")
         how = "ignoring case" if found else "case-sensitively"
         return Check(
-            name, OK, f"StringCondition values match {how} (the tool sends the service's spelling)"
+            name,
+            OK,
+            f"values match {how} ({asked}); the tool sends the service's own spelling",
         )
 
     def _short_values(self, users: list[Holding]) -> Check:
@@ -277,7 +311,7 @@ class Doctor:
         )
         return Check(name, OK, f"a 1-character value is {how}; the tool never searches for one")
 
-    def _or_conditions(self, users: list[Holding]) -> Check:
+    def _max_or_conditions(self, users: list[Holding]) -> Check:
         name = "max-or-conditions"
         accepted = 0
         for size in OR_PROBES:
@@ -341,12 +375,12 @@ def _failure(exc: Exception) -> str:
 
 
 def _read_failure(operation: str, exc: Exception) -> Check:
-    """A read that failed: a contact read that is only denied is a warning
-    (the plan role need not have it: only the contact audits read contacts)."""
+    """A read that failed; a denied contact read says who needs it (a plan
+    role may go without: only the contact audits read contacts)."""
     name = f"read connect:{operation}"
     if operation in AUDIT_OPERATIONS and access_denied(exc) is not None:
         return Check(
-            name, WARN, f"{_failure(exc)}; only coverage --from-contacts and explain need it"
+            name, FAIL, f"{_failure(exc)}; only coverage --from-contacts and explain need it"
         )
     return Check(name, FAIL, _failure(exc))
 

@@ -421,6 +421,46 @@ class LiveStateReader:
                 found[user["Id"]] = (username, level + 2**bit)
         return found
 
+    def checked_holder_levels(
+        self, keys: list[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], dict[str, tuple[str, float]]], str]:
+        """holder_levels of every key (concurrently), checked as a search
+        read is: a seeded sample of the holders, one of every key and
+        CHECKED_USERS or more, is read again by ListUserProficiencies. When
+        any differs, every holder is read by list instead. Returns the
+        levels and a note saying so ("" when the search held)."""
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="holders") as pool:
+            found = dict(
+                zip(keys, pool.map(lambda key: self.holder_levels(*key), keys), strict=True)
+            )
+            picks = random.Random(self.check_seed)
+            holders = sorted({user_id for by_id in found.values() for user_id in by_id})
+            sample = {picks.choice(sorted(by_id)) for by_id in found.values() if by_id}
+            sample |= set(picks.sample(holders, min(len(holders), CHECKED_USERS)))
+            listed = dict(
+                zip(sorted(sample), pool.map(self.proficiencies, sorted(sample)), strict=True)
+            )
+            differ = [
+                user_id
+                for user_id, held in listed.items()
+                if any(held.get(key) != found[key].get(user_id, ("", None))[1] for key in keys)
+            ]
+            if not differ:
+                return found, ""
+            rest = [user_id for user_id in holders if user_id not in listed]
+            listed |= dict(zip(rest, pool.map(self.proficiencies, rest), strict=True))
+        names = {user_id: name for by_id in found.values() for user_id, (name, _) in by_id.items()}
+        relisted = {
+            key: {u: (names[u], held[key]) for u, held in listed.items() if key in held}
+            for key in keys
+        }
+        note = (
+            f"SearchUsers and ListUserProficiencies disagree for {len(differ)} of "
+            f"{len(sample)} sampled holders: levels read by list instead; {SEARCH_SEMANTICS}"
+        )
+        log.warning("%s", note)
+        return relisted, note
+
     def _holder_ids(self, attribute: str, value: str, levels: tuple[int, ...]) -> list[str]:
         """Holders of `value` at any of `levels` (one OR list, chunked as the service takes)."""
         found = self.search_any([proficiency_condition(attribute, value, equal=n) for n in levels])

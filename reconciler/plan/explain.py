@@ -2,9 +2,10 @@
 
 Reads are few and paced: one DescribeContact; for each attribute value the
 steps name, the three SearchUsers that give every holder and level (as the
-search read); the user list only when a step has a NOT condition, names
-preferred agents, or may be missed by one condition by agents holding
-nothing it names when its holders do not fill the near-miss list; and, for
+search read, and checked as it is, against a sample read by list); the
+user list only when a step has a NOT condition, names preferred agents, or
+may be missed by one condition by agents holding nothing it names when its
+holders do not fill the near-miss list; and, for
 the after-state, the plan of the manifests narrowed to the managed users the
 steps concern (their proficiencies listed).
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -85,7 +85,7 @@ def explain(
         steps.append((1, expression, None, None, ""))
     expressions = [e for _, e, _, _, _ in steps if e is not None]
     keys = {k for k in referenced(expressions) if searchable(k[0]) and searchable(k[1])}
-    now = _agents(reader, keys, everyone=any(_needs_everyone(e) for e in expressions))
+    now, misread = _agents(reader, keys, everyone=any(_needs_everyone(e) for e in expressions))
     if not now.everyone and any(_wants_outsiders(e, now, near_misses) for e in expressions):
         now = Agents({**reader.usernames_by_id(), **now.usernames}, now.levels, everyone=True)
     after, scope = _after(reader, manifest, now, keys) if expressions else (None, "")
@@ -115,6 +115,7 @@ def explain(
             explain_step(index, parsed, now, after, near_misses, status, expiry, now.usernames)
         )
     reads = dict(Counter(reader.pacer.calls) - calls_before)
+    note = " ".join(n for n in (note, misread) if n)
     return ContactExplanation(contact_id, explained, note, reads, scope)
 
 
@@ -162,18 +163,17 @@ def _fractional_levels(expression: Expression) -> list[str]:
     return [f"{level:g}" for level in sorted(levels)]
 
 
-def _agents(reader: LiveStateReader, keys: set[Key], everyone: bool) -> Agents:
-    """Each key's holders and levels (three SearchUsers a key, concurrently),
-    and, when `everyone`, every user of the instance."""
-    ordered = sorted(keys)
-    with ThreadPoolExecutor(max_workers=reader.workers, thread_name_prefix="explain") as pool:
-        found = list(pool.map(lambda key: reader.holder_levels(*key), ordered))
+def _agents(reader: LiveStateReader, keys: set[Key], everyone: bool) -> tuple[Agents, str]:
+    """Each key's holders and levels (three SearchUsers a key, checked
+    against a sample read by list), and, when `everyone`, every user of the
+    instance; with a note when the search did not hold."""
+    found, note = reader.checked_holder_levels(sorted(keys))
     usernames: dict[str, str] = dict(reader.usernames_by_id()) if everyone else {}
     levels: dict[Key, dict[str, float]] = {}
-    for key, holders in zip(ordered, found, strict=True):
+    for key, holders in found.items():
         levels[key] = {user_id: level for user_id, (_, level) in holders.items()}
         usernames.update({user_id: username for user_id, (username, _) in holders.items()})
-    return Agents(usernames, levels, everyone)
+    return Agents(usernames, levels, everyone), note
 
 
 def _after(
