@@ -18,7 +18,13 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from reconciler.apply import NOT_STARTED_DENIED, NOT_STARTED_FAILING, Applier, Journal
+from reconciler.apply import (
+    NOT_STARTED_DENIED,
+    NOT_STARTED_FAILING,
+    PROPAGATION_MAX_DELAY,
+    Applier,
+    Journal,
+)
 from reconciler.cli import cli
 from reconciler.connect.client import connect_client
 from reconciler.connect.pacer import QuotaPacer
@@ -1041,6 +1047,37 @@ def test_an_apply_that_creates_and_associates_converges_with_lag(lag) -> None:
     waited = [r for r in lines if r["type"] == "retry" and r.get("propagation")]
     assert waited and all(r["operation"] == "AssociateUserProficiencies" for r in waited)
     assert make_plan(manifest, lag.reader).changes == []
+
+
+def test_the_propagation_wait_is_bounded_and_spends_no_retry_budget(connect, tmp_path) -> None:
+    emulator, client = connect
+    clock = ManualClock()
+    clock.now = 1_000_000.0
+    # writes that take an hour to show: longer than apply waits
+    backend = backend_from_snapshot(
+        small_snapshot(), behaviour=("consistency-lag=3600", "seed=7"), clock=clock
+    )
+    emulator.reset(backend, clock=clock)
+    pacer = QuotaPacer(client, seed=1, clock=clock, sleep=clock.sleep)
+    reader = LiveStateReader(pacer, INSTANCE_ID)
+    config = write_config(tmp_path / "config", {"instance.yaml": INSTANCE, **NEW_TIER}, base=False)
+    plan = make_plan(load_manifest(config), reader)
+    budget = pacer.budget.available
+    journal = Journal(tmp_path / "j.jsonl")
+    journal.header(plan, instance=INSTANCE_ID, region=None, target="test", owner=None)
+    applier = Applier(pacer, reader, INSTANCE_ID, journal)
+    bound = applier.propagation_seconds = 40.0  # not PROPAGATION_SECONDS: a quicker test
+    started = clock.now
+    try:
+        result = applier.apply(plan)
+    finally:
+        journal.close()
+    waited = clock.now - started
+    assert list(result.failed) == ["user_proficiencies jane"]
+    assert bound <= waited <= bound + PROPAGATION_MAX_DELAY + 5
+    retries = [r for r in journal_lines(tmp_path / "j.jsonl") if r["type"] == "retry"]
+    assert retries and all(r.get("propagation") for r in retries)
+    assert pacer.budget.available == budget
 
 
 def test_a_removal_waits_for_the_disassociations_it_follows(lag) -> None:

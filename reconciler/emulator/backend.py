@@ -653,16 +653,26 @@ class ConnectBackend:
     # -- proficiencies ----------------------------------------------------
 
     def _resolve(self, proficiency: Record) -> tuple[str, str]:
-        """The stored (name, value) an input proficiency refers to."""
+        """The stored (name, value) an input proficiency refers to. What only
+        the lag hides is a ResourceNotFoundException, the error the API
+        Reference's eventual-consistency page names; what does not exist at
+        all is an invalid parameter."""
         key = ("attribute", proficiency["AttributeName"].casefold())
-        attribute = self.views.seen("validation", key, self.attributes.get(key[1]))
-        if attribute is None:
-            raise self._bad(f"Predefined attribute {proficiency['AttributeName']} does not exist.")
-        if proficiency["AttributeValue"] not in attribute["Values"]["StringList"]:
-            raise self._bad(
-                f"Value {proficiency['AttributeValue']} does not exist for {attribute['Name']}."
-            )
-        return attribute["Name"], proficiency["AttributeValue"]
+        stored = self.attributes.get(key[1])
+        attribute = self.views.seen("validation", key, stored)
+        value = proficiency["AttributeValue"]
+        if attribute is None or value not in attribute["Values"]["StringList"]:
+            if stored is not None and value in stored["Values"]["StringList"]:
+                raise ApiError(
+                    "ResourceNotFoundException",
+                    f"Value {value} of predefined attribute {stored['Name']} not found.",
+                )
+            if attribute is None:
+                raise self._bad(
+                    f"Predefined attribute {proficiency['AttributeName']} does not exist."
+                )
+            raise self._bad(f"Value {value} does not exist for {attribute['Name']}.")
+        return attribute["Name"], value
 
     def _check_level(self, proficiency: Record) -> float:
         level = float(proficiency["Level"])
