@@ -97,15 +97,22 @@ def bench_apply(users: int, scale: float, parallelism: int, lag: float) -> None:
     report(run, users, lag, lists + attributes, waited, result)
 
 
+READ_BACKS = ("DescribePredefinedAttribute", "ListTagsForResource")
+
+
 def report(run: Run, users: int, lag: float, expected: int, waited: int, result: object) -> None:
     floor, bound = run.floor
     by_calls = sorted(run.stats.items(), key=lambda item: -item[1]["calls"])
     print("  " + ", ".join(f"{op} {counts['calls']}" for op, counts in by_calls))
     applied = len(getattr(result, "applied", []))
     failed = len(getattr(result, "failed", {}))
+    # Reads that check what concurrent writers did (a value list before and
+    # after its update, owner tags): counted apart from the writes' target.
+    checks = sum(run.stats.get(op, {}).get("calls", 0) for op in READ_BACKS)
     print(
-        f"  lag {lag:g} s: applied {applied}, failed {failed}; calls {run.calls} (target <= "
-        f"{expected} + {waited} propagation retries), throttled {run.throttled}, real "
+        f"  lag {lag:g} s: applied {applied}, failed {failed}; calls {run.calls}: steps "
+        f"{run.calls - checks} (target <= {expected} + {waited} propagation retries) and "
+        f"{checks} read-backs ({', '.join(READ_BACKS)}), throttled {run.throttled}, real "
         f"{run.real_s:.0f} s, floor {floor:.0f} s ({bound})"
     )
     target = 1.05 * (floor + lag) if lag else 1.15 * floor

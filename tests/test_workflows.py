@@ -26,7 +26,8 @@ RETENTION = "config/teams/retention.csv"
 
 class Repository:
     """A local repository whose main holds the demo manifests, a Connect
-    instance (a snapshot) converged to them, and GitHub (the runner)."""
+    instance (a snapshot, its writes reaching reads late) converged to them,
+    and GitHub (the runner)."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.origin = tmp_path / "origin"
@@ -34,7 +35,10 @@ class Repository:
         git(self.origin, "init", "-q", "-b", "main")
         self.commit("the demo manifests")
         self.snapshot = tmp_path / "connect.json"
-        shutil.copy(DEMO, self.snapshot)
+        # As on AWS, what a job writes reaches each read path late (up to 3 s)
+        document = json.loads(DEMO.read_text())
+        document["Behaviour"] = {"consistency-lag": 3, "seed": 2}
+        self.snapshot.write_text(json.dumps(document))
         assert self.cli("apply", "--auto-approve").returncode == 0
         self.runner = Runner(self.origin, tmp_path / "github", {
             "CONNECT_RECONCILER_TARGET": f"emulator:{self.snapshot}",
