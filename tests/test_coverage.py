@@ -245,10 +245,12 @@ def test_unreadable_contact_steps_are_counted_not_raised() -> None:
 def test_search_criteria_translation() -> None:
     criteria = search_criteria(parse_text("Language = Spanish >= 4 OR Skill = Billing IN 2..3"))
     (first, second) = criteria["OrConditions"]
+    # "at least" is a range to the top level: no reliance on which bound GREATER_OR_EQUAL reads
     assert first["ListCondition"]["Conditions"][2]["NumberCondition"] == {
         "FieldName": "limit",
-        "ComparisonType": "GREATER_OR_EQUAL",
+        "ComparisonType": "RANGE",
         "MinValue": 4,
+        "MaxValue": 5,
     }
     assert second["ListCondition"]["Conditions"][2]["NumberCondition"]["ComparisonType"] == "RANGE"
     assert search_criteria(parse_text("NOT Language = Spanish")) is None

@@ -30,7 +30,7 @@ def emulator() -> None:
 
 @emulator.command(
     epilog=epilog(
-        "0 when interrupted, 2 bad options",
+        "0 when interrupted, 1 bad options or snapshot",
         "connect-reconciler emulator serve --snapshot examples/demo-snapshot.json --port 8421",
     )
 )

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from reconciler.routing.expression import AllOf, AnyOf, Expression
-from reconciler.service.limits import MAX_OR_CONDITIONS, searchable
+from reconciler.service.limits import MAX_LEVEL, MAX_OR_CONDITIONS, MIN_LEVEL, searchable
 
 Criteria = dict[str, Any]
 
@@ -52,10 +52,10 @@ def proficiency_condition(
     if equal is not None:
         # Both bounds, equal: right whichever bound EQUAL reads.
         conditions.append(_limit("EQUAL", MinValue=equal, MaxValue=equal))
-    elif high is not None:
-        conditions.append(_limit("RANGE", MinValue=low or 1, MaxValue=high))
-    elif low is not None:
-        conditions.append(_limit("GREATER_OR_EQUAL", MinValue=low))
+    elif low is not None or high is not None:
+        # A RANGE, even for "at least": which bound GREATER_OR_EQUAL reads is
+        # undocumented; a range needs both (docs/emulator-fidelity.md).
+        conditions.append(_limit("RANGE", MinValue=low or MIN_LEVEL, MaxValue=high or MAX_LEVEL))
     return _list_condition(conditions)
 
 

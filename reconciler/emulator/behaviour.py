@@ -81,7 +81,7 @@ class Behaviour:
     def from_map(cls, document: Any, base: Behaviour | None = None) -> Behaviour:
         """A snapshot's `Behaviour` object ({"list-condition": "any-proficiency", ...})."""
         if not isinstance(document, dict):
-            raise BehaviourError("Behaviour: expected an object of KEY: CHOICE")
+            raise BehaviourError("expected an object of KEY: CHOICE")
         changes: dict[str, Any] = {}
         for key, choice in document.items():
             changes[key.replace("-", "_")] = _value(str(key), choice)
