@@ -255,8 +255,35 @@ def backend_from_snapshot(
         contact = _record(shapes, "Contact", item, where)
         _unique(seen, _required(contact, "Id", where), where, "contact Id")
         _check_arn(contact, "Arn", where)
+        _check_routing_steps(contact, where)
         backend.contacts[contact["Id"]] = contact
     return backend
+
+
+def _check_routing_steps(contact: Record, where: str) -> None:
+    """A contact's routing steps say what they ask for: each an Expression,
+    each attribute condition a Name and a Value (or, for preferred agents,
+    MatchCriteria). Kinds of expression the model does not know yet are left
+    for the reader to skip, as a newer API's would be."""
+    steps = (contact.get("RoutingCriteria") or {}).get("Steps") or []
+    for index, step in enumerate(steps):
+        at = f"{where}.RoutingCriteria.Steps[{index}]"
+        if "Expression" not in step:
+            raise SnapshotError(f"{at}.Expression: required (what the step asks for)")
+        _check_expression(step["Expression"], f"{at}.Expression")
+
+
+def _check_expression(expression: Record, at: str) -> None:
+    for kind in ("AndExpression", "OrExpression"):
+        for index, item in enumerate(expression.get(kind) or []):
+            _check_expression(item, f"{at}.{kind}[{index}]")
+    for kind in ("AttributeCondition", "NotAttributeCondition"):
+        condition = expression.get(kind)
+        if condition is None or "MatchCriteria" in condition:
+            continue
+        for member in ("Name", "Value"):
+            if member not in condition:
+                raise SnapshotError(f"{at}.{kind}.{member}: required")
 
 
 def _load_attributes(backend: ConnectBackend, shapes: dict[str, Shape], items: list[Any]) -> None:

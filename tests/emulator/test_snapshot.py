@@ -109,6 +109,8 @@ DEFECTS = [
     ("group without Name", lambda s: s["UserHierarchyGroups"].append({"Id": "hg-x"}), "UserHierarchyGroups[2].Name: required"),
     ("attribute without Name", lambda s: s["PredefinedAttributes"].append({"Values": {"StringList": []}}), "PredefinedAttributes[3].Name: required"),
     ("contact without Id", lambda s: s.update(Contacts=[{"Channel": "VOICE"}]), "Contacts[0].Id: required"),
+    ("step without Expression", lambda s: s.update(Contacts=[{"Id": "c1", "RoutingCriteria": {"Steps": [{"Status": "ACTIVE"}]}}]), "Contacts[0].RoutingCriteria.Steps[0].Expression: required"),
+    ("condition without Name", lambda s: s.update(Contacts=[{"Id": "c1", "RoutingCriteria": {"Steps": [{"Expression": {"AndExpression": [{"AttributeCondition": {"Value": "x"}}]}}]}}]), "Contacts[0].RoutingCriteria.Steps[0].Expression.AndExpression[0].AttributeCondition.Name: required"),
     ("instance without Id", lambda s: s["Instance"].pop("Id"), "Instance.Id: required"),
     ("non-ARN instance Arn", lambda s: s["Instance"].update(Arn="instance-1"), "Instance.Arn: 'instance-1' is not an ARN"),
     ("non-ARN user Arn", lambda s: _users(s)[0]["User"].update(Arn="x"), "Users[0].User.Arn: 'x' is not an ARN"),
