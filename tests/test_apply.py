@@ -1001,21 +1001,27 @@ def test_a_journal_directory_that_cannot_be_made_is_an_error_before_any_change(
 # -- eventual consistency: what this apply just wrote reaches the service late -------
 
 
-@pytest.fixture
-def lag(connect, tmp_path: Path):
-    """An instance whose writes reach each read path up to 20 s late, with one
-    clock for the emulator and the pacer (sleeping moves it): yields a
-    function that applies the manifests `files` and returns (plan, result,
-    journal lines)."""
+def lagging_instance(connect, seconds: float) -> tuple[LiveStateReader, ManualClock]:
+    """The small instance, its writes reaching each read path up to `seconds`
+    late, with one clock for the emulator and the pacer (sleeping moves it)."""
     emulator, client = connect
     clock = ManualClock()
     clock.now = 1_000_000.0
     backend = backend_from_snapshot(
-        small_snapshot(), behaviour=("consistency-lag=20", "seed=7"), clock=clock
+        small_snapshot(), behaviour=(f"consistency-lag={seconds:g}", "seed=7"), clock=clock
     )
     emulator.reset(backend, clock=clock)
     pacer = QuotaPacer(client, seed=1, clock=clock, sleep=clock.sleep)
-    reader = LiveStateReader(pacer, INSTANCE_ID)
+    return LiveStateReader(pacer, INSTANCE_ID), clock
+
+
+@pytest.fixture
+def lag(connect, tmp_path: Path):
+    """An instance whose writes reach each read path up to 20 s late: yields a
+    function that applies the manifests `files` and returns (plan, result,
+    journal lines)."""
+    reader, clock = lagging_instance(connect, 20)
+    pacer = reader.pacer
 
     def apply(files: dict[str, str]):
         config = write_config(tmp_path / "config", {"instance.yaml": INSTANCE, **files}, base=False)
@@ -1050,16 +1056,8 @@ def test_an_apply_that_creates_and_associates_converges_with_lag(lag) -> None:
 
 
 def test_the_propagation_wait_is_bounded_and_spends_no_retry_budget(connect, tmp_path) -> None:
-    emulator, client = connect
-    clock = ManualClock()
-    clock.now = 1_000_000.0
-    # writes that take an hour to show: longer than apply waits
-    backend = backend_from_snapshot(
-        small_snapshot(), behaviour=("consistency-lag=3600", "seed=7"), clock=clock
-    )
-    emulator.reset(backend, clock=clock)
-    pacer = QuotaPacer(client, seed=1, clock=clock, sleep=clock.sleep)
-    reader = LiveStateReader(pacer, INSTANCE_ID)
+    reader, clock = lagging_instance(connect, 3600)  # writes that take an hour to show
+    pacer = reader.pacer
     config = write_config(tmp_path / "config", {"instance.yaml": INSTANCE, **NEW_TIER}, base=False)
     plan = make_plan(load_manifest(config), reader)
     budget = pacer.budget.available

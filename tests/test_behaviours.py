@@ -125,15 +125,21 @@ def test_one_character_values_plan_as_the_list_read_whatever_search_does_with_th
     assert searched == plans["list"][1] or (code == 1 and "too short" in str(searched))
 
 
+def demo_answering(directory: Path, key: str, answer: str) -> Path:
+    """The demo snapshot giving `answer` to the switch `key`."""
+    document = json.loads(DEMO.read_text())
+    document["Behaviour"] = {key: answer}
+    snapshot = directory / f"{key}-{answer}.json"
+    snapshot.write_text(json.dumps(document))
+    return snapshot
+
+
 def test_max_contacts_keeps_the_newest_whatever_order_search_contacts_returns(
     tmp_path: Path,
 ) -> None:
     kept = []
     for answer in CHOICES["contact-order"][0]:
-        document = json.loads(DEMO.read_text())
-        document["Behaviour"] = {"contact-order": answer}
-        snapshot = tmp_path / f"{answer}.json"
-        snapshot.write_text(json.dumps(document))
+        snapshot = demo_answering(tmp_path, "contact-order", answer)
         result = CliRunner().invoke(cli, [
             "coverage", "--config", str(ROOT / "config"), "--target", f"emulator:{snapshot}",
             "--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z", "--max-contacts", "5",
@@ -149,10 +155,7 @@ def test_explain_gives_the_same_answer_whatever_a_list_condition_matches(
 ) -> None:
     explained = {}
     for answer in CHOICES["list-condition"][0]:
-        document = json.loads(DEMO.read_text())
-        document["Behaviour"] = {"list-condition": answer}
-        snapshot = tmp_path / f"{answer}.json"
-        snapshot.write_text(json.dumps(document))
+        snapshot = demo_answering(tmp_path, "list-condition", answer)
         result = CliRunner().invoke(cli, [
             "explain", "e1655d3d-a277-51d7-b5e5-e7875bcfbd80", "--config", str(ROOT / "config"),
             "--target", f"emulator:{snapshot}", "--format", "json",

@@ -95,21 +95,9 @@ def explain(
             explained.append(unexplained(index, "(unreadable)", why, status, expiry))
             continue
         text = to_text(parsed, agent_names=now.usernames)
-        fractional = _fractional_levels(parsed)
-        if fractional:
-            reason = (
-                f"level {', '.join(fractional)} is not a whole number: agents hold whole "
-                "levels here, and how routing compares them to a fraction is not documented"
-            )
-            explained.append(unexplained(index, text, reason, status, expiry))
-            continue
-        short = sorted(f"{a}/{v}" for a, v in referenced([parsed]) if (a, v) not in keys)
-        if short:
-            reason = (
-                f"names {', '.join(short)}, too short to search for "
-                "(API Reference, UserSearchCriteria)"
-            )
-            explained.append(unexplained(index, text, reason, status, expiry))
+        inexact = _inexact(parsed, keys)
+        if inexact:
+            explained.append(unexplained(index, text, inexact, status, expiry))
             continue
         explained.append(
             explain_step(index, parsed, now, after, near_misses, status, expiry, now.usernames)
@@ -153,14 +141,29 @@ def _wants_outsiders(expression: Expression, holders: Agents, near_misses: int) 
     )
 
 
-def _fractional_levels(expression: Expression) -> list[str]:
-    levels = {
-        level
-        for c in conditions(expression)
-        for level in (c.min_level, c.max_level)
-        if level is not None and not float(level).is_integer()
-    }
-    return [f"{level:g}" for level in sorted(levels)]
+def _inexact(expression: Expression, searched: set[Key]) -> str:
+    """Why the step cannot be evaluated exactly ("" when it can): a
+    fractional level, or a value too short to have been searched for."""
+    fractional = sorted(
+        {
+            level
+            for c in conditions(expression)
+            for level in (c.min_level, c.max_level)
+            if level is not None and not float(level).is_integer()
+        }
+    )
+    if fractional:
+        return (
+            f"level {', '.join(f'{level:g}' for level in fractional)} is not a whole number: "
+            "agents hold whole levels here, and how routing compares them to a fraction is "
+            "not documented"
+        )
+    short = sorted(f"{a}/{v}" for a, v in referenced([expression]) if (a, v) not in searched)
+    if short:
+        return (
+            f"names {', '.join(short)}, too short to search for (API Reference, UserSearchCriteria)"
+        )
+    return ""
 
 
 def _agents(reader: LiveStateReader, keys: set[Key], everyone: bool) -> tuple[Agents, str]:
