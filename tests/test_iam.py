@@ -21,6 +21,7 @@ from reconciler.cli import cli
 from reconciler.connect.client import connect_client
 from reconciler.connect.reader import OWNER_TAG
 from reconciler.emulator import ConnectEmulator, load_snapshot
+from reconciler.service.model import is_read
 from reconciler.service.quotas import DEFAULT_QUOTAS
 from tests.conftest import ROOT, demo_config_in_yaml
 
@@ -51,7 +52,7 @@ def actions(policy: Path) -> set[str]:
 
 
 @pytest.fixture
-def observed(tmp_path_factory) -> tuple[set[str], set[str], set[str]]:
+def observed(tmp_path_factory) -> tuple[set[str], set[str], set[str], set[str]]:
     """(what the read commands call, what the contact audits add, what
     apply calls), each command run
     once against the demo instance served over HTTP, manifests in ./config."""
@@ -70,7 +71,7 @@ def observed(tmp_path_factory) -> tuple[set[str], set[str], set[str]]:
             fast = "".join(f"    {op}: {{rate: 10000, burst: 100}}\n" for op in DEFAULT_QUOTAS)
             settings = (config / "instance.yaml").read_text() + "  quotas:\n" + fast
             (config / "instance.yaml").write_text(settings)
-            reads, audits = read_commands(server)
+            reads, audits, doctored = read_commands(server)
             # Prune, so that an attribute nobody holds is deleted (Legacy
             # Queue, held by an unmanaged user, stays: declared external).
             pruning = "prune_attributes: true\n  external_attributes: [Legacy Queue]"
@@ -96,7 +97,7 @@ def observed(tmp_path_factory) -> tuple[set[str], set[str], set[str]]:
             )
             (config / "instance.yaml").write_text(owned)
             applied |= called(server, "apply", "--auto-approve", "--force", "--journal", "j.jsonl")
-            return reads, audits, applied
+            return reads, audits, applied, doctored
     finally:
         server.stop()
 
@@ -112,26 +113,25 @@ def called(server: ConnectEmulator, *args: str) -> set[str]:
     return {f"connect:{op}" for op, counts in stats.items() if counts.get("calls")}
 
 
-def read_commands(server: ConnectEmulator) -> tuple[set[str], set[str]]:
+def read_commands(server: ConnectEmulator) -> tuple[set[str], set[str], set[str]]:
     """(what every read command calls, what the contact audits add: coverage
-    --from-contacts, explain and doctor read contacts, which the PR plan role
-    need not)."""
+    --from-contacts and explain read contacts, which the PR plan role need
+    not; what doctor calls)."""
     reads = called(server, "plan")
     reads |= called(server, "drift")
     reads |= called(server, "coverage")
     reads |= called(server, "export", "--snapshot", "exported.json")
-    demo_config_in_yaml(Path("update-me"))  # export --update edits YAML only
+    demo_config_in_yaml(Path("update-me"))
     reads |= called(server, "export", "--update", "update-me")
     reads |= called(server, "export", "--out", "exported")  # no --region: DescribeInstance
     audits = called(server, "coverage", "--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z")
-    audits |= called(server, "doctor")  # checks the contact reads too
     audits |= called(server, "explain", "e1655d3d-a277-51d7-b5e5-e7875bcfbd80")
-    return reads, audits - reads
+    return reads, audits - reads, called(server, "doctor")
 
 
 def test_each_policy_grants_exactly_what_its_commands_call(observed) -> None:
     # one test: the commands run once (a module fixture would run once per worker)
-    reads, audits, applied = observed
+    reads, audits, applied, doctored = observed
     assert actions(PLAN_POLICY) == reads
     assert actions(AUDIT_POLICY) == audits == {"connect:SearchContacts", "connect:DescribeContact"}
     writes = applied - reads
@@ -147,6 +147,10 @@ def test_each_policy_grants_exactly_what_its_commands_call(observed) -> None:
         "connect:TagResource",
     }
     assert actions(APPLY_POLICY) == reads | writes
+    # doctor checks every read any command makes, apply's included, and no write
+    # (DescribeContact only when a contact of the last day is there to describe)
+    every_read = {a for a in reads | audits | writes if is_read(a.removeprefix("connect:"))}
+    assert doctored <= every_read and every_read - doctored <= {"connect:DescribeContact"}
 
 
 def test_read_policies_have_no_write_action() -> None:
