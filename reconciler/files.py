@@ -13,14 +13,19 @@ from typing import Any
 
 def write_json_atomically(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file or the new one, never half."""
+    write_atomically(path, (json.dumps(data, indent=1, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def write_atomically(path: Path, content: bytes) -> None:
+    """Write `content` so that readers see the old file or the new one, never
+    half; the file keeps its permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=False)
-            handle.write("\n")
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

@@ -169,6 +169,79 @@ def test_update_keeps_users_with_nothing_and_sets_in_a_csv(workdir: Path) -> Non
     ]
 
 
+def test_a_wide_csv_names_system_attributes_and_refuses_what_it_cannot_name(
+    workdir: Path,
+) -> None:
+    wide = "username,Language:English,Skill:Payments\nnoah.thompson@example.com,4,5\n"
+    config = team_config(workdir, wide)
+    (config / "instance.yaml").write_text(
+        HAND_WRITTEN["instance.yaml"].replace("Legacy Queue]", 'Legacy Queue, "connect:Language"]')
+    )
+    noah = ["--users", "noah.thompson@example.com"]
+    assert run("export", "--update", "config", *noah).exit_code == 0
+    assert (config / "team.csv").read_text().splitlines() == [
+        "username,Language:English,Skill:Payments,connect:Language:en-US",
+        "noah.thompson@example.com,4,5,4",
+    ]
+    assert run("plan", "--detailed-exitcode", "--user", "noah.thompson@example.com").exit_code == 0
+    # an attribute whose own name holds a colon cannot be a wide column: refused, unwritten
+    document = json.loads((workdir / "snapshot.json").read_text())
+    document["PredefinedAttributes"].append(
+        {"Name": "Desk:Floor", "Values": {"StringList": ["Third"]}}
+    )
+    user = next(
+        u for u in document["Users"] if u["User"]["Username"] == "noah.thompson@example.com"
+    )
+    user["Proficiencies"].append(
+        {"AttributeName": "Desk:Floor", "AttributeValue": "Third", "Level": 2}
+    )
+    (workdir / "snapshot.json").write_text(json.dumps(document))
+    (config / "instance.yaml").write_text(
+        (config / "instance.yaml")
+        .read_text()
+        .replace("Legacy Queue,", 'Legacy Queue, "Desk:Floor",')
+    )
+    before = (config / "team.csv").read_bytes()
+    refused = run("export", "--update", "config", *noah)
+    assert refused.exit_code == 1, refused.output
+    assert "the updated manifests would not load; nothing was written" in refused.output
+    assert (config / "team.csv").read_bytes() == before
+
+
+def test_update_keeps_a_users_sets_when_the_row_naming_them_goes(workdir: Path) -> None:
+    team = (
+        "username,attribute,value,level,sets\n"
+        "sarah.wilson@example.com,Skill,Payments,3,desk\n"
+        "sarah.wilson@example.com,Language,English,5,\n"
+    )
+    config = team_config(workdir, team)
+    (config / "sets.yaml").write_text("proficiency_sets:\n  desk: {Skill: {Billing: 4}}\n")
+    assert run("export", "--update", "config", "--users", "sarah.wilson@example.com").exit_code == 0
+    # live: English 5 and Billing 4 (the set's): the Payments row goes, its sets stay
+    assert (config / "team.csv").read_text().splitlines() == [
+        "username,attribute,value,level,sets",
+        "sarah.wilson@example.com,Language,English,5,desk",
+    ]
+    assert run("plan", "--detailed-exitcode", "--user", "sarah.wilson@example.com").exit_code == 0
+
+
+def test_update_edits_a_numeric_username_where_it_is(workdir: Path) -> None:
+    document = json.loads((workdir / "snapshot.json").read_text())
+    user = next(u for u in document["Users"] if u["User"]["Username"] == "sarah.wilson@example.com")
+    user["User"]["Username"] = "12345"
+    (workdir / "snapshot.json").write_text(json.dumps(document))
+    config = team_config(workdir, "username,attribute,value,level\n")
+    (config / "team.csv").unlink()
+    (config / "users.yaml").write_text(
+        "users:\n  12345:   # badge number\n    proficiencies: {Language: {English: 4}}\n"
+    )
+    result = run("export", "--update", "config", "--users", "12345")
+    assert result.exit_code == 0, result.output
+    assert (config / "users.yaml").read_text() == (
+        "users:\n  12345:   # badge number\n    proficiencies: {Language: {English: 5}, Skill: {Billing: 4}}\n"
+    )
+
+
 def test_reserved_attributes_are_left_out_but_kept_usable(workdir: Path) -> None:
     assert run("export", "--out", "config").exit_code == 0
     attributes = (workdir / "config" / "attributes.yaml").read_text()

@@ -230,7 +230,7 @@ def import_changes(
         )
         if wanted is not None:
             declared_in.declare(username, *wanted)
-    return ImportedChanges(done, files.texts())
+    return ImportedChanges(done, files.checked_texts())
 
 
 def _username(

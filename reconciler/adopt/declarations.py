@@ -23,8 +23,8 @@ from reconciler.adopt.yaml_style import (
     round_trip_yaml,
     yaml_level,
 )
-from reconciler.manifest.csv_source import LONG_COLUMNS, SETS_COLUMN
-from reconciler.manifest.loader import CSV_SUFFIX, find_manifest_files
+from reconciler.manifest.csv_source import LONG_COLUMNS, SETS_COLUMN, wide_column
+from reconciler.manifest.loader import CSV_SUFFIX, find_manifest_files, load_manifest_files
 
 Levels = dict[tuple[str, str], float]
 
@@ -91,8 +91,12 @@ class YamlUsers:
     def usernames(self) -> list[str]:
         return [str(name) for name in self.section]
 
+    def _key(self, username: str) -> Any:
+        """The key as the YAML holds it (`12345:` is a number there)."""
+        return next((k for k in self.section if str(k) == username), username)
+
     def _body(self, username: str) -> Any:
-        return self.section[username]
+        return self.section[self._key(username)]
 
     def sets_of(self, username: str) -> list[str]:
         body = self._body(username)
@@ -108,11 +112,11 @@ class YamlUsers:
         if not keeps_sets:
             body.pop("sets", None)
         _set_proficiencies(body, own)
-        self.section[username] = body if body else None
+        self.section[self._key(username)] = body if body else None
         self.changed = True
 
     def remove(self, username: str) -> None:
-        remove_entry(self.section, username)
+        remove_entry(self.section, self._key(username))
         self.changed = True
 
     def add(self, username: str, own: Levels) -> None:
@@ -179,8 +183,7 @@ class CsvUsers:
         if not self.long:
             for index, name in enumerate(names):
                 if ":" in name and name not in ignored:
-                    attribute, _, value = self.header.cells[index].partition(":")
-                    self.columns[attribute.strip(), value.strip()] = index
+                    self.columns[wide_column(self.header.cells[index])] = index
         body = self.rows[self.rows.index(self.header) + 1 :]
         self.by_user: dict[str, list[_Row]] = {}
         for row in body:
@@ -242,9 +245,18 @@ class CsvUsers:
             elif declared or own:  # an entry not wanted, or an empty row no longer needed
                 row.removed, self.changed = True, True
         kept = [row for row in rows if not row.removed]
-        anchor = kept[-1] if kept else rows[-1]
-        anchor.followers.extend(self._long_rows(username, missing, sets, placeholder=not kept))
-        self.by_user[username] = kept + anchor.followers
+        added = self._long_rows(username, missing, sets, placeholder=not kept)
+        self._read_row(kept[-1] if kept else rows[-1]).followers.extend(added)
+        remaining = kept + added
+        sets_at = self.at.get(SETS_COLUMN)
+        if sets and sets_at is not None and not any(r.cells[sets_at].strip() for r in remaining):
+            self._set(remaining[0], sets_at, sets)  # the row that named them went
+        self.by_user[username] = remaining
+
+    def _read_row(self, row: _Row) -> _Row:
+        """The row as read that `row` is (or follows): rows added after an
+        added row follow the row it follows, so all are written."""
+        return next((r for r in self.rows if r is row or any(f is row for f in r.followers)), row)
 
     def _long_rows(self, username: str, own: Levels, sets: str, placeholder: bool) -> list[_Row]:
         entries = [(a, v, str(yaml_level(level))) for (a, v), level in sorted(own.items())]
@@ -363,9 +375,20 @@ class ManifestFiles:
         reads to check edits before they are written."""
         paths = sorted({*self.documents, *self.tables, *texts}, key=str)
         return [
-            (str(p.relative_to(self.config_dir)), str(p), texts.get(p) or p.read_bytes())
+            (
+                str(p.relative_to(self.config_dir)),
+                str(p),
+                texts[p] if p in texts else p.read_bytes(),
+            )
             for p in paths
         ]
+
+    def checked_texts(self) -> dict[Path, bytes]:
+        """texts(), once the manifests they make load (ManifestInvalid if not:
+        then nothing should be written)."""
+        texts = self.texts()
+        load_manifest_files(self.with_texts(texts))
+        return texts
 
     def texts(self) -> dict[Path, bytes]:
         """The new bytes of every changed file."""

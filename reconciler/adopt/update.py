@@ -14,6 +14,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from reconciler.adopt.declarations import ManifestFiles, own_entries_for
 from reconciler.adopt.yaml_style import attribute_body, flow_list, quoted, remove_entry
 from reconciler.connect.reader import LiveState
+from reconciler.files import write_atomically
 from reconciler.manifest.loader import GroupSelector
 from reconciler.service import limits
 from reconciler.state import Proficiencies
@@ -57,7 +58,9 @@ def update_manifests(
     from groups) are not added; external attributes are never declared, nor
     are new ones unless the manifests prune (undeclared ones are left alone
     otherwise: users' values of them make them external). Comments of the
-    entries kept stay, those of removed entries go with them."""
+    entries kept stay, those of removed entries go with them. ManifestInvalid,
+    and nothing written, when the edits would not load (a value a wide CSV
+    cannot name)."""
     files = ManifestFiles(config_dir, csv_ignore_columns)
     documents = files.documents
     external = {
@@ -138,9 +141,9 @@ def update_manifests(
     listed_in = _declare_external(documents, held_elsewhere, config_dir / "instance.yaml")
     if listed_in is not None:
         files.changed.add(listed_in)
-    written = files.texts()
+    written = files.checked_texts()  # ManifestInvalid: nothing is written
     for path, text in written.items():
-        path.write_bytes(text)
+        write_atomically(path, text)
     log.info("updated %d file(s)", len(written))
     conflicts = {
         name: sorted(

@@ -21,6 +21,7 @@ from reconciler.cli.common import (
     unknown_names,
 )
 from reconciler.files import write_json_atomically
+from reconciler.manifest import ManifestInvalid
 
 
 @click.command(
@@ -103,13 +104,19 @@ def export(
             region = instance_region(connection.reader)
     if update_dir is not None:
         assert manifest is not None
-        result = update_manifests(
-            update_dir,
-            live,
-            wanted,
-            group_contributions(groups, live),
-            manifest.settings.csv_ignore_columns,
-        )
+        try:
+            result = update_manifests(
+                update_dir,
+                live,
+                wanted,
+                group_contributions(groups, live),
+                manifest.settings.csv_ignore_columns,
+            )
+        except ManifestInvalid as invalid:
+            for error in invalid.errors:
+                click.echo(str(error), err=True)
+            click.echo("the updated manifests would not load; nothing was written", err=True)
+            sys.exit(ExitCode.ERROR)
         names = ", ".join(map(str, result.changed)) or "none"
         click.echo(f"updated {len(result.changed)} file(s): {names}")
         for username, missing in sorted(result.group_conflicts.items()):

@@ -10,8 +10,8 @@ import click
 from reconciler.adopt.change_file import import_changes, parse_change_file
 from reconciler.adopt.declarations import ManifestFiles
 from reconciler.cli.common import ExitCode, connected, epilog, global_options, load_or_exit, options
+from reconciler.files import write_atomically
 from reconciler.manifest import ManifestInvalid
-from reconciler.manifest.loader import load_manifest_files
 from reconciler.manifest.source import read_bounded
 from reconciler.quoting import counted
 
@@ -54,7 +54,6 @@ def changes(ctx: click.Context, change_file: Path, into: Path) -> None:
                 usernames_by_id = connection.reader.usernames_by_id()
         files = ManifestFiles(into, manifest.settings.csv_ignore_columns)
         imported = import_changes(parsed, manifest, files, usernames_by_id)
-        load_manifest_files(files.with_texts(imported.texts))
     except ManifestInvalid as invalid:
         for error in invalid.errors:
             click.echo(str(error), err=True)
@@ -62,7 +61,7 @@ def changes(ctx: click.Context, change_file: Path, into: Path) -> None:
         click.echo(f"{counted(count, 'error')}; no manifest was changed.", err=True)
         sys.exit(ExitCode.ERROR)
     for path, text in imported.texts.items():
-        path.write_bytes(text)
+        write_atomically(path, text)
     for path, done in sorted(imported.done.items()):
         click.echo(f"{path}: {counted(len(done), 'change')}")
         for line in done:

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.connect.client import AUDIT_OPERATIONS, access_denied
+from reconciler.connect.client import APPLY_READS, AUDIT_OPERATIONS, access_denied
 from reconciler.connect.criteria import Criteria, proficiency_condition, username_is
 from reconciler.connect.reader import LiveStateReader
 from reconciler.quoting import markdown_cell
@@ -123,9 +123,12 @@ class Doctor:
         probes' data); None when they cannot be read (the read checks say why)."""
         try:
             page = self.reader.call("ListUsers", MaxResults=PROBED_USERS)["UserSummaryList"]
-            held = self.reader.proficiencies_of([u["Id"] for u in page])
         except (BotoCoreError, ClientError):
             return None
+        try:
+            held = self.reader.proficiencies_of([u["Id"] for u in page])
+        except (BotoCoreError, ClientError):
+            held = [{} for _ in page]  # the ListUserProficiencies check says why
         return [
             Holding(u["Username"], u["Id"], p, u.get("Arn"))
             for u, p in zip(page, held, strict=True)
@@ -374,14 +377,20 @@ def _failure(exc: Exception) -> str:
     return access_denied(exc) or str(exc)
 
 
+# Reads the plan policy does not grant, and who needs them: denied, a
+# warning (the role doctor runs with may be a pull request's plan role).
+_OTHER_ROLES = {
+    **{operation: "coverage --from-contacts and explain" for operation in AUDIT_OPERATIONS},
+    **{operation: "apply" for operation in APPLY_READS},
+}
+
+
 def _read_failure(operation: str, exc: Exception) -> Check:
-    """A read that failed; a denied contact read says who needs it (a plan
-    role may go without: only the contact audits read contacts)."""
+    """A read that failed: a failed check, but a warning for a denied read
+    only the contact audits or apply make, saying who needs it."""
     name = f"read connect:{operation}"
-    if operation in AUDIT_OPERATIONS and access_denied(exc) is not None:
-        return Check(
-            name, FAIL, f"{_failure(exc)}; only coverage --from-contacts and explain need it"
-        )
+    if operation in _OTHER_ROLES and access_denied(exc) is not None:
+        return Check(name, WARN, f"{_failure(exc)}; only {_OTHER_ROLES[operation]} need it")
     return Check(name, FAIL, _failure(exc))
 
 

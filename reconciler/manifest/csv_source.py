@@ -26,6 +26,7 @@ from typing import Any
 from reconciler.manifest.errors import ManifestError, ManifestInvalid
 from reconciler.manifest.source import DocPath, SourceFile, decode_text
 from reconciler.quoting import excerpt
+from reconciler.service.limits import RESERVED_PREFIXES
 
 LONG_COLUMNS = ("username", "attribute", "value", "level")
 SETS_COLUMN = "sets"
@@ -60,6 +61,16 @@ class CsvSource(SourceFile):
 
 # Per path: where its key and its value are, (line, column) each.
 Cells = dict[DocPath, tuple[tuple[int, int], tuple[int, int]]]
+
+
+def wide_column(name: str) -> tuple[str, str]:
+    """A wide layout's `<Attribute>:<Value>` header cell as (attribute,
+    value). It splits at the first colon after a reserved prefix, so the
+    system attributes' columns read as written (`connect:Language:en-US`)."""
+    text = name.strip()
+    prefix = next((p for p in RESERVED_PREFIXES if text.casefold().startswith(p)), "")
+    attribute, _, value = text[len(prefix) :].partition(":")
+    return text[: len(prefix)] + attribute.strip(), value.strip()
 
 
 def level_of(cell: str) -> Any:
@@ -311,8 +322,8 @@ def _layout(reader: _Reader, line: int, names: list[str], header: list[str]) -> 
     proficiency_columns: list[tuple[int, str, str]] = []
     for column, name in enumerate(names, 1):
         if ":" in name and name not in reader.ignored:
-            attribute, _, value = header[column - 1].strip().partition(":")
-            proficiency_columns.append((column, attribute.strip(), value.strip()))
+            attribute, value = wide_column(header[column - 1])
+            proficiency_columns.append((column, attribute, value))
     for column, attribute, value in proficiency_columns:
         if not attribute or not value:
             reader.error(
