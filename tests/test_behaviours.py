@@ -164,5 +164,5 @@ def test_explain_gives_the_same_answer_whatever_a_list_condition_matches(
         explained[answer] = json.loads(result.stdout)
     strict, loose = explained["one-proficiency"], explained["any-proficiency"]
     assert loose["steps"] == strict["steps"]
-    assert strict["note"] == "" and "levels read by list instead" in loose["note"]
+    assert strict["note"] == "" and "every user read by list instead" in loose["note"]
     assert "list-condition" in loose["note"]

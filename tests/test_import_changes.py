@@ -109,8 +109,8 @@ def test_the_samples_template_plans_exactly_its_rows(instance: Path, users_forma
     ("rows", "error"),
     [
         ("john.doe@example.com,username,add,Language,English,4", "2:3: john.doe@example.com holds Language/English already (level 3)"),
-        ("jane.smith,username,update,Skill,Technical,4", "2:3: jane.smith does not hold Skill/Technical"),
-        ("bob.wilson,username,remove,Skill,Sales,0", "2:3: bob.wilson does not hold Skill/Sales"),
+        ("jane.smith,username,update,Skill,Technical,4", "2:3: jane.smith does not hold Skill/Technical by their own entries or sets"),
+        ("bob.wilson,username,remove,Skill,Sales,0", "2:3: bob.wilson does not hold Skill/Sales by their own entries or sets"),
         ("jane.smith,username,add,Skill,Technical,0", "2:6: level '0' is not a whole number from 1 to 5 (0 is only for remove)"),
         ("jane.smith,username,add,Skill,Technical,6", "2:6: level '6' is not a whole number from 1 to 5"),
         ("jane.smith,username,add,Skill,Technical,3.0", "2:6: level '3.0' is not a whole number from 1 to 5"),

@@ -212,8 +212,12 @@ def import_changes(
                        f"(level {levels[key]:g})", "use update to change its level")  # fmt: skip
             continue
         if row.action != "add" and key not in levels:
-            errors.add(row, "action", f"{username} does not hold {row.attribute}/{row.value}",
-                       "use add to give it" if row.action == "update" else "")  # fmt: skip
+            grouped = any(key in group.proficiencies for group in manifest.groups)
+            hint = "use add to give it" if row.action == "update" else ""
+            if grouped:  # what groups give is the group's: rows edit users' own entries
+                hint = f"a group gives {row.attribute}/{row.value}: change that group instead"
+            errors.add(row, "action", f"{username} does not hold {row.attribute}/{row.value} "
+                       "by their own entries or sets", hint)  # fmt: skip
             continue
         if row.action == "remove":
             del levels[key]

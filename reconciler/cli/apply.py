@@ -257,15 +257,17 @@ def apply(
         connection.lock = lock
         connection.reader.strategy = read
         if planfile is not None:
-            merge_diff = reviewed and asked == NarrowingAsked(changed_since=asked.changed_since)
-            if (asked.given and not merge_diff) or read != "auto":
+            changed_since_only = asked == NarrowingAsked(changed_since=asked.changed_since)
+            if (asked.given and not (reviewed and changed_since_only)) or read != "auto":
                 click.echo("error: a saved plan keeps its own narrowing and read; drop --user/"
                            "--attribute/--changed-since/--base/--read (--reviewed takes "
                            "--changed-since alone)", err=True)  # fmt: skip
                 sys.exit(ExitCode.ERROR)
             merged = None
-            if asked.changed_since is not None:
-                merged = planned_or_exit(opts, manifest, connection.reader, asked)[0]
+            if asked.changed_since is not None:  # the narrowing only: causes are not asked
+                merged = planned_or_exit(opts, manifest, connection.reader, asked, with_base=False)[
+                    0
+                ]
             todo = plan_file_or_exit(planfile, manifest, region, connection, reviewed, merged)
         else:
             narrowing, base = planned_or_exit(opts, manifest, connection.reader, asked)

@@ -137,10 +137,12 @@ def planned_or_exit(
     reader: LiveStateReader,
     asked: NarrowingAsked,
     fmt: str = "text",
+    with_base: bool = True,
 ) -> tuple[Narrowing, Base | None]:
-    """The narrowing, and the base that tells the manifests' changes from
-    drift (--base, else --changed-since); exit 1 on a bad ref, or on a
-    --user/--attribute that names nothing (before any user state is read)."""
+    """The narrowing, and (`with_base`) the base that tells the manifests'
+    changes from drift (--base, else --changed-since); exit 1 on a bad ref,
+    or on a --user/--attribute that names nothing (before any user state is
+    read)."""
     before = None
     if asked.changed_since is not None:
         before = manifests_at_or_exit(opts, "--changed-since", asked.changed_since, fmt)
@@ -155,7 +157,7 @@ def planned_or_exit(
     ref = asked.base or asked.changed_since
     if asked.base is not None and asked.base != asked.changed_since:
         before = manifests_at_or_exit(opts, "--base", asked.base, fmt)
-    if ref is None or before is None:
+    if ref is None or before is None or not with_base:
         return narrowing, None
     return narrowing, Base.read(ref, before, reader)
 

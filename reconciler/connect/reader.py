@@ -109,6 +109,9 @@ class SearchMisread(Exception):
 # A search read re-reads at least this many users by ListUserProficiencies
 # (and one holder of every value it searched) to check what it found.
 CHECKED_USERS = 32
+# When explain's holder search disagrees, it reads every user by list if the
+# instance has at most this many (a few minutes at the default quota).
+RELISTED_USERS = 300
 
 
 class SearchCheck:
@@ -142,20 +145,28 @@ class SearchCheck:
                     self.read[user_id] = self.pool.submit(self.reader.proficiencies, user_id)
 
     def disagreements(
-        self, found: dict[str, Proficiencies], attributes: dict[str, Attribute]
+        self,
+        found: dict[str, Proficiencies],
+        attributes: Iterable[str],
+        keys: set[tuple[str, str]] | None = None,
     ) -> list[tuple[str, str]]:
         """(user id, what differs) for each sampled user whose listed
-        proficiencies in `attributes` are not what the search found."""
+        proficiencies in `attributes` (only `keys` of them, when given) are
+        not what the search found."""
         folded = {name.casefold() for name in attributes}
         with self._lock:
             sampled = dict(self.read)
         differ = []
         for user_id, future in sorted(sampled.items()):
-            listed = {k: v for k, v in future.result().items() if k[0].casefold() in folded}
+            listed = {
+                k: v
+                for k, v in future.result().items()
+                if k[0].casefold() in folded and (keys is None or k in keys)
+            }
             searched = found.get(user_id, {})
             if listed != searched:
-                keys = sorted(set(listed) | set(searched))
-                wrong = [k for k in keys if listed.get(k) != searched.get(k)][:3]
+                both = sorted(set(listed) | set(searched))
+                wrong = [k for k in both if listed.get(k) != searched.get(k)][:3]
                 said = [
                     f"{a}/{v} listed {_level(listed.get((a, v)))}, "
                     f"searched {_level(searched.get((a, v)))}"
@@ -425,41 +436,44 @@ class LiveStateReader:
         self, keys: list[tuple[str, str]]
     ) -> tuple[dict[tuple[str, str], dict[str, tuple[str, float]]], str]:
         """holder_levels of every key (concurrently), checked as a search
-        read is: a seeded sample of the holders, one of every key and
-        CHECKED_USERS or more, is read again by ListUserProficiencies. When
-        any differs, every holder is read by list instead. Returns the
-        levels and a note saying so ("" when the search held)."""
+        read is (SearchCheck: one holder of every key and CHECKED_USERS of
+        the instance's users read again by ListUserProficiencies, so a holder
+        the search missed shows too). When any differs, every user is read by
+        list instead, up to RELISTED_USERS (SearchMisread beyond: too slow).
+        Returns the levels and a note saying why ("" when the search held)."""
+        users = self.usernames_by_id()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="holders") as pool:
+            check = SearchCheck(self, pool, self.check_seed)
             found = dict(
                 zip(keys, pool.map(lambda key: self.holder_levels(*key), keys), strict=True)
             )
-            picks = random.Random(self.check_seed)
-            holders = sorted({user_id for by_id in found.values() for user_id in by_id})
-            sample = {picks.choice(sorted(by_id)) for by_id in found.values() if by_id}
-            sample |= set(picks.sample(holders, min(len(holders), CHECKED_USERS)))
-            listed = dict(
-                zip(sorted(sample), pool.map(self.proficiencies, sorted(sample)), strict=True)
-            )
-            differ = [
-                user_id
-                for user_id, held in listed.items()
-                if any(held.get(key) != found[key].get(user_id, ("", None))[1] for key in keys)
-            ]
+            for by_id in found.values():
+                check.holder(set(by_id))
+            check.users({"Id": user_id} for user_id in users)
+            by_user: dict[str, Proficiencies] = {}
+            for key, by_id in found.items():
+                for user_id, (_, level) in by_id.items():
+                    by_user.setdefault(user_id, {})[key] = level
+            differ = check.disagreements(by_user, {a for a, _ in keys}, set(keys))
             if not differ:
                 return found, ""
-            rest = [user_id for user_id in holders if user_id not in listed]
-            listed |= dict(zip(rest, pool.map(self.proficiencies, rest), strict=True))
-        names = {user_id: name for by_id in found.values() for user_id, (name, _) in by_id.items()}
+            why = (
+                f"SearchUsers and ListUserProficiencies disagree for {len(differ)} of "
+                f"{len(check.read)} sampled users; {SEARCH_SEMANTICS}"
+            )
+            if len(users) > RELISTED_USERS:
+                raise SearchMisread(
+                    f"{why}; reading all {len(users)} users by list instead would take too long "
+                    f"(more than {RELISTED_USERS})"
+                )
+            ids = sorted(users)
+            listed = dict(zip(ids, pool.map(self.proficiencies, ids), strict=True))
+        log.warning("%s; every user read by list instead", why)
         relisted = {
-            key: {u: (names[u], held[key]) for u, held in listed.items() if key in held}
+            key: {u: (users[u], held[key]) for u, held in listed.items() if key in held}
             for key in keys
         }
-        note = (
-            f"SearchUsers and ListUserProficiencies disagree for {len(differ)} of "
-            f"{len(sample)} sampled holders: levels read by list instead; {SEARCH_SEMANTICS}"
-        )
-        log.warning("%s", note)
-        return relisted, note
+        return relisted, f"{why}: every user read by list instead."
 
     def _holder_ids(self, attribute: str, value: str, levels: tuple[int, ...]) -> list[str]:
         """Holders of `value` at any of `levels` (one OR list, chunked as the service takes)."""

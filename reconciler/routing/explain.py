@@ -103,8 +103,8 @@ def _without(
     return None if expression == removed else holds(expression, user_id, agents)
 
 
-# An agent holding nothing any step names: who the agents the reads did not
-# see are, for an expression.
+# A user id no agent has: it stands for every agent holding nothing the
+# expression names (the agents a holder search does not see).
 NOBODY = ""
 
 
@@ -253,18 +253,27 @@ def explain_step(
 def near_misses_of(expression: Expression, agents: Agents, limit: int) -> list[NearMiss]:
     """The `limit` agents closest to meeting the expression who miss it by
     one condition (meeting that one alone would make them eligible), with
-    what they lack. Only the step's own holders and preferred agents are
-    considered, so a step's near misses never depend on the contact's other
-    steps; agents holding nothing it names join when they are one short too
-    and every user is known."""
+    what they lack. The step's own holders and preferred agents come first,
+    so a step's near misses never depend on the contact's other steps;
+    agents holding nothing it names join only when those do not fill
+    `limit`, they are one short too, and every user is known."""
     leaves = conditions(expression)
     named = {(c.name or "", c.value or "") for c in leaves if c.agent_ids is None}
     candidates = {u for key in named for u in agents.levels.get(key, {})}
     candidates |= {i for c in leaves for i in c.agent_ids or () if i in agents.usernames}
-    if agents.everyone and outsiders_one_short(expression, agents):
-        candidates = set(agents.usernames)
+    misses = _one_short(expression, agents, candidates, leaves)
+    if len(misses) < limit and agents.everyone and outsiders_one_short(expression, agents):
+        outsiders = set(agents.usernames) - candidates
+        misses += _one_short(expression, agents, outsiders, leaves)
+    misses.sort(key=lambda m: (m.gap, m.username))
+    return misses[:limit]
+
+
+def _one_short(
+    expression: Expression, agents: Agents, users: set[str], leaves: list[Condition]
+) -> list[NearMiss]:
     misses = []
-    for user in sorted(candidates):
+    for user in sorted(users):
         if meets(expression, user, agents):
             continue
         enough = [
@@ -275,8 +284,7 @@ def near_misses_of(expression: Expression, agents: Agents, limit: int) -> list[N
         if enough:
             gap, what = min(enough)
             misses.append(NearMiss(agents.usernames[user], what, gap))
-    misses.sort(key=lambda m: (m.gap, m.username))
-    return misses[:limit]
+    return misses
 
 
 def unexplained(
