@@ -214,7 +214,7 @@ RETENTION_YAML = """users:
 
 def demo_config_in_yaml(config: Path) -> Path:
     """The demo's config/ copied to `config` (unless there already), its
-    CSV team written as YAML: for what reads YAML only (export --update)."""
+    CSV team written as YAML: the same manifests, all in YAML."""
     if not config.exists():
         shutil.copytree(ROOT / "config", config)
     (config / "teams" / "retention.csv").unlink()

@@ -23,7 +23,7 @@ from reconciler.connect.reader import OWNER_TAG
 from reconciler.emulator import ConnectEmulator, load_snapshot
 from reconciler.service.model import is_read
 from reconciler.service.quotas import DEFAULT_QUOTAS
-from tests.conftest import ROOT, demo_config_in_yaml
+from tests.conftest import ROOT
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 PLAN_POLICY = ROOT / "docs" / "iam" / "plan-policy.json"
@@ -121,7 +121,7 @@ def read_commands(server: ConnectEmulator) -> tuple[set[str], set[str], set[str]
     reads |= called(server, "drift")
     reads |= called(server, "coverage")
     reads |= called(server, "export", "--snapshot", "exported.json")
-    demo_config_in_yaml(Path("update-me"))
+    shutil.copytree("config", "update-me")  # the demo, its CSV team included
     reads |= called(server, "export", "--update", "update-me")
     reads |= called(server, "export", "--out", "exported")  # no --region: DescribeInstance
     audits = called(server, "coverage", "--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z")

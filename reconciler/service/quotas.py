@@ -48,6 +48,9 @@ DEFAULT_QUOTAS: dict[str, Quota] = {
             "ListInstances",
             "CreateUser",
             "DeleteUser",
+            # owner tags (settings.owner): tagged, then read back
+            "TagResource",
+            "ListTagsForResource",
         )
     },
     "DescribeContact": Quota(rate=10.0, burst=15),
