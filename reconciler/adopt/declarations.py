@@ -224,6 +224,12 @@ class CsvUsers:
             row.text = None
             self.changed = True
 
+    def _set_level(self, row: _Row, column: int, level: float | None) -> None:
+        """A level cell, rewritten only when the level differs (` 4` stays)."""
+        held = row.cells[column].strip()
+        if (float(held) if held else None) != level:
+            self._set(row, column, "" if level is None else str(yaml_level(level)))
+
     def declare(self, username: str, keeps_sets: bool, own: Levels) -> None:
         rows = self.by_user[username]
         sets = ";".join(self.sets_of(username)) if keeps_sets else ""
@@ -234,14 +240,14 @@ class CsvUsers:
             for key in sorted(own.keys() - self.columns.keys()):
                 self._add_column(key)
             for key, column in self.columns.items():
-                self._set(rows[0], column, str(yaml_level(own[key])) if key in own else "")
+                self._set_level(rows[0], column, own.get(key))
             return
         missing = dict(own)
         for row in rows:
             declared = self._levels(row)
             if declared and declared[0][0] in missing:
                 key, column = declared[0]
-                self._set(row, column, str(yaml_level(missing.pop(key))))
+                self._set_level(row, column, missing.pop(key))
             elif declared or own:  # an entry not wanted, or an empty row no longer needed
                 row.removed, self.changed = True, True
         kept = [row for row in rows if not row.removed]
