@@ -140,9 +140,10 @@ def test_a_step_nobody_holds_lists_near_misses_from_every_user(demo: Path) -> No
     assert step["eligible_now"] == 0 and step["eligible_after"] is None
     assert step["limiting_condition"] == "Certification = PCI >= 3"
     assert [m["lacks"] for m in step["near_misses"]] == ["no Certification/PCI"] * 3
-    # no after-state: proficiencies are listed only for the search's check (a sample)
+    # no after-state: proficiencies are listed only for the search's check (a
+    # sample; a call the emulator throttles counts again when re-sent)
     assert document["reads"]["ListUsers"] >= 1
-    assert document["reads"]["ListUserProficiencies"] == CHECKED_USERS
+    assert CHECKED_USERS <= document["reads"]["ListUserProficiencies"] < 2 * CHECKED_USERS
 
 
 def test_not_range_and_or_steps_are_explained(demo: Path) -> None:

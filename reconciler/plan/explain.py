@@ -2,11 +2,10 @@
 
 Reads are few and paced: one DescribeContact; for each attribute value the
 steps name, the three SearchUsers that give every holder and level (as the
-search read, and checked as it is, against a sample read by list); the
-user list only when a step has a NOT condition, names preferred agents, or
-may be missed by one condition by agents holding nothing it names when its
-holders do not fill the near-miss list; and, for
-the after-state, the plan of the manifests narrowed to the managed users the
+search read, and checked as it is, against a sample of holders and users
+read by list); the user list (for that check, NOT conditions, preferred
+agents and near misses holding nothing a step names); and, for the
+after-state, the plan of the manifests narrowed to the managed users the
 steps concern (their proficiencies listed).
 """
 
@@ -28,8 +27,6 @@ from reconciler.routing.explain import (
     Key,
     conditions,
     explain_step,
-    near_misses_of,
-    outsiders_one_short,
     referenced,
     unexplained,
 )
@@ -85,9 +82,7 @@ def explain(
         steps.append((1, expression, None, None, ""))
     expressions = [e for _, e, _, _, _ in steps if e is not None]
     keys = {k for k in referenced(expressions) if searchable(k[0]) and searchable(k[1])}
-    now, misread = _agents(reader, keys, everyone=any(_needs_everyone(e) for e in expressions))
-    if not now.everyone and any(_wants_outsiders(e, now, near_misses) for e in expressions):
-        now = Agents({**reader.usernames_by_id(), **now.usernames}, now.levels, everyone=True)
+    now, misread = _agents(reader, keys)
     after, scope = _after(reader, manifest, now, keys) if expressions else (None, "")
     explained = []
     for index, parsed, status, expiry, why in steps:
@@ -127,20 +122,6 @@ def _expiry(expiry: Any) -> str | None:
     return None if seconds is None else f"after {seconds} s"
 
 
-def _needs_everyone(expression: Expression) -> bool:
-    return any(c.negated or c.agent_ids is not None for c in conditions(expression))
-
-
-def _wants_outsiders(expression: Expression, holders: Agents, near_misses: int) -> bool:
-    """Whether the step's near misses may include agents holding nothing it
-    names (e.g. `Certification = PCI >= 3`, which nobody holds) and its
-    holders alone do not fill the list: then the user list is read."""
-    return (
-        outsiders_one_short(expression, holders)
-        and len(near_misses_of(expression, holders, near_misses)) < near_misses
-    )
-
-
 def _inexact(expression: Expression, searched: set[Key]) -> str:
     """Why the step cannot be evaluated exactly ("" when it can): a
     fractional level, or a value too short to have been searched for."""
@@ -166,17 +147,17 @@ def _inexact(expression: Expression, searched: set[Key]) -> str:
     return ""
 
 
-def _agents(reader: LiveStateReader, keys: set[Key], everyone: bool) -> tuple[Agents, str]:
-    """Each key's holders and levels (three SearchUsers a key, checked
-    against a sample read by list), and, when `everyone`, every user of the
-    instance; with a note when the search did not hold."""
+def _agents(reader: LiveStateReader, keys: set[Key]) -> tuple[Agents, str]:
+    """Every user of the instance (listed for the search's check anyway) and
+    each key's holders and levels (three SearchUsers a key, checked against a
+    sample read by list); with a note when the search did not hold."""
     found, note = reader.checked_holder_levels(sorted(keys))
-    usernames: dict[str, str] = dict(reader.usernames_by_id()) if everyone else {}
+    usernames: dict[str, str] = dict(reader.usernames_by_id())
     levels: dict[Key, dict[str, float]] = {}
     for key, holders in found.items():
         levels[key] = {user_id: level for user_id, (_, level) in holders.items()}
         usernames.update({user_id: username for user_id, (username, _) in holders.items()})
-    return Agents(usernames, levels, everyone), note
+    return Agents(usernames, levels, everyone=True), note
 
 
 def _after(
