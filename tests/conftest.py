@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.service.quotas import DEFAULT_QUOTAS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -210,6 +212,16 @@ RETENTION_YAML = """users:
   ethan.king@example.com: {proficiencies: {Language: {English: 4}, Skill: {Onboarding: 4, Retention: 3}}}
   zoe.wright@example.com: {sets: [retention], proficiencies: {Language: {English: 5}}}
 """  # fmt: skip
+
+
+def fast_demo_config(config: Path) -> Path:
+    """The demo's config/ copied to `config`, pacing every API as fast as the
+    emulator answers: for tests of what is read and decided, not of pacing."""
+    shutil.copytree(ROOT / "config", config)
+    fast = "".join(f"    {op}: {{rate: 10000, burst: 100}}\n" for op in DEFAULT_QUOTAS)
+    instance = config / "instance.yaml"
+    instance.write_text(instance.read_text() + "  quotas:\n" + fast)
+    return config
 
 
 def demo_config_in_yaml(config: Path) -> Path:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.emulator.behaviour import CHOICES
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fast_demo_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 COMPARED = ("changes", "errors", "guards", "coverage", "unmanaged_attributes", "summary")
@@ -44,11 +44,17 @@ def plan_json(target: str, config: Path, read: str) -> tuple[int, dict | str]:
 
 
 @pytest.fixture(scope="module")
-def expected(tmp_path_factory) -> dict:
+def config(tmp_path_factory) -> Path:
+    """The demo's manifests, paced as fast as the emulator answers."""
+    return fast_demo_config(tmp_path_factory.mktemp("demo") / "config")
+
+
+@pytest.fixture(scope="module")
+def expected(tmp_path_factory, config: Path) -> dict:
     """The list read's plan under the default answers."""
     snapshot = tmp_path_factory.mktemp("baseline") / "snapshot.json"
     shutil.copy(DEMO, snapshot)
-    code, plan = plan_json(f"emulator:{snapshot}", ROOT / "config", "list")
+    code, plan = plan_json(f"emulator:{snapshot}", config, "list")
     assert code == 0 and isinstance(plan, dict)
     return plan
 
@@ -67,7 +73,7 @@ def refused_naming(code: int, output: object, answers: dict) -> bool:
     "answers", ANSWERS, ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items())
 )
 def test_the_demo_under_every_answer(
-    tmp_path: Path, monkeypatch, expected: dict, answers: dict
+    tmp_path: Path, monkeypatch, expected: dict, config: Path, answers: dict
 ) -> None:
     monkeypatch.chdir(tmp_path)
     snapshot = tmp_path / "snapshot.json"
@@ -75,7 +81,6 @@ def test_the_demo_under_every_answer(
     document["Behaviour"] = answers
     snapshot.write_text(json.dumps(document))
     target = f"emulator:{snapshot}"
-    config = ROOT / "config"
     # (auto reads the demo by list; its fallback from a disagreeing search is
     # tests/connect/test_reader.py's)
     for read in ("list", "search"):
@@ -108,8 +113,7 @@ def test_one_character_values_plan_as_the_list_read_whatever_search_does_with_th
     tier["Values"]["StringList"].append("A")
     for user in document["Users"][:3]:
         user["Proficiencies"].append({"AttributeName": "Tier", "AttributeValue": "A", "Level": 2})
-    config = tmp_path / "config"
-    shutil.copytree(ROOT / "config", config)
+    config = fast_demo_config(tmp_path / "config")
     attributes = config / "attributes.yaml"
     attributes.write_text(
         attributes.read_text().replace("[Tier 1, Tier 2, Tier 3]", "[Tier 1, Tier 2, Tier 3, A]")
@@ -134,14 +138,14 @@ def demo_answering(directory: Path, key: str, answer: str) -> Path:
     return snapshot
 
 
-def test_max_contacts_keeps_the_newest_whatever_order_search_contacts_returns(
-    tmp_path: Path,
+def test_max_contacts_keeps_the_same_contacts_whatever_order_search_contacts_returns(
+    tmp_path: Path, config: Path
 ) -> None:
     kept = []
     for answer in CHOICES["contact-order"][0]:
         snapshot = demo_answering(tmp_path, "contact-order", answer)
         result = CliRunner().invoke(cli, [
-            "coverage", "--config", str(ROOT / "config"), "--target", f"emulator:{snapshot}",
+            "coverage", "--config", str(config), "--target", f"emulator:{snapshot}",
             "--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z", "--max-contacts", "5",
             "--format", "json",
         ])  # fmt: skip
@@ -151,13 +155,13 @@ def test_max_contacts_keeps_the_newest_whatever_order_search_contacts_returns(
 
 
 def test_explain_gives_the_same_answer_whatever_a_list_condition_matches(
-    tmp_path: Path,
+    tmp_path: Path, config: Path
 ) -> None:
     explained = {}
     for answer in CHOICES["list-condition"][0]:
         snapshot = demo_answering(tmp_path, "list-condition", answer)
         result = CliRunner().invoke(cli, [
-            "explain", "e1655d3d-a277-51d7-b5e5-e7875bcfbd80", "--config", str(ROOT / "config"),
+            "explain", "e1655d3d-a277-51d7-b5e5-e7875bcfbd80", "--config", str(config),
             "--target", f"emulator:{snapshot}", "--format", "json",
         ])  # fmt: skip
         assert result.exit_code == 0, result.output

@@ -5,15 +5,13 @@ naming the IAM action, never a traceback."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.emulator import ConnectEmulator, FaultPlan, load_snapshot
-from reconciler.service.quotas import DEFAULT_QUOTAS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fast_demo_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 
@@ -25,11 +23,7 @@ def serve(monkeypatch, tmp_path):
     against it, the manifests pacing every API as fast as the emulator answers."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    config = tmp_path / "config"
-    shutil.copytree(ROOT / "config", config)
-    fast = "".join(f"    {op}: {{rate: 10000, burst: 100}}\n" for op in DEFAULT_QUOTAS)
-    instance = config / "instance.yaml"
-    instance.write_text(instance.read_text() + "  quotas:\n" + fast)
+    config = fast_demo_config(tmp_path / "config")
     servers = []
 
     def doctor(*behaviour: str, faults: FaultPlan | None = None):

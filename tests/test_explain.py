@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.connect.reader import CHECKED_USERS
-from tests.conftest import INSTANCE_ID, ROOT
+from tests.conftest import INSTANCE_ID, ROOT, fast_demo_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 SCHEMA = json.loads((ROOT / "docs" / "explain.schema.json").read_text())
@@ -31,7 +31,7 @@ FRENCH_OR_GERMAN = "d059f639-4424-5f8a-b9c2-d1da7fa674fe"  # French IN 3..5 OR G
 def demo(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     shutil.copy(DEMO, tmp_path / "snapshot.json")
-    shutil.copytree(ROOT / "config", tmp_path / "config")
+    fast_demo_config(tmp_path / "config")
     return tmp_path
 
 

@@ -22,8 +22,7 @@ from reconciler.connect.client import connect_client
 from reconciler.connect.reader import OWNER_TAG
 from reconciler.emulator import ConnectEmulator, load_snapshot
 from reconciler.service.model import is_read
-from reconciler.service.quotas import DEFAULT_QUOTAS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fast_demo_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 PLAN_POLICY = ROOT / "docs" / "iam" / "plan-policy.json"
@@ -64,13 +63,9 @@ def observed(tmp_path_factory) -> tuple[set[str], set[str], set[str], set[str]]:
             patch.setenv("AWS_ACCESS_KEY_ID", "testing")
             patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
             patch.delenv("AWS_PROFILE", raising=False)
-            config = workdir / "config"
-            shutil.copytree(ROOT / "config", config)
+            config = fast_demo_config(workdir / "config")
             (config / "hierarchy.yaml").write_text(HIERARCHY_GROUP)
-            # The emulator does not throttle here; pace as fast as it answers.
-            fast = "".join(f"    {op}: {{rate: 10000, burst: 100}}\n" for op in DEFAULT_QUOTAS)
-            settings = (config / "instance.yaml").read_text() + "  quotas:\n" + fast
-            (config / "instance.yaml").write_text(settings)
+            settings = (config / "instance.yaml").read_text()
             reads, audits, doctored = read_commands(server)
             # Prune, so that an attribute nobody holds is deleted (Legacy
             # Queue, held by an unmanaged user, stays: declared external).
