@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -21,6 +23,12 @@ _CONFIG = Config(
 )
 
 
+# One botocore loader per process: the Connect model (a megabyte of JSON) is
+# parsed once however many clients a process makes (each command's, the
+# emulator's, every test's).
+_LOADER = botocore.loaders.create_loader()
+
+
 def connect_client(
     region: str | None = None,
     profile: str | None = None,
@@ -29,14 +37,21 @@ def connect_client(
 ) -> Any:
     """A Connect client. For an emulator, fixed dummy credentials are used so
     that no credential chain (files, IMDS) is consulted."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER)
     if emulator:
         session = boto3.session.Session(
             aws_access_key_id="emulator",
             aws_secret_access_key="emulator",
             region_name=region or "us-east-1",
+            botocore_session=core,
         )
     else:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
+        session = boto3.session.Session(
+            profile_name=profile, region_name=region, botocore_session=core
+        )
+    # boto3 adds its data directory to the loader's search paths per session
+    _LOADER.search_paths[:] = list(dict.fromkeys(_LOADER.search_paths))
     return session.client("connect", endpoint_url=endpoint_url, config=_CONFIG)
 
 
