@@ -12,14 +12,13 @@ edited manifests load.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.adopt.declarations import Levels, ManifestFiles, UserDeclarations, own_entries_for
 from reconciler.manifest import Manifest
+from reconciler.manifest.csv_source import csv_rows
 from reconciler.manifest.errors import ManifestError, ManifestInvalid
 from reconciler.manifest.source import decode_text
 from reconciler.quoting import excerpt
@@ -70,18 +69,12 @@ class _Errors(list[ManifestError]):
 
 def parse_change_file(raw: bytes, display: str) -> ChangeFile:
     """A change file's rows, or ManifestInvalid with every positioned error."""
-    text = decode_text(raw, display)
     errors: list[ManifestError] = []
-    parsed = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows: list[tuple[int, list[str]]] = []
-    line = 1
-    try:
-        for cells in parsed:
-            if any(c.strip() for c in cells):
-                rows.append((line, cells))
-            line = parsed.line_num + 1
-    except csv.Error as exc:
-        errors.append(ManifestError(display, line, 1, f"invalid CSV: {exc}", "check the quotes"))
+    rows = [
+        (line, cells)
+        for line, cells in csv_rows(decode_text(raw, display), display, errors)
+        if any(c.strip() for c in cells)
+    ]
     if not rows:
         hint = f"start it with {','.join(COLUMNS)}"
         raise ManifestInvalid([*errors, ManifestError(display, 1, 1, "no header row", hint)])

@@ -87,13 +87,17 @@ class YamlUsers:
     path: Path
     section: CommentedMap
     changed: bool = False
+    # each username's key as the YAML holds it (`12345:` is a number there)
+    _keys: dict[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._keys = {str(key): key for key in self.section}
 
     def usernames(self) -> list[str]:
-        return [str(name) for name in self.section]
+        return list(self._keys)
 
     def _key(self, username: str) -> Any:
-        """The key as the YAML holds it (`12345:` is a number there)."""
-        return next((k for k in self.section if str(k) == username), username)
+        return self._keys[username]
 
     def _body(self, username: str) -> Any:
         return self.section[self._key(username)]
@@ -116,11 +120,12 @@ class YamlUsers:
         self.changed = True
 
     def remove(self, username: str) -> None:
-        remove_entry(self.section, self._key(username))
+        remove_entry(self.section, self._keys.pop(username))
         self.changed = True
 
     def add(self, username: str, own: Levels) -> None:
         self.section[username] = None
+        self._keys[username] = username
         self.declare(username, True, own)
 
 
@@ -159,6 +164,7 @@ class _Row:
     text: str | None  # as read; None once changed (written anew)
     removed: bool = False
     followers: list[_Row] = field(default_factory=list)  # rows added after this one
+    follows: _Row | None = None  # the row as read this added row is written after
 
 
 class CsvUsers:
@@ -252,17 +258,16 @@ class CsvUsers:
                 row.removed, self.changed = True, True
         kept = [row for row in rows if not row.removed]
         added = self._long_rows(username, missing, sets, placeholder=not kept)
-        self._read_row(kept[-1] if kept else rows[-1]).followers.extend(added)
+        last = kept[-1] if kept else rows[-1]
+        anchor = last.follows or last  # rows added after an added row follow its row
+        anchor.followers.extend(added)
+        for row in added:
+            row.follows = anchor
         remaining = kept + added
         sets_at = self.at.get(SETS_COLUMN)
         if sets and sets_at is not None and not any(r.cells[sets_at].strip() for r in remaining):
             self._set(remaining[0], sets_at, sets)  # the row that named them went
         self.by_user[username] = remaining
-
-    def _read_row(self, row: _Row) -> _Row:
-        """The row as read that `row` is (or follows): rows added after an
-        added row follow the row it follows, so all are written."""
-        return next((r for r in self.rows if r is row or any(f is row for f in r.followers)), row)
 
     def _long_rows(self, username: str, own: Levels, sets: str, placeholder: bool) -> list[_Row]:
         entries = [(a, v, str(yaml_level(level))) for (a, v), level in sorted(own.items())]

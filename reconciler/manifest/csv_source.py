@@ -230,7 +230,7 @@ def _read(text: str, display: str, ignored_columns: list[str], placing: bool) ->
     """Every row of `text` read; the reader holds what they declare and the
     errors found."""
     reader = _Reader(text, display, ignored_columns, placing)
-    rows = _rows(reader)
+    rows = csv_rows(reader.text, reader.display, reader.errors)
     header_line, header = next(
         ((line, cells) for line, cells in rows if any(cell.strip() for cell in cells)),
         (0, []),
@@ -264,21 +264,26 @@ def _read(text: str, display: str, ignored_columns: list[str], placing: bool) ->
     return reader
 
 
-def _rows(reader: _Reader) -> Iterator[tuple[int, list[str]]]:
-    """(first line, cells) of each row, until the end or a row the csv module
-    cannot read (an error said)."""
-    parsed = csv.reader(io.StringIO(reader.text, newline=""), strict=True)
+def csv_rows(
+    text: str, display: str, errors: list[ManifestError]
+) -> Iterator[tuple[int, list[str]]]:
+    """(first line, cells) of each row of a CSV file, until the end or a row
+    the csv module cannot read (then an error at that row joins `errors`)."""
+    parsed = csv.reader(io.StringIO(text, newline=""), strict=True)
     line = 1
     try:
         for cells in parsed:
             yield line, cells
             line = parsed.line_num + 1
     except csv.Error as exc:
-        reader.error(
-            line,
-            1,
-            f"invalid CSV: {exc}",
-            "check the quotes in this row: a quoted cell must end with a quote",
+        errors.append(
+            ManifestError(
+                display,
+                line,
+                1,
+                f"invalid CSV: {exc}",
+                "check the quotes in this row: a quoted cell must end with a quote",
+            )
         )
 
 
