@@ -466,11 +466,14 @@ class LiveStateReader:
                     f"{why}; reading all {len(users)} users by list instead would take too long "
                     f"(more than {RELISTED_USERS})"
                 )
-            ids = sorted(users)
-            listed = dict(zip(ids, pool.map(self.proficiencies, ids), strict=True))
+        # the sample is read already: list the others
+        listed = {user_id: future.result() for user_id, future in check.read.items()}
+        rest = sorted(set(users) - set(listed))
+        listed |= dict(zip(rest, self.proficiencies_of(rest), strict=True))
         log.warning("%s; every user read by list instead", why)
+        names = {u: name for by_id in found.values() for u, (name, _) in by_id.items()} | users
         relisted = {
-            key: {u: (users[u], held[key]) for u, held in listed.items() if key in held}
+            key: {u: (names[u], held[key]) for u, held in listed.items() if key in held}
             for key in keys
         }
         return relisted, f"{why}: every user read by list instead."
