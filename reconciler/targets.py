@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.connect.client import caller_identity, connect_client
-from reconciler.connect.pacer import QuotaPacer
+from reconciler.connect.pacer import QuotaBuckets, QuotaPacer
 from reconciler.connect.reader import LiveStateReader, Progress
 from reconciler.emulator import ConnectEmulator, load_snapshot, save_snapshot
 from reconciler.emulator.lock import LockError, SnapshotLock, file_digest
@@ -61,6 +62,68 @@ class Connection:
             self.lock.read_digest = file_digest(self.snapshot)
 
 
+@dataclass
+class QuotaGroup:
+    """The instances of one account and region in a run over several
+    environments: their pacers take one bucket per API, and embedded
+    emulators throttle on one set, as Connect's account quotas do."""
+
+    account: str
+    region: str
+    buckets: QuotaBuckets
+    emulator: ConnectEmulator | None = None  # the first; the others share its buckets
+    members: list[tuple[str, QuotaPacer]] = field(default_factory=list)  # (environment, pacer)
+
+
+class SharedQuotas:
+    """The QuotaGroup of each (account, region) a run reaches."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, str, float], QuotaGroup] = {}
+        self._lock = threading.Lock()
+
+    def join(
+        self,
+        account: str,
+        region: str,
+        overrides: dict[str, Quota],
+        time_scale: float,
+        member: str,
+        client: Any,
+    ) -> QuotaPacer:
+        """A pacer for `client` on the group's buckets (the first member's
+        quota overrides make them), recorded as `member`'s."""
+        with self._lock:
+            key = (account, region, time_scale)
+            group = self.groups.get(key)
+            if group is None:
+                group = QuotaGroup(account, region, QuotaBuckets(overrides, time_scale))
+                self.groups[key] = group
+            pacer = QuotaPacer(client, overrides, time_scale=time_scale, buckets=group.buckets)
+            group.members.append((member, pacer))
+            return pacer
+
+    def share_emulator(self, account: str, region: str, emulator: ConnectEmulator) -> None:
+        """Make an embedded emulator throttle on its group's first one's buckets."""
+        with self._lock:
+            group = self.groups[(account, region, EMBEDDED_TIME_SCALE)]
+            if group.emulator is None:
+                group.emulator = emulator
+            else:
+                emulator.share_quotas(group.emulator)
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """Where a connection joins a run's shared quotas: `account` is known
+    from the manifests (an ARN), the endpoint, or STS; an emulator target's
+    comes from its snapshot."""
+
+    quotas: SharedQuotas
+    member: str
+    account: str | None = None
+
+
 def identity_check(
     target: str, profile: str | None, region: str | None, endpoint_url: str | None
 ) -> Callable[[], dict[str, Any]] | None:
@@ -91,11 +154,13 @@ def open_target(
     endpoint_url: str | None = None,
     progress: Progress | None = None,
     max_proficiencies_per_user: int | None = None,
+    sharing: Sharing | None = None,
 ) -> Iterator[Connection]:
     """Connect to `target` ("aws" or "emulator:SNAPSHOT.json"). The instance
     is `instance_id`, or for an emulator target the snapshot's when None.
     `max_proficiencies_per_user` (the manifest's setting, when it sets one)
-    is the emulated account's cap, over the snapshot's `Quotas`."""
+    is the emulated account's cap, over the snapshot's `Quotas`. With
+    `sharing`, the pacer joins the run's quota group of its account and region."""
     overrides = quotas or {}
     if target == "aws":
         if instance_id is None:
@@ -103,7 +168,13 @@ def open_target(
                 "which instance? give --instance-id or an `instance:` block in the manifests"
             )
         client = connect_client(region, profile, endpoint_url)
-        pacer = QuotaPacer(client, overrides)
+        if sharing is None:
+            pacer = QuotaPacer(client, overrides)
+        else:
+            account = sharing.account or endpoint_url or "default"
+            pacer = sharing.quotas.join(
+                account, region or "default", overrides, 1.0, sharing.member, client
+            )
         yield Connection(instance_id, pacer, LiveStateReader(pacer, instance_id, progress=progress))
         return
     snapshot = emulator_snapshot(target)
@@ -119,7 +190,14 @@ def open_target(
     emulator = ConnectEmulator(backend, quota_scale=EMBEDDED_TIME_SCALE, quotas=overrides).start()
     try:
         client = connect_client(endpoint_url=emulator.url, emulator=True)
-        pacer = QuotaPacer(client, overrides, time_scale=EMBEDDED_TIME_SCALE)
+        if sharing is None:
+            pacer = QuotaPacer(client, overrides, time_scale=EMBEDDED_TIME_SCALE)
+        else:
+            _, _, _, region_of, account, _ = backend.instance["Arn"].split(":", 5)
+            pacer = sharing.quotas.join(
+                account, region_of, overrides, EMBEDDED_TIME_SCALE, sharing.member, client
+            )
+            sharing.quotas.share_emulator(account, region_of, emulator)
         reader = LiveStateReader(pacer, instance_id, progress=progress)
         yield Connection(instance_id, pacer, reader, emulator, snapshot)
     finally:

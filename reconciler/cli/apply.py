@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -63,6 +64,29 @@ def plan_file_or_exit(
     except RefusedPlan as refused:
         refuse(str(path), refused, err=not reviewed)
     return saved
+
+
+def saved_environment(path: Path) -> tuple[str, ...]:
+    """The environment a saved plan names (none for a plan of a directory
+    without environments, or a file that is not a plan: load_plan says so)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    name = data.get("environment") if isinstance(data, dict) else None
+    return (name,) if isinstance(name, str) else ()
+
+
+def refuse_verify_only(manifest: Manifest) -> None:
+    """Exit 1, before any call, for an environment declared `apply: false`."""
+    environment = manifest.environment
+    if environment is not None and not environment.apply:
+        click.echo(
+            f"error: environment {environment.name!r} is verify-only (apply: false at "
+            f"{environment.where}): plan, drift and coverage read it, apply never writes to it",
+            err=True,
+        )
+        sys.exit(ExitCode.ERROR)
 
 
 def refuse(what: str, refused: RefusedPlan, err: bool = True) -> NoReturn:
@@ -246,7 +270,10 @@ def apply(
         raise click.UsageError("--take-ownership is for plan: a saved plan says whom it tags")
     if reviewed and planfile is None:
         raise click.UsageError("--reviewed needs the PLANFILE that was reviewed")
+    if planfile is not None and not opts.env and not opts.all_envs:
+        opts.env = saved_environment(planfile)
     manifest = load_or_exit(opts)
+    refuse_verify_only(manifest)
     region = opts.region or manifest.instance.region_name
     renderer = renderer_for("text", terminal=use_color(opts))
     snapshot = emulator_snapshot(opts.target)

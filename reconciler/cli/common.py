@@ -7,12 +7,13 @@ import difflib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import click
 from botocore.exceptions import (
@@ -26,16 +27,24 @@ from botocore.exceptions import (
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from reconciler.connect.client import access_denied
+from reconciler.connect.client import access_denied, caller_identity
 from reconciler.connect.reader import SearchMisread
 from reconciler.emulator import SnapshotError
 from reconciler.logs import install_redaction
-from reconciler.manifest import Manifest, ManifestInvalid, load_manifest
+from reconciler.manifest import Manifest, ManifestError, ManifestInvalid, load_manifest
+from reconciler.manifest.environments import (
+    EnvironmentChoiceError,
+    Environments,
+    instance_collisions,
+    read_environments,
+    unknown_environment,
+)
+from reconciler.manifest.loader import ENVIRONMENTS_FILE
 from reconciler.plan.render import MARKDOWN_LIMIT, MARKDOWN_MARKER
 from reconciler.quoting import markdown_cell
 from reconciler.service.model import require_model
 from reconciler.service.quotas import Quota
-from reconciler.targets import Connection, TargetError, open_target
+from reconciler.targets import Connection, SharedQuotas, Sharing, TargetError, open_target
 
 log = logging.getLogger("reconciler")
 
@@ -64,23 +73,66 @@ class ExitCode:
     INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
+# `--target ENV=TARGET`; a snapshot path may hold `=` but not before a `:`
+_ENVIRONMENT_TARGET = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)=(.+)")
+_ENDPOINTS = ("http://", "https://")
+
+
 @dataclass
 class GlobalOptions:
     """Options every command accepts, before or after its name."""
 
     config: Path = Path("config")
-    target: str = "aws"
+    targets: tuple[str, ...] = ()  # as given: TARGET, or ENV=TARGET per environment
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
     verbose: int = 0
     quiet: bool = False
     no_color: bool = False
+    env: tuple[str, ...] = ()
+    all_envs: bool = False
+    # The environment these options are for (`for_environment`), and its target.
+    environment: str | None = None
+    target: str = "aws"
+
+    def __post_init__(self) -> None:
+        plain = [t for t in self.targets if not _ENVIRONMENT_TARGET.fullmatch(t)]
+        if len(plain) > 1:
+            raise click.UsageError(
+                f"--target given {len(plain)} times: use --target ENV=TARGET for each environment"
+            )
+        if plain and self.environment is None:
+            self._point_at(plain[0])
+
+    def _point_at(self, target: str) -> None:
+        # An endpoint is the aws target sent elsewhere (an emulator served over HTTP).
+        if target.startswith(_ENDPOINTS):
+            self.target, self.endpoint_url = "aws", target
+        else:
+            self.target = target
+
+    def environment_targets(self) -> dict[str, str]:
+        """The `--target ENV=TARGET` given, by environment."""
+        return {
+            m.group(1): m.group(2)
+            for t in self.targets
+            if (m := _ENVIRONMENT_TARGET.fullmatch(t)) is not None
+        }
+
+    def for_environment(self, name: str) -> GlobalOptions:
+        """These options for environment `name`: its `--target ENV=TARGET`,
+        else the plain --target, else aws."""
+        chosen = replace(self, environment=name)
+        given = self.environment_targets().get(name)
+        if given is not None:
+            chosen._point_at(given)
+        return chosen
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     # Given after the command name wins over before it, as in the AWS CLI.
-    if value is not None and value != 0 and value is not False:
+    if value is not None and value != 0 and value is not False and value != ():
         ctx.find_root().meta.setdefault("options", {})[param.name] = value
 
 
@@ -88,7 +140,13 @@ _GLOBAL_OPTIONS = {
     "config": click.option(
         "--config", type=click.Path(path_type=Path), help="Manifest directory [./config]."
     ),
-    "target": click.option("--target", help="aws (default) or emulator:SNAPSHOT.json."),
+    "targets": click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        help="aws (default), emulator:SNAPSHOT.json or an endpoint URL; ENV=TARGET "
+        "for one environment (repeatable).",
+    ),
     "profile": click.option("--profile", help="AWS named profile."),
     "region": click.option("--region", help="AWS region (overrides the manifest)."),
     "endpoint_url": click.option("--endpoint-url", help="Send API calls to this endpoint."),
@@ -97,10 +155,19 @@ _GLOBAL_OPTIONS = {
     "no_color": click.option(
         "--no-color", is_flag=True, default=None, help="No colour (also NO_COLOR, TERM=dumb)."
     ),
+    "env": click.option(
+        "--env",
+        multiple=True,
+        metavar="NAME",
+        help="The environment of environments.yaml to run against (repeatable).",
+    ),
+    "all_envs": click.option(
+        "--all-envs", is_flag=True, default=None, help="Every environment of environments.yaml."
+    ),
 }
 # What a command that talks to Connect uses; `validate` needs no target.
 CONNECTED = tuple(_GLOBAL_OPTIONS)
-OFFLINE = ("config", "verbose", "quiet", "no_color")
+OFFLINE = ("config", "verbose", "quiet", "no_color", "env", "all_envs")
 LOGGING = ("verbose", "quiet", "no_color")
 
 
@@ -199,13 +266,79 @@ def fail_on_invalid(errors: ManifestInvalid, fmt: str = "text") -> None:
     sys.exit(ExitCode.ERROR)
 
 
+def environments_or_exit(opts: GlobalOptions, fmt: str = "text") -> Environments | None:
+    """The environments the config directory declares (None without
+    environments.yaml); its errors printed as `fmt` asks, and exit 1. An
+    --env, --all-envs or --target ENV=TARGET that names nothing is an error."""
+    try:
+        environments = read_environments(opts.config)
+    except ManifestInvalid as invalid:
+        fail_on_invalid(invalid, fmt)
+        raise  # pragma: no cover - fail_on_invalid exits
+    named = opts.environment_targets()
+    if environments is None:
+        if opts.env or opts.all_envs or named:
+            exit_with(
+                f"--env, --all-envs and --target ENV=TARGET need environments: "
+                f"{opts.config / ENVIRONMENTS_FILE} does not exist"
+            )
+        return None
+    unknown = [name for name in named if name not in environments.by_name]
+    if unknown:
+        exit_with(f"--target: {unknown_environment(unknown, environments.by_name)}")
+    return environments
+
+
+def environments_chosen_or_exit(
+    opts: GlobalOptions, fmt: str = "text", several: bool = True
+) -> list[tuple[GlobalOptions, Manifest]] | None:
+    """Each environment --env/--all-envs chooses, with its options and
+    manifests; None when the config directory declares no environments.
+    Every manifest error of every chosen environment is printed once (a
+    shared layer's would repeat), then exit 1; so is two of them applying
+    to one instance."""
+    environments = environments_or_exit(opts, fmt)
+    if environments is None:
+        return None
+    try:
+        chosen = environments.select(opts.env, opts.all_envs, several)
+    except EnvironmentChoiceError as exc:
+        exit_with(str(exc))
+    manifests: list[Manifest] = []
+    errors: dict[tuple[str, int, int, str], ManifestError] = {}
+    for environment in chosen:
+        try:
+            manifests.append(environments.load(environment))
+        except ManifestInvalid as invalid:
+            errors.update(((e.file, e.line, e.column, e.message), e) for e in invalid.errors)
+    for error in instance_collisions(manifests):
+        errors[(error.file, error.line, error.column, error.message)] = error
+    if errors:
+        fail_on_invalid(ManifestInvalid(list(errors.values())), fmt)
+    return [(opts.for_environment(m.environment.name), m) for m in manifests if m.environment]
+
+
 def load_or_exit(opts: GlobalOptions, fmt: str = "text") -> Manifest:
-    """The manifests, or every error printed (see fail_on_invalid) and exit 1."""
+    """The manifests, or every error printed (see fail_on_invalid) and exit 1.
+    With environments declared, the one environment --env names: `opts`
+    then points at its target."""
+    chosen = environments_chosen_or_exit(opts, fmt, several=False)
+    if chosen is not None:
+        (chosen_opts, manifest), *_ = chosen
+        opts.environment, opts.target = chosen_opts.environment, chosen_opts.target
+        opts.endpoint_url = chosen_opts.endpoint_url
+        return manifest
     try:
         return load_manifest(opts.config)
     except ManifestInvalid as invalid:
         fail_on_invalid(invalid, fmt)
         raise  # pragma: no cover - fail_on_invalid exits
+
+
+def exit_with(message: str) -> NoReturn:
+    """Say what is wrong on stderr, and exit 1."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(ExitCode.ERROR)
 
 
 def account_cap(manifest: Manifest | None) -> int | None:
@@ -309,23 +442,34 @@ def prompt(text: str) -> str:
 
 @contextmanager
 def connected(
-    opts: GlobalOptions, manifest: Manifest | None, instance_id: str | None = None
+    opts: GlobalOptions,
+    manifest: Manifest | None,
+    instance_id: str | None = None,
+    shared: SharedQuotas | None = None,
 ) -> Iterator[Connection]:
     """The target for the manifests (or for `instance_id`), with a progress
-    bar on a terminal; API and target errors become one line and exit 1."""
+    bar on a terminal; API and target errors become one line and exit 1.
+    With `shared` (a run over several environments) the pacer joins its
+    account and region's quota group, and no bar is drawn."""
     bar = ProgressBar(opts)
-    click.get_current_context().find_root().meta["progress"] = bar
+    bar.shown = bar.shown and shared is None
+    if shared is None:
+        click.get_current_context().find_root().meta["progress"] = bar
     instance_id = instance_id or (manifest.instance.instance_id if manifest else None)
     region = opts.region or (manifest.instance.region_name if manifest else None)
     # Every command that talks to Connect starts here: an older botocore would
     # speak an older API (ModelTooOld, exit 1). Offline commands skip the cost.
     require_model()
+    said = f"{opts.environment}: " if opts.environment else ""
     try:
         quotas = (
             {op: Quota(q.rate, q.burst) for op, q in manifest.settings.quotas.items()}
             if manifest
             else {}
         )
+        sharing = None
+        if shared is not None:
+            sharing = Sharing(shared, opts.environment or "", _account_of(opts, manifest, region))
         with open_target(
             opts.target,
             instance_id,
@@ -335,11 +479,26 @@ def connected(
             endpoint_url=opts.endpoint_url,
             progress=bar if bar.shown else None,
             max_proficiencies_per_user=account_cap(manifest),
+            sharing=sharing,
         ) as connection:
             yield connection
     except (TargetError, SnapshotError, SearchMisread, BotoCoreError, ClientError) as exc:
         bar.pause()
-        click.echo(f"error: {error_message(exc, instance_id, region)}", err=True)
+        click.echo(f"error: {said}{error_message(exc, instance_id, region)}", err=True)
         sys.exit(ExitCode.ERROR)
     finally:
         bar.pause()
+
+
+def _account_of(opts: GlobalOptions, manifest: Manifest | None, region: str | None) -> str | None:
+    """The AWS account an `aws` target's instance is in, to share its quota:
+    from the manifests' ARN, else (no endpoint) STS; None when unknown."""
+    arn = manifest.instance.arn if manifest else None
+    if arn is not None:
+        return arn.split(":")[4]
+    if opts.target != "aws" or opts.endpoint_url is not None:
+        return None
+    try:
+        return str(caller_identity(opts.profile, region)["Account"])
+    except (BotoCoreError, ClientError):
+        return None  # the Connect calls will say what is wrong

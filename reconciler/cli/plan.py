@@ -19,10 +19,10 @@ from reconciler.cli.common import (
     epilog,
     fail_on_invalid,
     global_options,
-    load_or_exit,
     options,
     use_color,
 )
+from reconciler.cli.fanout import chosen_or_exit, echo_each, run_each
 from reconciler.connect.read_choice import READS
 from reconciler.connect.reader import LiveStateReader
 from reconciler.manifest import Manifest, ManifestInvalid
@@ -31,8 +31,9 @@ from reconciler.plan.causes import Base
 from reconciler.plan.narrowing import Narrowing, NotNarrowable, changed_narrowing
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import make_plan, unknown_name_errors
-from reconciler.plan.render import RENDERERS, TextRenderer, renderer_for
+from reconciler.plan.render import MARKDOWN_LIMIT, RENDERERS, TextRenderer, renderer_for
 from reconciler.plan.saved import save_plan
+from reconciler.targets import SharedQuotas
 
 
 def plan_exit_code(plan: Plan, detailed: bool) -> int:
@@ -97,7 +98,7 @@ def manifests_at_or_exit(opts: GlobalOptions, option: str, ref: str, fmt: str) -
     """The manifests at git `ref` (None when the config directory held none
     then), compiled from git objects; their errors printed as `fmt` asks."""
     try:
-        return manifest_at(opts.config, ref)
+        return manifest_at(opts.config, ref, opts.environment)
     except GitRefError as exc:
         click.echo(f"error: {option}: {exc}", err=True)
         sys.exit(ExitCode.ERROR)
@@ -175,6 +176,8 @@ read_option = click.option(
 def apply_command(out: Path, opts: GlobalOptions) -> str:
     """The command that applies the plan saved to `out` against what was read."""
     words = ["connect-reconciler", "apply", str(out), "--config", str(opts.config)]
+    if opts.environment is not None:
+        words += ["--env", opts.environment]
     if opts.target != GlobalOptions.target:
         words += ["--target", opts.target]
     for option, value in (("--region", opts.region), ("--endpoint-url", opts.endpoint_url)):
@@ -189,7 +192,12 @@ def apply_command(out: Path, opts: GlobalOptions) -> str:
         "connect-reconciler plan --config config/ --out plan.json",
     )
 )
-@click.option("--out", type=click.Path(path_type=Path), help="Save the plan for `apply FILE`.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Save the plan for `apply FILE` (with several environments: a directory, "
+    "one ENV.json each).",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True
 )
@@ -214,25 +222,47 @@ def plan(
 ) -> None:
     """Read Connect and show what apply would change."""
     opts = options(ctx)
-    manifest = load_or_exit(opts, fmt)
-    with connected(opts, manifest) as connection:
-        connection.reader.strategy = read
-        narrowing, base = planned_or_exit(opts, manifest, connection.reader, asked, fmt)
-        result = make_plan(
-            manifest, connection.reader, narrowing, take_ownership=take_ownership, base=base
-        )
-    result.region = opts.region or result.region  # the region read is the one a saved plan is for
-    renderer = renderer_for(fmt, terminal=use_color(opts))
-    if opts.quiet and isinstance(renderer, TextRenderer):  # -q: errors and the summary only
-        for error in result.errors:
-            click.echo(f"error: {error}", err=True)
-        click.echo(renderer.summary(result))
-    else:
-        click.echo(renderer.render(result))
-    if out is not None:
-        if result.errors:
-            click.echo(f"not saved to {out}: the plan has errors", err=True)
+    chosen, several = chosen_or_exit(opts, fmt)
+    if several and out is not None and out.exists() and not out.is_dir():
+        raise click.UsageError(f"--out {out}: with several environments, --out is a directory")
+
+    def one(
+        opts: GlobalOptions, manifest: Manifest, shared: SharedQuotas | None, budget: int
+    ) -> tuple[int, str]:
+        with connected(opts, manifest, shared=shared) as connection:
+            connection.reader.strategy = read
+            narrowing, base = planned_or_exit(opts, manifest, connection.reader, asked, fmt)
+            result = make_plan(
+                manifest, connection.reader, narrowing, take_ownership=take_ownership, base=base
+            )
+        result.region = (
+            opts.region or result.region
+        )  # the region read is the one a saved plan is for
+        renderer = renderer_for(fmt, terminal=use_color(opts), limit=budget)
+        if opts.quiet and isinstance(renderer, TextRenderer):  # -q: errors and the summary only
+            for error in result.errors:
+                click.echo(f"error: {error}", err=True)
+            text = renderer.summary(result)
         else:
-            save_plan(result, out)
-            click.echo(f"saved to {out}; apply it with: {apply_command(out, opts)}", err=True)
-    sys.exit(plan_exit_code(result, detailed_exitcode))
+            text = renderer.render(result)
+        saved = out / f"{opts.environment}.json" if several and out is not None else out
+        if saved is not None:
+            if result.errors:
+                click.echo(f"not saved to {saved}: the plan has errors", err=True)
+            else:
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                save_plan(result, saved)
+                then = (
+                    f"apply it with: {apply_command(saved, opts)}"
+                    if manifest.environment is None or manifest.environment.apply
+                    else f"{opts.environment} is verify-only: apply refuses it"
+                )
+                click.echo(f"saved to {saved}; {then}", err=True)
+        return plan_exit_code(result, detailed_exitcode), text
+
+    if several:
+        results, shared = run_each(chosen, one)
+        sys.exit(echo_each(results, fmt, shared))
+    code, text = one(*chosen[0], None, MARKDOWN_LIMIT)
+    click.echo(text)
+    sys.exit(code)

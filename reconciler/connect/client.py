@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import boto3
@@ -27,6 +28,8 @@ _CONFIG = Config(
 # parsed once however many clients a process makes (each command's, the
 # emulator's, every test's).
 _LOADER = botocore.loaders.create_loader()
+# Environments connect from threads at once: sessions share that loader.
+_MAKING = threading.Lock()
 
 
 def connect_client(
@@ -37,6 +40,13 @@ def connect_client(
 ) -> Any:
     """A Connect client. For an emulator, fixed dummy credentials are used so
     that no credential chain (files, IMDS) is consulted."""
+    with _MAKING:
+        return _client(region, profile, endpoint_url, emulator)
+
+
+def _client(
+    region: str | None, profile: str | None, endpoint_url: str | None, emulator: bool
+) -> Any:
     core = botocore.session.Session()
     core.register_component("data_loader", _LOADER)
     if emulator:

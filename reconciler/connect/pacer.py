@@ -115,6 +115,36 @@ def _is_server_error(error: Exception) -> bool:
     )
 
 
+class QuotaBuckets:
+    """One token bucket per operation, taken from before each send. A pacer
+    has its own, or shares one with the pacers of every instance in the same
+    account and region: Connect's quotas are the account's, per region."""
+
+    def __init__(
+        self,
+        overrides: dict[str, Quota] | None = None,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.overrides = overrides or {}
+        self.time_scale = time_scale
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, operation: str) -> float:
+        """Wait for `operation`'s next token; return the time waited."""
+        with self._lock:
+            bucket = self._buckets.get(operation)
+            if bucket is None:
+                quota = pacing_quota(quota_for(operation, self.overrides))
+                bucket = TokenBucket(quota, self.time_scale, self._clock, self._sleep)
+                self._buckets[operation] = bucket
+        return bucket.take()
+
+
 class QuotaPacer:
     """Paces and retries calls to a boto3 Connect client.
 
@@ -132,7 +162,10 @@ class QuotaPacer:
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        buckets: QuotaBuckets | None = None,
     ) -> None:
+        """`buckets` shared with other pacers pace them together: the
+        instances of one account and region draw on one quota per API."""
         self.client = client
         self._clock = clock  # tests inject a clock shared with the emulator
         self._sleep = sleep
@@ -146,7 +179,7 @@ class QuotaPacer:
         # a silent minute of retries.
         self._answered = False
         self.budget = RetryBudget()
-        self._buckets: dict[str, TokenBucket] = {}
+        self.buckets = buckets or QuotaBuckets(self.overrides, time_scale, clock, sleep)
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
@@ -161,7 +194,7 @@ class QuotaPacer:
 
     def _before_send(self, event_name: str, **_: Any) -> None:
         operation = event_name.rsplit(".", 1)[-1]
-        waited = self._bucket(operation).take()
+        waited = self.buckets.take(operation)
         with self._lock:
             self.calls[operation] += 1
             self.waited += waited
@@ -169,14 +202,6 @@ class QuotaPacer:
     def quota(self, operation: str) -> Quota:
         """The service quota in force for `operation`."""
         return quota_for(operation, self.overrides)
-
-    def _bucket(self, operation: str) -> TokenBucket:
-        with self._lock:
-            if operation not in self._buckets:
-                self._buckets[operation] = TokenBucket(
-                    pacing_quota(self.quota(operation)), self.time_scale, self._clock, self._sleep
-                )
-            return self._buckets[operation]
 
     def call(
         self, operation: str, /, on_retry: RetryListener | None = None, **params: Any

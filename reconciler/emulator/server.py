@@ -249,6 +249,12 @@ class ConnectEmulator:
             self._buckets.clear()
             self.backend.time_scale = scale or 1.0
 
+    def share_quotas(self, other: ConnectEmulator) -> None:
+        """Throttle on `other`'s buckets from now on: Connect's quotas are the
+        account's in a region, so two instances there draw on one per API."""
+        with other._buckets_lock:
+            self._buckets, self._buckets_lock = other._buckets, other._buckets_lock
+
     def _chance(self, rate: float) -> bool:
         if rate <= 0:
             return False

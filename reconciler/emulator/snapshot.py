@@ -175,6 +175,7 @@ def _routing_profile(shapes: dict[str, Shape], item: Any, where: str) -> Record:
     item, where = _unwrap(item, "RoutingProfile", where)
     if isinstance(item, dict) and "RoutingProfileId" in item:
         profile = _record(shapes, "RoutingProfile", item, where)
+        _required(profile, "RoutingProfileId", where)
         summary = {
             "Id": profile["RoutingProfileId"],
             "Arn": profile.get("RoutingProfileArn"),

@@ -10,7 +10,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path, PurePosixPath
 
-from reconciler.manifest.loader import MANIFEST_SUFFIXES, Manifest, load_manifest_files
+from reconciler.manifest.environments import environment_at
+from reconciler.manifest.loader import (
+    ENVIRONMENTS_FILE,
+    MANIFEST_SUFFIXES,
+    Manifest,
+    load_manifest_files,
+)
 
 SYMLINK_MODE = "120000"
 
@@ -96,9 +102,16 @@ def manifest_files_at(config_dir: Path, ref: str) -> list[tuple[str, str, bytes]
     return files
 
 
-def manifest_at(config_dir: Path, ref: str) -> Manifest | None:
-    """The manifests under `config_dir` as they were at `ref`, or None when
-    the directory held no manifest files then. Raises GitRefError, or
-    ManifestInvalid when they did not load at that ref."""
+def manifest_at(config_dir: Path, ref: str, environment: str | None = None) -> Manifest | None:
+    """The manifests under `config_dir` as they were at `ref` (environment
+    `environment`'s, of environments.yaml as it was then), or None when the
+    directory (or that environment) held no manifest files then. Raises
+    GitRefError, or ManifestInvalid when they did not load at that ref."""
     files = manifest_files_at(config_dir, ref)
+    if environment is not None:
+        return environment_at(files, environment)
+    if any(relative == ENVIRONMENTS_FILE for relative, _, _ in files):
+        raise GitRefError(
+            f"at {ref} the config directory declares environments: choose one with --env NAME"
+        )
     return load_manifest_files(files) if files else None

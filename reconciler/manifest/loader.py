@@ -9,10 +9,10 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
@@ -55,6 +55,18 @@ class GroupSelector:
     sources: Sources = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Environment:
+    """One environment of environments.yaml: its name, its layers in merge
+    order, and whether apply may write to its instance (false: a
+    verify-only replica)."""
+
+    name: str
+    layers: tuple[str, ...]
+    apply: bool
+    where: str  # `file:line:column` of its name in environments.yaml
+
+
 @dataclass
 class Manifest:
     """The compiled manifests: desired state plus the policy around it."""
@@ -68,6 +80,7 @@ class Manifest:
     files: list[str] = field(default_factory=list)
     # where each declared user's proficiencies come from (a set, or their own entries)
     sources: dict[str, Sources] = field(default_factory=dict)
+    environment: Environment | None = None  # the environment these layers make up
 
     def proficiencies_of(self, username: str, group_members: list[set[str]]) -> Proficiencies:
         """One user's desired proficiencies, given who is in each group: the
@@ -104,16 +117,35 @@ class _Origin:
     path: DocPath
 
 
-class MergedDocument:
-    """All files merged into one mapping that remembers where each part came from."""
+# In an environment's later layers a key replaces the earlier one whole and
+# `null` removes it; routing requirements are keyed by `name`, and one with
+# `expression: null` is removed. `instance` is one identity: replaced whole.
+_BY_NAME = "routing_requirements"
 
-    def __init__(self, sources: list[SourceFile]) -> None:
-        self.sources = sources
+
+class MergedDocument:
+    """All files merged into one mapping that remembers where each part came from.
+
+    `layers` are merged in order. Inside a layer a key defined twice is an
+    error; with `overrides` (an environment's layers) a later layer replaces
+    an earlier one's key and `null` removes it, and errors in a replaced key
+    name the place it overrides too.
+    """
+
+    def __init__(self, layers: list[list[SourceFile]], overrides: bool = False) -> None:
+        self.sources = [source for layer in layers for source in layer]
         self.data: dict[str, Any] = {}
         self.origins: dict[DocPath, _Origin] = {}
+        self.overridden: dict[DocPath, _Origin] = {}  # (section, key) -> the place replaced
         self.errors: list[ManifestError] = []
-        for source in sources:
-            self._merge(source)
+        if not overrides:
+            for source in self.sources:
+                self._merge(source)
+            return
+        for layer in layers:
+            merged = MergedDocument([layer])
+            self.errors.extend(merged.errors)
+            self._override(merged)
 
     def _merge(self, source: SourceFile) -> None:
         for section, value in source.data.items():
@@ -142,35 +174,140 @@ class MergedDocument:
             self.origins[(section,)] = _Origin(source, (section,))
             self.data[section] = value
 
+    def _override(self, layer: MergedDocument) -> None:
+        """Lay one layer (merged on its own) over what the earlier ones gave."""
+        for section, value in layer.data.items():
+            if value is None:  # an empty section (`users:`) says nothing
+                continue
+            keyed = section in MAPPING_SECTIONS and section != "instance"
+            if keyed and isinstance(value, dict) and isinstance(self.data.get(section, {}), dict):
+                merged = self.data.setdefault(section, {})
+                self.origins.setdefault((section,), layer.origins[(section,)])
+                for key, item in value.items():
+                    self._replace(layer, merged, (section, key), item)
+            elif section == _BY_NAME and isinstance(value, list):
+                self._override_requirements(layer, value)
+            elif section == "groups" and isinstance(value, list):
+                merged = self.data.setdefault(section, [])
+                for index, item in enumerate(value):
+                    self.origins[(section, len(merged))] = layer.origins[(section, index)]
+                    merged.append(item)
+                self.origins.setdefault((section,), layer.origins[(section,)])
+            else:
+                if section in self.data:
+                    self.overridden[(section,)] = self.origins[(section,)]
+                self.origins[(section,)] = layer.origins[(section,)]
+                self.data[section] = value
+
+    def _override_requirements(self, layer: MergedDocument, items: list[Any]) -> None:
+        # (requirement, where it is written, the place it replaced)
+        entries = [
+            (item, self.origins[(_BY_NAME, i)], self.overridden.get((_BY_NAME, i)))
+            for i, item in enumerate(self.data.get(_BY_NAME, []))
+        ]
+        for index, item in enumerate(items):
+            origin = layer.origins[(_BY_NAME, index)]
+            name = item.get("name") if isinstance(item, dict) else None
+            at = next(
+                (i for i, (e, _, _) in enumerate(entries)
+                 if isinstance(name, str) and isinstance(e, dict) and e.get("name") == name),
+                None,
+            )  # fmt: skip
+            if isinstance(name, str) and "expression" in item and item["expression"] is None:
+                if at is None:
+                    self._nothing_to_remove(origin, f"routing requirement {excerpt(name)}")
+                else:
+                    del entries[at]
+            elif at is not None:
+                entries[at] = (item, origin, entries[at][1])
+            else:
+                entries.append((item, origin, None))
+        for i in range(len(self.data.get(_BY_NAME, []))):
+            self.origins.pop((_BY_NAME, i), None)
+            self.overridden.pop((_BY_NAME, i), None)
+        self.data[_BY_NAME] = [item for item, _, _ in entries]
+        self.origins.setdefault((_BY_NAME,), layer.origins[(_BY_NAME,)])
+        for i, (_, origin, replaced) in enumerate(entries):
+            self.origins[(_BY_NAME, i)] = origin
+            if replaced is not None:
+                self.overridden[(_BY_NAME, i)] = replaced
+
+    def _replace(
+        self, layer: MergedDocument, merged: dict[str, Any], path: DocPath, item: Any
+    ) -> None:
+        origin, key = layer.origins[path], str(path[1])
+        if item is None and key not in merged:
+            self._nothing_to_remove(origin, clip(".".join(map(str, path))))
+        elif item is None:
+            del merged[key]
+            del self.origins[path]
+            self.overridden.pop(path, None)
+        else:
+            if key in merged:
+                self.overridden[path] = self.origins[path]
+            self.origins[path] = origin
+            merged[key] = item
+
+    def _nothing_to_remove(self, origin: _Origin, what: str) -> None:
+        self.errors.append(
+            origin.source.error(
+                origin.path,
+                f"null removes {what}, but no earlier layer declares it",
+                "remove the line, or check the environment's layers in environments.yaml",
+                at_key=True,
+            )
+        )
+
     def _duplicate(self, source: SourceFile, path: DocPath) -> None:
-        first = self.origins[path]
-        line, column = first.source.position(first.path, at_key=True)
-        where = f"{first.source.path}:{line}:{column}"
         self.errors.append(
             source.error(
                 path,
-                f"{clip('.'.join(map(str, path)))} is already defined at {where}",
+                f"{clip('.'.join(map(str, path)))} is already defined at "
+                f"{_location(self.origins[path], ())}",
                 "define each key in one file only",
                 at_key=True,
             )
         )
 
-    def error(
-        self, path: DocPath, message: str, hint: str = "", at_key: bool = False
-    ) -> ManifestError:
-        """An error positioned at `path` of the merged document, in its own file."""
+    def _place(self, path: DocPath) -> tuple[_Origin, int] | None:
+        """The origin of `path`'s key or section, and how much of `path` it covers."""
         for length in (2, 1):
             origin = self.origins.get(path[:length])
             if origin is not None and len(path) >= length:
-                return origin.source.error(origin.path + path[length:], message, hint, at_key)
-        return self.sources[0].error((), message, hint)
+                return origin, length
+        return None
+
+    def error(
+        self, path: DocPath, message: str, hint: str = "", at_key: bool = False
+    ) -> ManifestError:
+        """An error positioned at `path` of the merged document, in its own
+        file; when a later layer's key replaced an earlier one's, the message
+        names the place it overrides too."""
+        place = self._place(path)
+        if place is None:
+            return self.sources[0].error((), message, hint)
+        origin, length = place
+        replaced = self.overridden.get(path[:length])
+        if replaced is not None:
+            message += f" (overriding {_location(replaced, ())})"
+        return origin.source.error(origin.path + path[length:], message, hint, at_key)
 
     def key_location(self, path: DocPath) -> str:
         """`file:line:column` of the key at `path`, for messages naming two places."""
-        error = self.error(path, "", at_key=True)
-        return f"{error.file}:{error.line}:{error.column}"
+        place = self._place(path)
+        if place is None:
+            return f"{self.sources[0].path}:1:1"
+        origin, length = place
+        return _location(origin, path[length:])
 
 
+def _location(origin: _Origin, rest: DocPath) -> str:
+    line, column = origin.source.position(origin.path + rest, at_key=True)
+    return f"{origin.source.path}:{line}:{column}"
+
+
+# When the config directory holds it, the directory declares environments.
+ENVIRONMENTS_FILE = "environments.yaml"
 # Manifest file names end so, in lower case; other cases are refused, never skipped.
 YAML_SUFFIXES = (".yaml", ".yml")
 CSV_SUFFIX = ".csv"
@@ -278,32 +415,44 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_manifest(config_dir: Path) -> Manifest:
-    """Read, merge, validate and compile the manifests in `config_dir`.
+def load_manifest(config_dir: Path, layers: Sequence[str] | None = None) -> Manifest:
+    """Read, merge, validate and compile the manifests in `config_dir`, or
+    in its `layers` (an environment's directories, relative to it), merged
+    in order with a later layer overriding an earlier one key by key.
 
     Raises ManifestInvalid carrying every error found. Never calls an API.
     """
     with _collector_paused():
-        return _load(config_dir)
+        return _load(config_dir, layers)
 
 
-def _load(config_dir: Path) -> Manifest:
+def _load(config_dir: Path, layers: Sequence[str] | None) -> Manifest:
+    def invalid(path: Path, message: str, hint: str = "") -> ManifestInvalid:
+        return ManifestInvalid([ManifestError(_display(path), 1, 1, message, hint)])
+
     if not config_dir.is_dir():
-        raise ManifestInvalid(
-            [
-                ManifestError(
-                    _display(config_dir), 1, 1, "config directory not found", "pass --config DIR"
-                )
-            ]
+        raise invalid(config_dir, "config directory not found", "pass --config DIR")
+    declared = config_dir / ENVIRONMENTS_FILE
+    if layers is None and declared.is_file():
+        raise invalid(
+            declared,
+            "this config directory declares environments",
+            "choose one with --env NAME, or every one with --all-envs",
         )
     # Every problem in one run: files that can be read are, whatever else failed.
-    paths, errors = _manifest_files(config_dir)
-    if not paths and not errors:
-        raise ManifestInvalid(
-            [ManifestError(_display(config_dir), 1, 1, "no *.yaml, *.yml or *.csv files found")]
-        )
+    errors: list[ManifestError] = []
+    found: list[list[Path]] = []
+    for directory in [config_dir] if layers is None else [config_dir / d for d in layers]:
+        if not directory.is_dir():
+            errors.extend(invalid(directory, "layer directory not found").errors)
+            continue
+        paths, problems = _manifest_files(directory)
+        found.append(paths)
+        errors.extend(problems)
+    if not any(found) and not errors:
+        raise invalid(config_dir, "no *.yaml, *.yml or *.csv files found")
 
-    def readable() -> Iterator[tuple[str, str, bytes]]:
+    def readable(paths: list[Path]) -> Iterator[tuple[str, str, bytes]]:
         # one file's bytes at a time: a YAML file's go once it is parsed
         for path in paths:
             display = _display(path)
@@ -312,50 +461,68 @@ def _load(config_dir: Path) -> Manifest:
             except ManifestInvalid as unreadable:
                 errors.extend(unreadable.errors)
 
-    return _compile_files(readable(), errors)
+    return _compile_files([readable(paths) for paths in found], errors, layers is not None)
 
 
-def load_manifest_files(files: list[tuple[str, str, bytes]]) -> Manifest:
+def load_manifest_files(
+    files: list[tuple[str, str, bytes]], layers: Sequence[str] | None = None
+) -> Manifest:
     """Compile manifests from (path relative to the config directory, path to
-    show in errors, bytes) triples, e.g. read from git objects; the digest is
-    the one `load_manifest` gives the same files on disk."""
+    show in errors, bytes) triples, e.g. read from git objects; with
+    `layers`, those files under each layer, as `load_manifest` layers them.
+    The digest is the one `load_manifest` gives the same files on disk."""
+    grouped = [files] if layers is None else [in_layer(files, layer) for layer in layers]
     with _collector_paused():
-        return _compile_files(iter(files), [])
+        return _compile_files([iter(group) for group in grouped], [], layers is not None)
+
+
+def in_layer(files: list[tuple[str, str, bytes]], layer: str) -> list[tuple[str, str, bytes]]:
+    """The files (relative to the config directory) under directory `layer`."""
+    prefix = PurePosixPath(layer).as_posix().rstrip("/") + "/"
+    return [f for f in files if PurePosixPath(f[0]).as_posix().startswith(prefix)]
 
 
 def _compile_files(
-    files: Iterator[tuple[str, str, bytes]], errors: list[ManifestError]
+    layers: list[Iterator[tuple[str, str, bytes]]], errors: list[ManifestError], overrides: bool
 ) -> Manifest:
-    """Parse (relative path, display, bytes) in order, then compile. YAML
-    files parse as they come (their bytes go at once); CSV files parse last,
-    once the YAML settings say which of their columns to ignore."""
-    parsed: list[SourceFile | tuple[str, bytes]] = []
+    """Parse each layer's (relative path, display, bytes) in order, then
+    compile. YAML files parse as they come (their bytes go at once); CSV
+    files parse last, once the YAML settings say which of their columns to
+    ignore. `overrides`: the layers are an environment's (MergedDocument)."""
+    parsed: list[list[SourceFile | tuple[str, bytes]]] = []
     digest = hashlib.sha256()
-    for relative, display, raw in files:
-        digest.update(os.fsencode(relative) + b"\0" + raw + b"\0")
-        if relative.endswith(CSV_SUFFIX):
-            parsed.append((display, raw))
-            continue
-        try:
-            parsed.append(parse_source(raw, display))
-        except ManifestInvalid as invalid:
-            errors.extend(invalid.errors)
-    ignored = _csv_ignore_columns([p for p in parsed if isinstance(p, SourceFile)])
-    sources: list[SourceFile] = []
-    for item in parsed:
-        if isinstance(item, SourceFile):
-            sources.append(item)
-            continue
-        try:
-            sources.append(parse_csv_source(item[1], item[0], ignored))
-        except ManifestInvalid as invalid:
-            errors.extend(invalid.errors)
-    return _compile_sources(sources, errors, digest.hexdigest())
+    for files in layers:
+        parsed.append([])
+        for relative, display, raw in files:
+            digest.update(os.fsencode(relative) + b"\0" + raw + b"\0")
+            if relative.endswith(CSV_SUFFIX):
+                parsed[-1].append((display, raw))
+                continue
+            try:
+                parsed[-1].append(parse_source(raw, display))
+            except ManifestInvalid as invalid:
+                errors.extend(invalid.errors)
+    ignored = _csv_ignore_columns(
+        [p for layer in parsed for p in layer if isinstance(p, SourceFile)]
+    )
+    sources: list[list[SourceFile]] = []
+    for layer in parsed:
+        sources.append([])
+        for item in layer:
+            if isinstance(item, SourceFile):
+                sources[-1].append(item)
+                continue
+            try:
+                sources[-1].append(parse_csv_source(item[1], item[0], ignored))
+            except ManifestInvalid as invalid:
+                errors.extend(invalid.errors)
+    return _compile_sources(sources, errors, digest.hexdigest(), overrides)
 
 
 def _csv_ignore_columns(sources: list[SourceFile]) -> list[str]:
-    """settings.csv_ignore_columns as written (the schema checks it later)."""
-    for source in sources:
+    """settings.csv_ignore_columns as written (the schema checks it later);
+    a later layer's overrides an earlier one's."""
+    for source in reversed(sources):
         settings = source.data.get("settings") if isinstance(source.data, dict) else None
         columns = settings.get("csv_ignore_columns") if isinstance(settings, dict) else None
         if isinstance(columns, list):
@@ -364,11 +531,12 @@ def _csv_ignore_columns(sources: list[SourceFile]) -> list[str]:
 
 
 def _compile_sources(
-    sources: list[SourceFile], errors: list[ManifestError], digest: str
+    layers: list[list[SourceFile]], errors: list[ManifestError], digest: str, overrides: bool
 ) -> Manifest:
     if errors:
         raise ManifestInvalid(errors)
-    merged = MergedDocument(sources)
+    merged = MergedDocument(layers, overrides)
+    sources = merged.sources
     if merged.errors:
         raise ManifestInvalid(merged.errors)
     try:

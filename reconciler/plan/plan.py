@@ -53,6 +53,7 @@ class Plan:
     why: dict[str, Why] = field(default_factory=dict)
     base: str | None = None
     no_longer_managed: NoLongerManaged = field(default_factory=NoLongerManaged)
+    environment: str | None = None  # of environments.yaml, when the plan is one's
 
     def why_of(self, change: Change) -> Why:
         return self.why.get(change.key, Why())
@@ -110,6 +111,8 @@ class Plan:
         }
         if self.read is not None:
             data["read"] = self.read.data
+        if self.environment is not None:
+            data["environment"] = self.environment
         if with_fingerprints:
             data["fingerprints"] = self.fingerprints
         return data
@@ -151,12 +154,13 @@ class Plan:
             },
             base=data.get("base"),
             no_longer_managed=NoLongerManaged(left.get("users", []), left.get("attributes", [])),
+            environment=data.get("environment"),
         )
 
 
 def _known_members() -> set[str]:
     """Every top-level member to_data writes (saved plans add `saved_at`)."""
-    every = Plan("", None, "", [], read=ReadChoice("list"))
+    every = Plan("", None, "", [], read=ReadChoice("list"), environment="")
     return set(every.to_data(with_fingerprints=True)) | {"saved_at", "plan_digest"}
 
 

@@ -190,6 +190,7 @@ def plan_read(
         why=reasons(changes, manifest, base, desired, current, live.group_members),
         base=None if base is None else base.ref,
         no_longer_managed=no_longer_managed(base, manifest, managed, live.state),
+        environment=manifest.environment.name if manifest.environment else None,
     )
 
 

@@ -434,6 +434,9 @@ RENDERERS: dict[str, type[Renderer]] = {
 }
 
 
-def renderer_for(fmt: str, terminal: bool) -> Renderer:
-    """The renderer for `--format fmt`; text is coloured only on a terminal."""
-    return TextRenderer(color=terminal) if fmt == "text" else RENDERERS[fmt]()
+def renderer_for(fmt: str, terminal: bool, limit: int = MARKDOWN_LIMIT) -> Renderer:
+    """The renderer for `--format fmt`; text is coloured only on a terminal,
+    Markdown kept within `limit` characters."""
+    if fmt == "text":
+        return TextRenderer(color=terminal)
+    return MarkdownRenderer(limit) if fmt == "markdown" else RENDERERS[fmt]()

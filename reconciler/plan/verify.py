@@ -104,6 +104,12 @@ def check_reviewed_plan(
 
 
 def _check_target(plan: Plan, manifest: Manifest, region: str | None) -> None:
+    environment = manifest.environment.name if manifest.environment else None
+    if plan.environment != environment:
+        raise RefusedPlan(
+            "it is for another environment",
+            [f"the plan is for environment {plan.environment}, this apply is for {environment}"],
+        )
     if plan.instance_id != manifest.instance.instance_id:
         raise RefusedPlan(
             "it is for another instance",

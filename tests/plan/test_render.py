@@ -122,6 +122,7 @@ def full_plan() -> Plan:
     }
     plan.base = "origin/main"
     plan.no_longer_managed = NoLongerManaged(["gone@example.com"], ["Old"])
+    plan.environment = "staging"
     return plan
 
 
