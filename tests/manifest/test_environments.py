@@ -41,9 +41,7 @@ BASE = {
 PROD = "instance: {id: 11111111-2222-3333-4444-555555555555, region: us-east-1}\n"
 STAGING = "instance: {id: 22222222-3333-4444-5555-666666666666, region: us-east-1}\n"
 ENVIRONMENTS = (
-    "environments:\n"
-    "  prod: {layers: [base, prod]}\n"
-    "  staging: {layers: [base, staging]}\n"
+    "environments:\n  prod: {layers: [base, prod]}\n  staging: {layers: [base, staging]}\n"
 )
 
 
