@@ -20,6 +20,7 @@ from reconciler.cli.emulator import emulator
 from reconciler.cli.explain import explain_command
 from reconciler.cli.export import export
 from reconciler.cli.imports import import_group
+from reconciler.cli.parity import parity_command
 from reconciler.cli.plan import plan
 from reconciler.cli.schema import schema
 from reconciler.cli.show import show
@@ -61,6 +62,7 @@ COMMANDS = (
     show,
     drift,
     coverage,
+    parity_command,
     explain_command,
     export,
     import_group,

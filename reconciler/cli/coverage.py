@@ -11,19 +11,22 @@ import click
 
 from reconciler.cli.common import (
     ExitCode,
+    GlobalOptions,
     connected,
     epilog,
     global_options,
-    load_or_exit,
     options,
     use_color,
 )
+from reconciler.cli.fanout import chosen_or_exit, echo_each, run_each
 from reconciler.connect.contacts import read_contacts
+from reconciler.manifest import Manifest
 from reconciler.plan.planner import make_plan
 from reconciler.plan.render import TextRenderer
 from reconciler.routing.contacts import contact_steps
 from reconciler.routing.report import coverage_data, coverage_markdown, coverage_report
 from reconciler.service.timestamps import to_epoch
+from reconciler.targets import SharedQuotas
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -73,31 +76,43 @@ def coverage(
         end = to_epoch(until) if until else time.time()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    manifest = load_or_exit(opts, fmt)
-    steps = None
-    with connected(opts, manifest) as connection:
-        if window is not None:
-            read = read_contacts(connection.reader, end - window, end, max_contacts)
-            if read.cut:
-                click.echo(
-                    f"note: --max-contacts {max_contacts} cut the window: read the newest "
-                    f"{len(read.contacts)} of {read.total} contacts since {since}; "
-                    "raise it or narrow --from-contacts/--until to see them all",
-                    err=True,
-                )
-            # Steps that name agents show them by username, not by id.
-            steps = contact_steps(read.contacts, connection.reader.usernames_by_id())
-        extra = steps.requirements() if steps else []
-        result = make_plan(manifest, connection.reader, extra_requirements=extra)
-    if result.errors:
-        click.echo(TextRenderer(color=use_color(opts)).render(result), err=fmt != "text")
-        sys.exit(ExitCode.ERROR)
-    declared = len(manifest.requirements)
-    if fmt == "json":
-        click.echo(json.dumps(coverage_data(result.coverage, declared, steps), indent=2))
-    elif fmt == "markdown":
-        click.echo(coverage_markdown(result.coverage, declared, steps))
-    else:
-        click.echo(coverage_report(result.coverage, declared, steps))
-    unmet = [row for row in result.coverage if not row.met]
-    sys.exit(ExitCode.CHANGES if unmet else ExitCode.OK)
+    chosen, several = chosen_or_exit(opts, fmt)
+
+    def one(
+        opts: GlobalOptions, manifest: Manifest, shared: SharedQuotas | None, budget: int
+    ) -> tuple[int, str]:
+        steps = None
+        with connected(opts, manifest, shared=shared) as connection:
+            if window is not None:
+                read = read_contacts(connection.reader, end - window, end, max_contacts)
+                if read.cut:
+                    click.echo(
+                        f"note: --max-contacts {max_contacts} cut the window: read the newest "
+                        f"{len(read.contacts)} of {read.total} contacts since {since}; "
+                        "raise it or narrow --from-contacts/--until to see them all",
+                        err=True,
+                    )
+                # Steps that name agents show them by username, not by id.
+                steps = contact_steps(read.contacts, connection.reader.usernames_by_id())
+            extra = steps.requirements() if steps else []
+            result = make_plan(manifest, connection.reader, extra_requirements=extra)
+        if result.errors:
+            click.echo(TextRenderer(color=use_color(opts)).render(result), err=fmt != "text")
+            return ExitCode.ERROR, ""
+        declared = len(manifest.requirements)
+        if fmt == "json":
+            text = json.dumps(coverage_data(result.coverage, declared, steps), indent=2)
+        elif fmt == "markdown":
+            text = coverage_markdown(result.coverage, declared, steps)
+        else:
+            text = coverage_report(result.coverage, declared, steps)
+        unmet = [row for row in result.coverage if not row.met]
+        return ExitCode.CHANGES if unmet else ExitCode.OK, text
+
+    if several:
+        results, shared = run_each(chosen, one)
+        sys.exit(echo_each(results, fmt, shared))
+    code, text = one(*chosen[0], None, 0)
+    if text or code != ExitCode.ERROR:
+        click.echo(text)
+    sys.exit(code)

@@ -7,11 +7,21 @@ import sys
 
 import click
 
-from reconciler.cli.common import ExitCode, connected, epilog, global_options, load_or_exit, options
+from reconciler.cli.common import (
+    ExitCode,
+    GlobalOptions,
+    connected,
+    epilog,
+    global_options,
+    options,
+)
+from reconciler.cli.fanout import chosen_or_exit, echo_each, run_each
 from reconciler.cli.plan import read_option
+from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import make_plan
-from reconciler.plan.render import JsonRenderer, MarkdownRenderer
+from reconciler.plan.render import MARKDOWN_LIMIT, JsonRenderer, MarkdownRenderer
+from reconciler.targets import SharedQuotas
 
 
 def drift_exit_code(plan: Plan) -> int:
@@ -23,7 +33,7 @@ def drift_exit_code(plan: Plan) -> int:
     return ExitCode.CHANGES if plan.has_changes else ExitCode.OK
 
 
-def drift_markdown(plan: Plan) -> str:
+def drift_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     """The report as Markdown: in sync or not first, then the plan that
     would set Connect back (every change in it is drift), unmet
     requirements included in its table."""
@@ -34,7 +44,13 @@ def drift_markdown(plan: Plan) -> str:
     else:
         status = "**In sync**: Connect matches the manifests."
     return "\n".join(
-        ["### connect-reconciler drift report", "", status, "", MarkdownRenderer().render(plan)]
+        [
+            "### connect-reconciler drift report",
+            "",
+            status,
+            "",
+            MarkdownRenderer(limit).render(plan),
+        ]
     )
 
 
@@ -60,18 +76,27 @@ def drift(ctx: click.Context, fmt: str, read: str) -> None:
     jobs (0 in sync, 2 drift);
     `--read list` for an authoritative check that never relies on search."""
     opts = options(ctx)
-    manifest = load_or_exit(opts, fmt)
-    with connected(opts, manifest) as connection:
-        connection.reader.strategy = read
-        result = make_plan(manifest, connection.reader)
-    if fmt == "markdown":
-        click.echo(drift_markdown(result))
-        sys.exit(drift_exit_code(result))
-    report = json.loads(JsonRenderer().render(result))
-    report["in_sync"] = not result.has_changes
-    # Unmet even when Connect matches the manifests: a drift job reports them too.
-    report["unmet_requirements"] = [
-        {**row.data, "cause": row.cause} for row in result.coverage if not row.met
-    ]
-    click.echo(json.dumps(report, indent=2))
-    sys.exit(drift_exit_code(result))
+    chosen, several = chosen_or_exit(opts, fmt)
+
+    def one(
+        opts: GlobalOptions, manifest: Manifest, shared: SharedQuotas | None, budget: int
+    ) -> tuple[int, str]:
+        with connected(opts, manifest, shared=shared) as connection:
+            connection.reader.strategy = read
+            result = make_plan(manifest, connection.reader)
+        if fmt == "markdown":
+            return drift_exit_code(result), drift_markdown(result, budget)
+        report = json.loads(JsonRenderer().render(result))
+        report["in_sync"] = not result.has_changes
+        # Unmet even when Connect matches the manifests: a drift job reports them too.
+        report["unmet_requirements"] = [
+            {**row.data, "cause": row.cause} for row in result.coverage if not row.met
+        ]
+        return drift_exit_code(result), json.dumps(report, indent=2)
+
+    if several:
+        results, shared = run_each(chosen, one)
+        sys.exit(echo_each(results, fmt, shared))
+    code, text = one(*chosen[0], None, MARKDOWN_LIMIT)
+    click.echo(text)
+    sys.exit(code)

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import click
 
@@ -42,19 +42,17 @@ def most_severe(codes: list[int]) -> int:
     return _SEVERITY[worst] if worst < len(_SEVERITY) else ExitCode.ERROR
 
 
+T = TypeVar("T")
+
+
 @dataclass
-class EnvironmentResult:
-    """One environment's part of the run: its exit code and its output in
-    the asked format (empty when it failed; the reason is on stderr)."""
+class EnvironmentResult(Generic[T]):
+    """One environment's part of the run: its exit code and its output
+    (None when it failed; the reason is on stderr)."""
 
     name: str
     code: int
-    output: str
-
-
-# (the environment's options, its manifests, the run's shared quotas, the
-# share of the output budget) -> (exit code, output)
-Body = Callable[[GlobalOptions, Manifest, SharedQuotas, int], tuple[int, str]]
+    output: T | None
 
 
 def chosen_or_exit(
@@ -70,20 +68,22 @@ def chosen_or_exit(
 
 
 def run_each(
-    chosen: list[tuple[GlobalOptions, Manifest]], body: Body
-) -> tuple[list[EnvironmentResult], SharedQuotas]:
-    """Run `body` for every chosen environment at once; a failure (an exit
-    inside the body, its message already on stderr) is that environment's
-    exit code and stops none of the others."""
+    chosen: list[tuple[GlobalOptions, Manifest]],
+    body: Callable[[GlobalOptions, Manifest, SharedQuotas, int], tuple[int, T]],
+) -> tuple[list[EnvironmentResult[T]], SharedQuotas]:
+    """Run `body(options, manifests, shared quotas, its share of a PR
+    comment's characters)` for every chosen environment at once; a failure
+    (an exit inside the body, its message already on stderr) is that
+    environment's exit code and stops none of the others."""
     shared = SharedQuotas()
     budget = MARKDOWN_LIMIT // max(len(chosen), 1)
 
-    def run(opts: GlobalOptions, manifest: Manifest) -> EnvironmentResult:
+    def run(opts: GlobalOptions, manifest: Manifest) -> EnvironmentResult[T]:
         name = opts.environment or ""
         try:
             code, output = body(opts, manifest, shared, budget)
         except SystemExit as stop:
-            return EnvironmentResult(name, int(stop.code or 0), "")
+            return EnvironmentResult(name, int(stop.code or 0), None)
         return EnvironmentResult(name, code, output)
 
     with ThreadPoolExecutor(max_workers=max(len(chosen), 1)) as pool:
@@ -115,7 +115,8 @@ def quota_groups(shared: SharedQuotas, order: list[str]) -> list[dict[str, Any]]
     return groups
 
 
-def _calls_line(group: dict[str, Any]) -> str:
+def calls_line(group: dict[str, Any]) -> str:
+    """A quota group's calls per API, split by environment when shared."""
     shared = len(group["environments"]) > 1
     calls = []
     for operation, count in group["calls"].items():
@@ -130,7 +131,7 @@ def _calls_line(group: dict[str, Any]) -> str:
     )
 
 
-def echo_each(results: list[EnvironmentResult], fmt: str, shared: SharedQuotas) -> int:
+def echo_each(results: list[EnvironmentResult[str]], fmt: str, shared: SharedQuotas) -> int:
     """Print the run as one document in `fmt`; the call counts of each
     shared pacer on stderr; return the most severe exit code."""
     groups = quota_groups(shared, [r.name for r in results])
@@ -139,7 +140,7 @@ def echo_each(results: list[EnvironmentResult], fmt: str, shared: SharedQuotas) 
             "format_version": "1",
             "environments": {
                 r.name: json.loads(r.output)
-                if r.output
+                if r.output is not None
                 else {"error": _FAILED, "exit_code": r.code}
                 for r in results
             },
@@ -149,7 +150,11 @@ def echo_each(results: list[EnvironmentResult], fmt: str, shared: SharedQuotas) 
     elif fmt == "markdown":
         lines = [MARKDOWN_MARKER, f"## connect-reconciler: {len(results)} environments", ""]
         for r in results:
-            body = r.output.replace(MARKDOWN_MARKER + "\n", "") if r.output else f"_{_FAILED}._"
+            body = (
+                f"_{_FAILED}._"
+                if r.output is None
+                else r.output.replace(MARKDOWN_MARKER + "\n", "")
+            )
             lines += [
                 f"<details open><summary><b>{r.name}</b></summary>",
                 "",
@@ -161,10 +166,10 @@ def echo_each(results: list[EnvironmentResult], fmt: str, shared: SharedQuotas) 
     else:
         for r in results:
             click.echo(f"── environment {r.name} ──")
-            click.echo(r.output or _FAILED)
+            click.echo(_FAILED if r.output is None else r.output)
             click.echo()
     for group in groups:
-        click.echo(_calls_line(group), err=True)
+        click.echo(calls_line(group), err=True)
     return most_severe([r.code for r in results])
 
 

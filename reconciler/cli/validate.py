@@ -6,7 +6,14 @@ import json
 
 import click
 
-from reconciler.cli.common import OFFLINE, epilog, global_options, load_or_exit, options
+from reconciler.cli.common import (
+    OFFLINE,
+    environments_chosen_or_exit,
+    epilog,
+    global_options,
+    load_or_exit,
+    options,
+)
 from reconciler.quoting import counted
 
 
@@ -26,14 +33,19 @@ from reconciler.quoting import counted
 @global_options(*OFFLINE)
 @click.pass_context
 def validate(ctx: click.Context, fmt: str) -> None:
-    """Check the manifests offline (schema and references); no API call."""
+    """Check the manifests offline (schema and references); no API call.
+    With environments, every environment unless --env names some."""
     opts = options(ctx)
-    manifest = load_or_exit(opts, fmt)
+    opts.all_envs = opts.all_envs or not opts.env
+    chosen = environments_chosen_or_exit(opts, fmt)
+    manifests = [m for _, m in chosen] if chosen is not None else [load_or_exit(opts, fmt)]
     if fmt == "json":
         click.echo(json.dumps({"format_version": "1", "errors": []}, indent=2))
-    elif not opts.quiet:
+        return
+    for manifest in manifests if not opts.quiet else []:
+        where = f" environment {manifest.environment.name}" if manifest.environment else ""
         click.echo(
-            f"{opts.config}: valid ({counted(len(manifest.files), 'file')}, "
+            f"{opts.config}{where}: valid ({counted(len(manifest.files), 'file')}, "
             f"{counted(len(manifest.desired.attributes), 'attribute')}, "
             f"{counted(len(manifest.desired.users), 'user')}, "
             f"{counted(len(manifest.groups), 'group')}, "
