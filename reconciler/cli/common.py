@@ -335,6 +335,19 @@ def load_or_exit(opts: GlobalOptions, fmt: str = "text") -> Manifest:
         raise  # pragma: no cover - fail_on_invalid exits
 
 
+def refuse_layered(manifest: Manifest, what: str) -> None:
+    """Exit 1 when `what` (an in-place edit of one directory's files) is
+    asked of an environment: its keys live in several layers, and which one
+    an edit belongs in is a reviewer's call, not a guess."""
+    if manifest.environment is not None:
+        exit_with(
+            f"{what} edits one directory's manifests, and environment "
+            f"{manifest.environment.name!r} is layers ({', '.join(manifest.environment.layers)}): "
+            "run it on a directory without environments.yaml (e.g. export --out, then move "
+            "the entries into the layer they belong to)"
+        )
+
+
 def exit_with(message: str) -> NoReturn:
     """Say what is wrong on stderr, and exit 1."""
     click.echo(f"error: {message}", err=True)

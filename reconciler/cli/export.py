@@ -18,6 +18,7 @@ from reconciler.cli.common import (
     global_options,
     load_or_exit,
     options,
+    refuse_layered,
     unknown_names,
 )
 from reconciler.files import write_json_atomically
@@ -82,6 +83,8 @@ def export(
         if update_dir is not None or (instance_id is None and opts.config.is_dir())
         else None
     )
+    if update_dir is not None and manifest is not None:
+        refuse_layered(manifest, "export --update")
     wanted = None if users == ("all",) else set(users)
     with connected(opts, manifest, instance_id) as connection:
         if snapshot_file is not None:

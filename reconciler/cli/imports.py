@@ -9,7 +9,15 @@ import click
 
 from reconciler.adopt.change_file import import_changes, parse_change_file
 from reconciler.adopt.declarations import ManifestFiles
-from reconciler.cli.common import ExitCode, connected, epilog, global_options, load_or_exit, options
+from reconciler.cli.common import (
+    ExitCode,
+    connected,
+    epilog,
+    global_options,
+    load_or_exit,
+    options,
+    refuse_layered,
+)
 from reconciler.files import write_atomically
 from reconciler.manifest import ManifestInvalid
 from reconciler.manifest.source import read_bounded
@@ -46,6 +54,7 @@ def changes(ctx: click.Context, change_file: Path, into: Path) -> None:
     opts = options(ctx)
     opts.config = into
     manifest = load_or_exit(opts)
+    refuse_layered(manifest, "import changes --into")
     try:
         parsed = parse_change_file(read_bounded(change_file, str(change_file)), str(change_file))
         usernames_by_id = None

@@ -14,12 +14,13 @@ from reconciler.connect.pacer import (
     RETRY_COST,
     TIMEOUT_RETRY_COST,
     AmbiguousWrite,
+    QuotaBuckets,
     QuotaPacer,
     RetryBudget,
     RetryBudgetExhausted,
 )
 from reconciler.emulator import ConnectEmulator, FaultPlan, backend_from_snapshot
-from reconciler.service.quotas import Quota
+from reconciler.service.quotas import Quota, pacing_quota, quota_for
 from tests.conftest import INSTANCE_ID, ManualClock, small_snapshot
 
 IN = {"InstanceId": INSTANCE_ID}
@@ -194,3 +195,32 @@ def test_an_endpoint_lost_after_answering_is_retried() -> None:
     with pytest.raises(EndpointConnectionError):
         pacer.call("ListUsers", **IN)
     assert pacer.retries["ListUsers"] == 2
+
+
+def test_pacers_sharing_buckets_draw_on_one_quota(connect) -> None:
+    """Two instances of one account and region: their pacers share a bucket
+    per API, so together they keep the one quota (the emulator's buckets
+    are shared the same way, and throttle nothing)."""
+    emulator, _ = connect
+    clock = ManualClock()
+    emulator.reset(backend_from_snapshot(small_snapshot()), quota_scale=SCALE, clock=clock)
+    shared = QuotaBuckets(time_scale=SCALE, clock=clock, sleep=clock.sleep)
+    pacers = [  # a client each, as each environment has
+        QuotaPacer(
+            connect_client(endpoint_url=emulator.url, emulator=True),
+            time_scale=SCALE, clock=clock, sleep=clock.sleep, buckets=shared,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+
+    def twenty_calls(pacer: QuotaPacer) -> None:
+        for _ in range(20):
+            pacer.call("ListUsers", **IN)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(twenty_calls, pacers))
+    assert emulator.stats.total("throttled") == 0
+    assert [p.calls["ListUsers"] for p in pacers] == [20, 20]
+    # 40 calls on one bucket: the time one quota needs for 40, not for 20
+    quota = pacing_quota(quota_for("ListUsers", {}))
+    assert clock() >= (40 - quota.burst) / (quota.rate * SCALE) * 0.99
