@@ -220,12 +220,31 @@ class Runner:
 
     def run(self, workflow: str, event_name: str, event: dict[str, Any], sha: str) -> JobRun:
         """Run the shipped workflow's one job for an event at commit `sha`."""
-        document = load_yaml(ROOT / "examples" / "github" / workflow)
-        ((_, job),) = document["jobs"].items()
+        ((_, job),) = load_yaml(ROOT / "examples" / "github" / workflow)["jobs"].items()
+        assert "strategy" not in job, "a matrix job: use run_matrix"
         return self.run_job(workflow, job, event_name, event, sha)
 
+    def run_matrix(
+        self, workflow: str, event_name: str, event: dict[str, Any], sha: str
+    ) -> dict[str, JobRun]:
+        """Run the workflow's one job once per value of its one-key matrix
+        (a literal list), with `matrix` in its contexts, as GitHub runs it:
+        {value: its run}."""
+        ((_, job),) = load_yaml(ROOT / "examples" / "github" / workflow)["jobs"].items()
+        ((key, values),) = job["strategy"]["matrix"].items()
+        return {
+            value: self.run_job(workflow, job, event_name, event, sha, {key: value})
+            for value in values
+        }
+
     def run_job(
-        self, workflow: str, job: dict[str, Any], event_name: str, event: dict[str, Any], sha: str
+        self,
+        workflow: str,
+        job: dict[str, Any],
+        event_name: str,
+        event: dict[str, Any],
+        sha: str,
+        matrix: dict[str, Any] | None = None,
     ) -> JobRun:
         """Run one job (a workflow's, or one a test writes)."""
         self.runs += 1
@@ -250,6 +269,7 @@ class Runner:
             "vars": self.variables,
             "steps": result.steps,
             "job": {"failed": False},
+            "matrix": matrix or {},
         }
         env = {
             "PATH": os.pathsep.join([str(self.work / "bin"), str(BIN), os.environ["PATH"]]),
@@ -292,7 +312,7 @@ class Runner:
         state = self.gh()
         state["runs"].append({
             "databaseId": self.runs,
-            "workflow": workflow,
+            "workflow": Path(workflow).name,  # as `gh run list --workflow` names it
             "headSha": event.get("pull_request", {}).get("head", {}).get("sha", ""),
             "status": "failure" if result.failed else "success",
             "artifacts": artifacts or {},
@@ -325,7 +345,11 @@ class Runner:
         if uses.startswith("actions/upload-artifact@"):
             stored = self.work / "artifacts" / f"{self.runs}-{given['name']}"
             stored.mkdir(parents=True)
-            shutil.copy(workspace / given["path"], stored)
+            uploaded = workspace / given["path"]
+            if uploaded.is_dir():  # a directory's files, as the artifact's root
+                shutil.copytree(uploaded, stored, dirs_exist_ok=True)
+            else:
+                shutil.copy(uploaded, stored)
             artifacts[given["name"]] = str(stored)
             return True, {}
         if uses.startswith(NO_OPS):

@@ -308,3 +308,94 @@ def test_a_base_plan_tells_the_pull_requests_edit_from_the_consoles(
     assert text.index("~ user rosa.alvarez@example.com") < drift_at
     assert text.index("~ user henry.walker@example.com") > drift_at
     assert "No longer managed (left as is): users grace.lewis@example.com" in text
+
+
+EXAMPLE = ROOT / "examples" / "environments"
+SHARED = "config/base/attributes.yaml"
+
+
+class EnvironmentsRepository(Repository):
+    """The two-environment example on main: staging converged, dr (a
+    verify-only replica) left as its snapshot has it; each instance a
+    snapshot whose writes reach reads late; the workflows of
+    examples/github/environments/."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.origin = tmp_path / "origin"
+        shutil.copytree(EXAMPLE / "config", self.origin / "config")
+        git(self.origin, "init", "-q", "-b", "main")
+        self.commit("the example's manifests")
+        self.snapshots = {}
+        for name in ("staging", "dr"):
+            document = json.loads((EXAMPLE / f"{name}-snapshot.json").read_text())
+            document["Behaviour"] = {"consistency-lag": 3, "seed": 2}
+            self.snapshots[name] = tmp_path / f"{name}.json"
+            self.snapshots[name].write_text(json.dumps(document))
+        targets = "\n".join(f"{n}=emulator:{path}" for n, path in self.snapshots.items())
+        converged = subprocess.run(
+            [sys.executable, "-m", "reconciler", "apply", "--env", "staging", "--auto-approve",
+             "--config", str(self.origin / "config"), "--target", f"staging=emulator:{self.snapshots['staging']}"],
+            capture_output=True, text=True, cwd=self.origin, timeout=120,
+        )  # fmt: skip
+        assert converged.returncode == 0, converged.stderr
+        self.runner = Runner(self.origin, tmp_path / "github", {
+            "CONNECT_RECONCILER_TARGETS": targets, "AWS_REGION": "us-east-1",
+        })  # fmt: skip
+
+    def plan_pull_request(self, number: int, name: str) -> Any:
+        head = self.git("rev-parse", name)
+        self.git("checkout", "-q", "--detach", "main")
+        self.git("merge", "-q", "--no-ff", "--no-edit", name)
+        merged = self.git("rev-parse", "HEAD")
+        self.git("update-ref", f"refs/pull/{number}/merge", merged)
+        self.git("checkout", "-q", "main")
+        event = {"pull_request": {"number": number, "head": {"sha": head}, "base": {"ref": "main"}}}
+        return self.runner.run("environments/plan.yml", "pull_request", event, merged)
+
+    def merge_each(self, number: int, name: str) -> dict[str, Any]:
+        head = self.git("rev-parse", name)
+        self.git("merge", "-q", "--no-ff", "--no-edit", name)
+        merged = self.git("rev-parse", "HEAD")
+        event = {"action": "closed", "pull_request": {
+            "number": number, "merged": True, "merge_commit_sha": merged, "head": {"sha": head},
+        }}  # fmt: skip
+        return self.runner.run_matrix("environments/apply.yml", "pull_request", event, merged)
+
+    def level_in(self, environment: str, username: str, attribute: str, value: str) -> Any:
+        document = json.loads(self.snapshots[environment].read_text())
+        user = next(u for u in document["Users"] if u["User"]["Username"] == username)
+        return next((p["Level"] for p in user["Proficiencies"]
+                     if (p["AttributeName"], p["AttributeValue"]) == (attribute, value)), None)  # fmt: skip
+
+
+def test_environments_pull_request_plans_both_applies_each_and_drift_reports_both(
+    tmp_path: Path,
+) -> None:
+    repository = EnvironmentsRepository(tmp_path)
+    dr_before = repository.snapshots["dr"].read_bytes()
+    # a change to the shared layer reaches both environments
+    repository.branch(
+        "jane", SHARED, "Skill: {Technical Support: 2}", "Skill: {Technical Support: 3}"
+    )
+    planned = repository.plan_pull_request(1, "jane")
+    assert not planned.failed, planned.text
+    assert planned.output("plan", "exit-code") == "2"
+    assert planned.output("plan", "changes") == "2"  # jane in staging and in dr
+    (comment,) = repository.comments(1)
+    assert comment.count(MARKDOWN_MARKER) == 1
+    assert "<b>staging</b>" in comment and "<b>dr</b>" in comment
+    assert "staging, dr share one pacer per API" in planned.text
+
+    applied = repository.merge_each(1, "jane")
+    assert list(applied) == ["staging"]  # the verify-only replica is not in the matrix
+    staging = applied["staging"]
+    assert not staging.failed, staging.text
+    assert staging.output("reviewed", "exit-code") == "0"
+    assert staging.output("converge", "exit-code") == "0"
+    assert repository.level_in("staging", "jane.doe@example.com", "Skill", "Technical Support") == 3
+    assert repository.snapshots["dr"].read_bytes() == dr_before  # never written
+
+    drift = repository.scheduled("environments/drift.yml")
+    assert not drift.failed and drift.output("drift", "exit-code") == "2"  # dr differs
+    (issue,) = repository.runner.gh()["issues"]
+    assert "<b>dr</b>" in issue["body"] and "rosa.alvarez@example.com" in issue["body"]

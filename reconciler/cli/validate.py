@@ -14,6 +14,7 @@ from reconciler.cli.common import (
     load_or_exit,
     options,
 )
+from reconciler.manifest.loader import ENVIRONMENTS_FILE
 from reconciler.quoting import counted
 
 
@@ -36,7 +37,8 @@ def validate(ctx: click.Context, fmt: str) -> None:
     """Check the manifests offline (schema and references); no API call.
     With environments, every environment unless --env names some."""
     opts = options(ctx)
-    opts.all_envs = opts.all_envs or not opts.env
+    if not opts.env and (opts.config / ENVIRONMENTS_FILE).is_file():
+        opts.all_envs = True
     chosen = environments_chosen_or_exit(opts, fmt)
     manifests = [m for _, m in chosen] if chosen is not None else [load_or_exit(opts, fmt)]
     if fmt == "json":
