@@ -16,7 +16,7 @@ from tests.conftest import ROOT, git
 from tests.github_actions import THIS_ACTION, JobRun, Runner
 
 BIN = Path(sys.executable).parent  # actionlint, shellcheck, pre-commit, connect-reconciler
-WORKFLOWS = sorted((ROOT / "examples" / "github").glob("*.yml"))
+WORKFLOWS = sorted((ROOT / "examples" / "github").glob("**/*.yml"))
 DEMO = ROOT / "examples" / "demo-snapshot.json"
 
 
