@@ -239,3 +239,21 @@ def test_changed_since_narrows_each_environment_to_its_layers(example: Path) -> 
     # a shared layer's change reaches every environment that uses it
     assert "rosa.alvarez@example.com" in plans["staging"]["narrowing"]["users"]
     assert plans["dr"]["narrowing"]["users"] == ["rosa.alvarez@example.com"]
+
+
+def test_two_environments_applying_to_one_instance_stop_before_any_call(example: Path) -> None:
+    dr = example / "config" / "dr" / "instance.yaml"
+    dr.write_text(dr.read_text().replace("33333333-4444-5555-6666-777777777777",
+                                         "22222222-3333-4444-5555-666666666666"))  # fmt: skip
+    (example / "config" / "environments.yaml").write_text(
+        "environments:\n  staging: {layers: [base, staging]}\n  dr: {layers: [base, dr]}\n"
+    )
+    for command in (("validate",), ("plan", "--all-envs", "--target", "aws")):
+        result = run(*command)  # aws without credentials: any call would fail otherwise
+        assert result.exit_code == 1, result.output
+        assert "config/environments.yaml:3:3: environments 'staging'" in result.stderr
+        assert "both apply to instance 22222222-3333-4444-5555-666666666666" in result.stderr
+        assert "credentials" not in result.stderr
+    as_json = run("validate", "--format", "json")
+    [error] = json.loads(as_json.stdout)["errors"]
+    assert (error["file"], error["line"]) == ("config/environments.yaml", 3)
