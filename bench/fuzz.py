@@ -1,6 +1,6 @@
 """Mutation fuzzing of the manifests and snapshots the tool reads.
 
-    python -m bench.fuzz [--manifests 2000] [--snapshots 100] [--seed 14]
+    python -m bench.fuzz [--manifests 2000] [--environments 300] [--snapshots 100] [--seed 14]
 
 Each case mutates the shipped `config/` (deleted keys, swapped types, huge
 strings, deep nesting, unicode confusables, YAML 1.1 spellings, broken bytes,
@@ -8,6 +8,11 @@ file-system oddities) or the demo snapshot, and runs the real CLI on it in a
 forked child with CPU, memory and wall-time limits and its sockets guarded:
 `validate` for manifests, `plan --target emulator:` for some manifests and
 every snapshot (the embedded emulator may use loopback; nothing else may).
+
+Environment cases do the same to the two-environment example
+(`examples/environments/config`: environments.yaml and its layers), then
+`validate` every environment or `plan --all-envs` against the staging
+snapshot (dr's instance is then refused, as a mismatched snapshot is).
 
 CSV manifests get mutations of their own (cells, columns, quotes, rows,
 levels as spreadsheets write them). `validate` runs with `--format json`, so
@@ -54,6 +59,7 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
 SNAPSHOT = ROOT / "examples" / "demo-snapshot.json"
+ENVIRONMENTS = ROOT / "examples" / "environments"
 
 CPU_SECONDS = 30
 WALL_SECONDS = 45.0
@@ -290,15 +296,22 @@ class Case:
     snapshot: bytes | None = None
 
 
-def _config_files() -> dict[str, str]:
+def _config_files(config: Path = CONFIG) -> dict[str, str]:
     return {
-        str(p.relative_to(CONFIG)): p.read_text(encoding="utf-8")
-        for p in sorted([*CONFIG.rglob("*.yaml"), *CONFIG.rglob("*.csv")])
+        str(p.relative_to(config)): p.read_text(encoding="utf-8")
+        for p in sorted([*config.rglob("*.yaml"), *config.rglob("*.csv")])
     }
 
 
-def manifest_case(number: int, rng: random.Random, files: dict[str, str]) -> Case:
-    """A mutated manifest set, validated (or, one in four, planned)."""
+def manifest_case(
+    number: int,
+    rng: random.Random,
+    files: dict[str, str],
+    plan: list[str] | None = None,
+    snapshot: Path = SNAPSHOT,
+) -> Case:
+    """A mutated manifest set, validated (or, one in four, planned with
+    `plan`'s extra arguments)."""
     name = rng.choice(sorted(files))
     roll = rng.random()
     mutated = {k: v.encode() for k, v in files.items()}
@@ -315,8 +328,8 @@ def manifest_case(number: int, rng: random.Random, files: dict[str, str]) -> Cas
         what, oddity = "file system", "pending"
     args = ["validate", "--config", "config", "--format", "json"]
     if rng.random() < 0.25:
-        args = ["plan", "--config", "config", "--target", "emulator:snapshot.json"]
-    return Case(number, f"{name}: {what}", args, mutated, oddity, SNAPSHOT.read_bytes())
+        args = ["plan", "--config", "config", "--target", "emulator:snapshot.json", *(plan or [])]
+    return Case(number, f"{name}: {what}", args, mutated, oddity, snapshot.read_bytes())
 
 
 def snapshot_case(number: int, rng: random.Random, snapshot: Any) -> Case:
@@ -334,16 +347,21 @@ def snapshot_case(number: int, rng: random.Random, snapshot: Any) -> Case:
     return Case(number, f"snapshot: {what}", args, files, None, raw)
 
 
-def cases(manifests: int, snapshots: int, seed: int) -> Iterator[Case]:
+def cases(manifests: int, environments: int, snapshots: int, seed: int) -> Iterator[Case]:
     """The reproducible cases for a seed, one at a time: built all at once they
     hold about 1 GB, which every forked child would inherit against its limit."""
     rng = random.Random(seed)
     files = _config_files()
-    snapshot = json.loads(SNAPSHOT.read_text())
     for n in range(manifests):
         yield manifest_case(n, rng, files)
+    layered = _config_files(ENVIRONMENTS / "config")
+    for n in range(environments):
+        yield manifest_case(
+            manifests + n, rng, layered, ["--all-envs"], ENVIRONMENTS / "staging-snapshot.json"
+        )
+    snapshot = json.loads(SNAPSHOT.read_text())
     for n in range(snapshots):
-        yield snapshot_case(manifests + n, rng, snapshot)
+        yield snapshot_case(manifests + environments + n, rng, snapshot)
 
 
 # -- running one case in a child ---------------------------------------------------------
@@ -477,7 +495,9 @@ def _unlocated(args: list[str], code: int, text: str) -> str | None:
     return None
 
 
-def run(manifests: int, snapshots: int, seed: int, verbose: bool = False) -> Counter[str]:
+def run(
+    manifests: int, environments: int, snapshots: int, seed: int, verbose: bool = False
+) -> Counter[str]:
     """Run the cases; print failures and the RESULT line; return the counts."""
     counts: Counter[str] = Counter()
     rng = random.Random(seed + 1)
@@ -490,7 +510,7 @@ def run(manifests: int, snapshots: int, seed: int, verbose: bool = False) -> Cou
     import reconciler.cli  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
-        for case in cases(manifests, snapshots, seed):
+        for case in cases(manifests, environments, snapshots, seed):
             directory = Path(tmp) / str(case.number)
             directory.mkdir()
             outcome, detail = run_case(case, directory, rng)
@@ -521,11 +541,12 @@ def _remove(directory: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--manifests", type=int, default=2000)
+    parser.add_argument("--environments", type=int, default=300)
     parser.add_argument("--snapshots", type=int, default=100)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--verbose", action="store_true", help="print every case")
     args = parser.parse_args()
-    counts = run(args.manifests, args.snapshots, args.seed, args.verbose)
+    counts = run(args.manifests, args.environments, args.snapshots, args.seed, args.verbose)
     sys.exit(1 if counts["tried"] != counts["clean"] else 0)
 
 

@@ -254,6 +254,10 @@ def test_two_environments_applying_to_one_instance_stop_before_any_call(example:
         assert "config/environments.yaml:3:3: environments 'staging'" in result.stderr
         assert "both apply to instance 22222222-3333-4444-5555-666666666666" in result.stderr
         assert "credentials" not in result.stderr
+    # an apply of one of them also refuses, having loaded the other
+    applied = run("apply", "--env", "staging", "--auto-approve", "--target", "aws")
+    assert applied.exit_code == 1 and "both apply to instance" in applied.stderr
+    assert run("plan", "--env", "staging", *TARGETS).exit_code == 0  # reading one is fine
     as_json = run("validate", "--format", "json")
     [error] = json.loads(as_json.stdout)["errors"]
     assert (error["file"], error["line"]) == ("config/environments.yaml", 3)

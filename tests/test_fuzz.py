@@ -10,8 +10,8 @@ from tests.conftest import ROOT
 
 def test_two_hundred_mutated_inputs_end_cleanly() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.fuzz", "--manifests", "180", "--snapshots", "20",
-         "--seed", "2026"],
+        [sys.executable, "-m", "bench.fuzz", "--manifests", "150", "--environments", "30",
+         "--snapshots", "20", "--seed", "2026"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.stdout.splitlines()[-1] == (

@@ -272,7 +272,7 @@ def apply(
         raise click.UsageError("--reviewed needs the PLANFILE that was reviewed")
     if planfile is not None and not opts.env and not opts.all_envs:
         opts.env = saved_environment(planfile)
-    manifest = load_or_exit(opts)
+    manifest = load_or_exit(opts, against_all=True)
     refuse_verify_only(manifest)
     region = opts.region or manifest.instance.region_name
     renderer = renderer_for("text", terminal=use_color(opts))

@@ -290,13 +290,13 @@ def environments_or_exit(opts: GlobalOptions, fmt: str = "text") -> Environments
 
 
 def environments_chosen_or_exit(
-    opts: GlobalOptions, fmt: str = "text", several: bool = True
+    opts: GlobalOptions, fmt: str = "text", several: bool = True, against_all: bool = False
 ) -> list[tuple[GlobalOptions, Manifest]] | None:
     """Each environment --env/--all-envs chooses, with its options and
     manifests; None when the config directory declares no environments.
     Every manifest error of every chosen environment is printed once (a
     shared layer's would repeat), then exit 1; so is two of them applying
-    to one instance."""
+    to one instance (with `against_all`, a chosen one and any other)."""
     environments = environments_or_exit(opts, fmt)
     if environments is None:
         return None
@@ -304,9 +304,10 @@ def environments_chosen_or_exit(
         chosen = environments.select(opts.env, opts.all_envs, several)
     except EnvironmentChoiceError as exc:
         exit_with(str(exc))
+    loaded = list(environments.by_name.values()) if against_all else chosen
     manifests: list[Manifest] = []
     errors: dict[tuple[str, int, int, str], ManifestError] = {}
-    for environment in chosen:
+    for environment in loaded:
         try:
             manifests.append(environments.load(environment))
         except ManifestInvalid as invalid:
@@ -315,14 +316,19 @@ def environments_chosen_or_exit(
         errors[(error.file, error.line, error.column, error.message)] = error
     if errors:
         fail_on_invalid(ManifestInvalid(list(errors.values())), fmt)
-    return [(opts.for_environment(m.environment.name), m) for m in manifests if m.environment]
+    return [
+        (opts.for_environment(m.environment.name), m)
+        for m in manifests
+        if m.environment is not None and m.environment in chosen
+    ]
 
 
-def load_or_exit(opts: GlobalOptions, fmt: str = "text") -> Manifest:
+def load_or_exit(opts: GlobalOptions, fmt: str = "text", against_all: bool = False) -> Manifest:
     """The manifests, or every error printed (see fail_on_invalid) and exit 1.
     With environments declared, the one environment --env names: `opts`
-    then points at its target."""
-    chosen = environments_chosen_or_exit(opts, fmt, several=False)
+    then points at its target; with `against_all` (apply), every other
+    environment is loaded too, to refuse two that apply to one instance."""
+    chosen = environments_chosen_or_exit(opts, fmt, several=False, against_all=against_all)
     if chosen is not None:
         (chosen_opts, manifest), *_ = chosen
         opts.environment, opts.target = chosen_opts.environment, chosen_opts.target
