@@ -258,7 +258,7 @@ FS_ODDITIES += ["dir named yaml", "unreadable"]
 def add_fs_oddity(config: Path, rng: random.Random) -> str:
     """Put one file-system oddity into the config tree."""
     kind = rng.choice(FS_ODDITIES)
-    target = config / rng.choice(["", "teams"])
+    target = config / rng.choice(["", *sorted(d.name for d in config.iterdir() if d.is_dir())])
     if kind == "dangling symlink":
         (target / "gone.yaml").symlink_to(target / "nowhere.yaml")
     elif kind == "symlink loop":

@@ -23,7 +23,10 @@ from reconciler.cli.common import GlobalOptions, ProgressBar, error_message, unk
 from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, write_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
-COMMANDS = ["validate", "plan", "apply", "drift", "coverage", "export", "import changes", "schema"]
+COMMANDS = [
+    "validate", "plan", "apply", "drift", "coverage", "export", "import changes", "parity",
+    "schema",
+]  # fmt: skip
 
 
 @pytest.fixture

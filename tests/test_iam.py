@@ -119,6 +119,12 @@ def read_commands(server: ConnectEmulator) -> tuple[set[str], set[str], set[str]
     shutil.copytree("config", "update-me")  # the demo, its CSV team included
     reads |= called(server, "export", "--update", "update-me")
     reads |= called(server, "export", "--out", "exported")  # no --region: DescribeInstance
+    # parity reads two environments' instances: here the same one, seen twice
+    shutil.copytree("config", "environments/demo")
+    Path("environments/environments.yaml").write_text(
+        "environments:\n  a: {layers: [demo]}\n  b: {layers: [demo], apply: false}\n"
+    )
+    reads |= called(server, "parity", "a", "b", "--config", "environments")
     audits = called(server, "coverage", "--from-contacts", "7d", "--until", "2026-11-21T00:00:00Z")
     audits |= called(server, "explain", "e1655d3d-a277-51d7-b5e5-e7875bcfbd80")
     return reads, audits - reads, called(server, "doctor")

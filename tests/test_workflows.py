@@ -82,6 +82,8 @@ class Repository:
         self.git("checkout", "-q", "main")
         return head
 
+    workflows = ""  # where under examples/github/ its workflows are
+
     def plan_pull_request(self, number: int, name: str) -> Any:
         """plan.yml for the pull request's latest push: on its merge commit
         with main as it is now (refs/pull/N/merge), as GitHub runs it."""
@@ -92,17 +94,21 @@ class Repository:
         self.git("update-ref", f"refs/pull/{number}/merge", merged)
         self.git("checkout", "-q", "main")
         event = {"pull_request": {"number": number, "head": {"sha": head}, "base": {"ref": "main"}}}
-        return self.runner.run("plan.yml", "pull_request", event, merged)
+        return self.runner.run(f"{self.workflows}plan.yml", "pull_request", event, merged)
 
-    def merge(self, number: int, name: str) -> Any:
-        """Merge the pull request into main, then apply.yml for its closing."""
+    def merged(self, number: int, name: str) -> tuple[dict[str, Any], str]:
+        """Merge the pull request into main: the closing event, and the commit."""
         head = self.git("rev-parse", name)
         self.git("merge", "-q", "--no-ff", "--no-edit", name)
         merged = self.git("rev-parse", "HEAD")
         event = {"action": "closed", "pull_request": {
             "number": number, "merged": True, "merge_commit_sha": merged, "head": {"sha": head},
         }}  # fmt: skip
-        return self.runner.run("apply.yml", "pull_request", event, merged)
+        return event, merged
+
+    def merge(self, number: int, name: str) -> Any:
+        """Merge the pull request into main, then apply.yml for its closing."""
+        return self.runner.run("apply.yml", "pull_request", *self.merged(number, name))
 
     def scheduled(self, workflow: str) -> Any:
         return self.runner.run(workflow, "schedule", {}, self.git("rev-parse", "main"))
@@ -342,24 +348,12 @@ class EnvironmentsRepository(Repository):
             "CONNECT_RECONCILER_TARGETS": targets, "AWS_REGION": "us-east-1",
         })  # fmt: skip
 
-    def plan_pull_request(self, number: int, name: str) -> Any:
-        head = self.git("rev-parse", name)
-        self.git("checkout", "-q", "--detach", "main")
-        self.git("merge", "-q", "--no-ff", "--no-edit", name)
-        merged = self.git("rev-parse", "HEAD")
-        self.git("update-ref", f"refs/pull/{number}/merge", merged)
-        self.git("checkout", "-q", "main")
-        event = {"pull_request": {"number": number, "head": {"sha": head}, "base": {"ref": "main"}}}
-        return self.runner.run("environments/plan.yml", "pull_request", event, merged)
+    workflows = "environments/"
 
     def merge_each(self, number: int, name: str) -> dict[str, Any]:
-        head = self.git("rev-parse", name)
-        self.git("merge", "-q", "--no-ff", "--no-edit", name)
-        merged = self.git("rev-parse", "HEAD")
-        event = {"action": "closed", "pull_request": {
-            "number": number, "merged": True, "merge_commit_sha": merged, "head": {"sha": head},
-        }}  # fmt: skip
-        return self.runner.run_matrix("environments/apply.yml", "pull_request", event, merged)
+        """Merge, then the environments' apply.yml: {environment: its job}."""
+        event, merged = self.merged(number, name)
+        return self.runner.run_matrix(f"{self.workflows}apply.yml", "pull_request", event, merged)
 
     def level_in(self, environment: str, username: str, attribute: str, value: str) -> Any:
         document = json.loads(self.snapshots[environment].read_text())

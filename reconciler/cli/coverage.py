@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 
 import click
@@ -18,7 +17,7 @@ from reconciler.cli.common import (
     options,
     use_color,
 )
-from reconciler.cli.fanout import chosen_or_exit, echo_each, run_each
+from reconciler.cli.fanout import chosen_or_exit, run_and_exit
 from reconciler.connect.contacts import read_contacts
 from reconciler.manifest import Manifest
 from reconciler.plan.planner import make_plan
@@ -109,10 +108,4 @@ def coverage(
         unmet = [row for row in result.coverage if not row.met]
         return ExitCode.CHANGES if unmet else ExitCode.OK, text
 
-    if several:
-        results, shared = run_each(chosen, one)
-        sys.exit(echo_each(results, fmt, shared))
-    code, text = one(*chosen[0], None, 0)
-    if text or code != ExitCode.ERROR:
-        click.echo(text)
-    sys.exit(code)
+    run_and_exit(chosen, several, fmt, one)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -15,7 +14,7 @@ from reconciler.cli.common import (
     global_options,
     options,
 )
-from reconciler.cli.fanout import chosen_or_exit, echo_each, run_each
+from reconciler.cli.fanout import chosen_or_exit, run_and_exit
 from reconciler.cli.plan import read_option
 from reconciler.manifest import Manifest
 from reconciler.plan.plan import Plan
@@ -94,9 +93,4 @@ def drift(ctx: click.Context, fmt: str, read: str) -> None:
         ]
         return drift_exit_code(result), json.dumps(report, indent=2)
 
-    if several:
-        results, shared = run_each(chosen, one)
-        sys.exit(echo_each(results, fmt, shared))
-    code, text = one(*chosen[0], None, MARKDOWN_LIMIT)
-    click.echo(text)
-    sys.exit(code)
+    run_and_exit(chosen, several, fmt, one)

@@ -6,11 +6,12 @@ comment) with the most severe exit code."""
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import click
 
@@ -89,6 +90,24 @@ def run_each(
     with ThreadPoolExecutor(max_workers=max(len(chosen), 1)) as pool:
         futures = [pool.submit(run, opts, manifest) for opts, manifest in chosen]
         return [future.result() for future in futures], shared
+
+
+def run_and_exit(
+    chosen: list[tuple[GlobalOptions, Manifest]],
+    several: bool,
+    fmt: str,
+    body: Callable[[GlobalOptions, Manifest, SharedQuotas | None, int], tuple[int, str]],
+) -> NoReturn:
+    """Run a command's `body` on what `chosen_or_exit` chose: one document
+    of sections for several environments, else the body's output alone
+    (nothing when it is empty: a failure said on stderr); exit with its code."""
+    if several:
+        results, shared = run_each(chosen, body)
+        sys.exit(echo_each(results, fmt, shared))
+    code, text = body(*chosen[0], None, MARKDOWN_LIMIT)
+    if text:
+        click.echo(text)
+    sys.exit(code)
 
 
 def quota_groups(shared: SharedQuotas, order: list[str]) -> list[dict[str, Any]]:

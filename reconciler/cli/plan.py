@@ -22,7 +22,7 @@ from reconciler.cli.common import (
     options,
     use_color,
 )
-from reconciler.cli.fanout import chosen_or_exit, echo_each, run_each
+from reconciler.cli.fanout import chosen_or_exit, run_and_exit
 from reconciler.connect.read_choice import READS
 from reconciler.connect.reader import LiveStateReader
 from reconciler.manifest import Manifest, ManifestInvalid
@@ -31,7 +31,7 @@ from reconciler.plan.causes import Base
 from reconciler.plan.narrowing import Narrowing, NotNarrowable, changed_narrowing
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import make_plan, unknown_name_errors
-from reconciler.plan.render import MARKDOWN_LIMIT, RENDERERS, TextRenderer, renderer_for
+from reconciler.plan.render import RENDERERS, TextRenderer, renderer_for
 from reconciler.plan.saved import save_plan
 from reconciler.targets import SharedQuotas
 
@@ -260,9 +260,4 @@ def plan(
                 click.echo(f"saved to {saved}; {then}", err=True)
         return plan_exit_code(result, detailed_exitcode), text
 
-    if several:
-        results, shared = run_each(chosen, one)
-        sys.exit(echo_each(results, fmt, shared))
-    code, text = one(*chosen[0], None, MARKDOWN_LIMIT)
-    click.echo(text)
-    sys.exit(code)
+    run_and_exit(chosen, several, fmt, one)
