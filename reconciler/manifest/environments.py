@@ -121,13 +121,13 @@ def environment_at(files: list[tuple[str, str, bytes]], name: str) -> Manifest |
     source = parse_source(declared[2], declared[1])
     present = {str(PurePosixPath(f[0]).parent) for f in files}
 
-    def exists(layer: str) -> str:
+    def layer_problem(layer: str) -> str:
         prefix = PurePosixPath(layer).as_posix()
         if any(p == prefix or p.startswith(prefix + "/") for p in present):
             return ""
         return f"layer directory {excerpt(layer)} holds no manifest at {declared[1]}"
 
-    environments, errors = _parse(source, exists)
+    environments, errors = _parse(source, layer_problem)
     if errors:
         raise ManifestInvalid(errors)
     environment = environments.get(name)
@@ -200,8 +200,9 @@ def _parse(
             errors.append(source.error((*path, "apply"), f"expected true or false, got {apply!r}"))
         layers = _layers(source, path, spec.get("layers"), layer_problem, errors)
         if layers is not None:
-            where = f"{source.path}:{line}:{column}"
-            environments[name] = Environment(name, layers, apply is not False, where)
+            environments[name] = Environment(
+                name, layers, apply is not False, source.path, line, column
+            )
     return environments, errors
 
 
@@ -272,9 +273,9 @@ def _unclaimed(
     on_disk: set[str], environments: dict[str, Environment], display: str
 ) -> list[ManifestError]:
     """A manifest file no environment's layer holds would never be read."""
-    layers = {layer for e in environments.values() for layer in e.layers}
     if not environments:
         return []
+    layers = {layer for e in environments.values() for layer in e.layers}
     return [
         ManifestError(
             str(Path(display).parent / relative),
@@ -308,12 +309,11 @@ def instance_collisions(manifests: Sequence[Manifest]) -> list[ManifestError]:
         key = (manifest.instance.instance_id, manifest.instance.region_name)
         other = first.setdefault(key, environment)
         if other is not environment:
-            file, line, column = environment.where.rsplit(":", 2)
             errors.append(
                 ManifestError(
-                    file,
-                    int(line),
-                    int(column),
+                    environment.file,
+                    environment.line,
+                    environment.column,
                     f"environments {other.name!r} ({other.where}) and {environment.name!r} "
                     f"both apply to instance {key[0]} in {key[1] or 'the default region'}",
                     "give each environment its own instance, or set `apply: false` on the "

@@ -64,7 +64,13 @@ class Environment:
     name: str
     layers: tuple[str, ...]
     apply: bool
-    where: str  # `file:line:column` of its name in environments.yaml
+    file: str  # environments.yaml, and where in it the name is
+    line: int
+    column: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
 
 
 @dataclass
@@ -253,7 +259,8 @@ class MergedDocument:
             origin.source.error(
                 origin.path,
                 f"null removes {what}, but no earlier layer declares it",
-                "remove the line, or check the environment's layers in environments.yaml",
+                "in layers an empty value is null too: write `{}` for an empty entry, "
+                "or remove the line",
                 at_key=True,
             )
         )

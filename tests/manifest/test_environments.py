@@ -241,3 +241,18 @@ def test_an_environment_at_a_git_ref_is_its_layers_then(tmp_path: Path) -> None:
     assert manifest_at(tmp_path / "config", "HEAD", "qa") is None  # not declared then
     with pytest.raises(GitRefError, match="declares environments"):
         manifest_at(tmp_path / "config", "HEAD")
+
+
+def test_in_layers_an_empty_user_is_null_and_an_empty_mapping_is_a_user(tmp_path: Path) -> None:
+    environments = environments_in(tmp_path, {
+        "prod/instance.yaml": PROD + "users:\n  joe:\n  ann: {}\n",
+        "staging/instance.yaml": STAGING + "users:\n  nobody:\n",
+    })  # fmt: skip
+    assert environments is not None
+    prod = environments.load(environments.by_name["prod"])
+    assert set(prod.desired.users) == {"jane", "ann"}  # joe removed, ann managed with none
+    assert prod.desired.users["ann"].proficiencies == {}
+    with pytest.raises(ManifestInvalid) as caught:
+        environments.load(environments.by_name["staging"])
+    [error] = caught.value.errors
+    assert "null removes users.nobody" in error.message and "`{}`" in error.hint
