@@ -261,3 +261,13 @@ def test_two_environments_applying_to_one_instance_stop_before_any_call(example:
     as_json = run("validate", "--format", "json")
     [error] = json.loads(as_json.stdout)["errors"]
     assert (error["file"], error["line"]) == ("config/environments.yaml", 3)
+
+
+def test_a_plan_of_an_environment_says_which(example: Path) -> None:
+    text = run("plan", "--env", "dr", *TARGETS)
+    assert text.stdout.startswith("Environment dr: Instance 33333333-4444-5555-6666-777777777777")
+    markdown = run("plan", "--env", "dr", "--format", "markdown", *TARGETS)
+    assert "(environment `dr`)" in markdown.stdout
+    assert run("plan", "--env", "dr", "--out", "dr.json", *TARGETS).exit_code == 0
+    shown = CliRunner().invoke(cli, ["show", "dr.json"])
+    assert shown.exit_code == 0 and shown.stdout.startswith("Environment dr: Instance")

@@ -230,7 +230,9 @@ class TextRenderer:
         return f"Plan{narrowed_note}: {summary_line(plan)}."
 
     def render(self, plan: Plan) -> str:
-        lines = [f"Instance {plan.instance_id} ({plan.region or 'region from profile'})", ""]
+        environment = f"Environment {plan.environment}: " if plan.environment else ""
+        region = plan.region or "region from profile"
+        lines = [f"{environment}Instance {plan.instance_id} ({region})", ""]
         narrowed = narrowing_lines(plan)
         if narrowed:
             lines += [self._paint("!", f"! {narrowed[0]}")]
@@ -290,7 +292,8 @@ class MarkdownRenderer:
     def render(self, plan: Plan) -> str:
         head = [
             MARKDOWN_MARKER,
-            f"### connect-reconciler plan for `{plan.instance_id}`",
+            f"### connect-reconciler plan for `{plan.instance_id}`"
+            + (f" (environment `{plan.environment}`)" if plan.environment else ""),
             "",
             f"**{summary_line(plan)}**",
             "",
