@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 # A message quotes at most this much of a bad value: a 4 MB name must not
@@ -43,3 +45,17 @@ def names(items: list[str] | set[str] | frozenset[str]) -> str:
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """`1 attribute`, `2 attributes`: a count with its noun in the right number."""
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def unknown_names(kind: str, asked: Iterable[str], known: Iterable[str]) -> str | None:
+    """The error for names given on the command line that match nothing,
+    with the closest known names; None when every name is known."""
+    known = sorted(known)
+    missing = sorted(set(asked) - set(known))
+    if not missing:
+        return None
+    parts = []
+    for name in missing:
+        close = difflib.get_close_matches(name, known, n=3)
+        parts.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return f"no {kind} named {', '.join(parts)}"

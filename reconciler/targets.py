@@ -91,14 +91,21 @@ class SharedQuotas:
         member: str,
         client: Any,
     ) -> QuotaPacer:
-        """A pacer for `client` on the group's buckets (the first member's
-        quota overrides make them), recorded as `member`'s."""
+        """A pacer for `client` on the group's buckets, recorded as
+        `member`'s. Members must agree on `settings.quotas`: the quota is
+        the account's, and which one came first must not decide it."""
         with self._lock:
             key = (account, region, time_scale)
             group = self.groups.get(key)
             if group is None:
                 group = QuotaGroup(account, region, QuotaBuckets(overrides, time_scale))
                 self.groups[key] = group
+            elif group.buckets.overrides != overrides:
+                raise TargetError(
+                    f"{member} and {', '.join(n for n, _ in group.members)} are in account "
+                    f"{account}, {region}, whose quotas they share, but their settings.quotas "
+                    "differ: give them the same (in a layer they share)"
+                )
             pacer = QuotaPacer(client, overrides, time_scale=time_scale, buckets=group.buckets)
             group.members.append((member, pacer))
             return pacer

@@ -14,12 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.cli.common import GlobalOptions, ProgressBar, error_message, unknown_names
+from reconciler.cli.common import GlobalOptions, ProgressBar, error_message
+from reconciler.quoting import unknown_names
 from tests.conftest import INSTANCE_ID, ROOT, small_snapshot, write_config
 
 DEMO = ROOT / "examples" / "demo-snapshot.json"
@@ -312,3 +314,16 @@ def test_apply_prompt_is_not_drawn_over(demo: Path) -> None:
             process.kill()
             process.wait()
         os.close(main)
+
+
+def test_each_environment_gets_its_own_target_and_never_another_ones_endpoint() -> None:
+    opts = GlobalOptions(targets=("http://localhost:4566", "prod=aws", "dr=emulator:dr.json"))
+    assert (opts.target, opts.endpoint_url) == ("aws", "http://localhost:4566")
+    prod, dr, qa = (opts.for_environment(n) for n in ("prod", "dr", "qa"))
+    assert (prod.target, prod.endpoint_url) == ("aws", None)  # AWS itself, not the URL
+    assert (dr.target, dr.endpoint_url) == ("emulator:dr.json", None)
+    assert (qa.target, qa.endpoint_url) == ("aws", "http://localhost:4566")  # the default
+    given = GlobalOptions(targets=("prod=aws",), endpoint_url="http://proxy:1")
+    assert given.for_environment("prod").endpoint_url == "http://proxy:1"  # --endpoint-url stays
+    with pytest.raises(click.UsageError, match="--target given 2 times"):
+        GlobalOptions(targets=("aws", "emulator:x.json"))

@@ -271,3 +271,55 @@ def test_a_plan_of_an_environment_says_which(example: Path) -> None:
     assert run("plan", "--env", "dr", "--out", "dr.json", *TARGETS).exit_code == 0
     shown = CliRunner().invoke(cli, ["show", "dr.json"])
     assert shown.exit_code == 0 and shown.stdout.startswith("Environment dr: Instance")
+
+
+def test_a_failing_environment_leaves_one_parsable_document(example: Path) -> None:
+    # dr's plan has an error (an external attribute that does not exist live)
+    (example / "config" / "dr" / "ghost.yaml").write_text(
+        "settings: {external_attributes: [Ghost]}\n"
+        "users:\n  jane.doe@example.com: {proficiencies: {Ghost: {Boo: 1}}}\n"
+    )
+    for command in ("coverage", "plan", "drift"):
+        result = run(command, "--all-envs", "--format", "json", *TARGETS)
+        assert result.exit_code == 1, result.output
+        document = json.loads(result.stdout)  # one document, whatever failed
+        assert "error" not in document["environments"]["staging"]
+        failed = document["environments"]["dr"]
+        if command == "coverage":
+            assert failed["exit_code"] == 1
+        else:  # a plan with errors is still a plan document
+            assert failed["errors"]
+
+
+def test_manifests_that_do_not_load_at_the_ref_stay_off_the_document(example: Path) -> None:
+    git(example, "init", "-q")
+    broken = example / "config" / "dr" / "instance.yaml"
+    text = broken.read_text()
+    broken.write_text(text + "users: [not, a, mapping]\n")
+    git(example, "add", "-A")
+    git(example, "commit", "-qm", "broken dr")
+    broken.write_text(text)
+    result = run("plan", "--all-envs", "--changed-since", "HEAD", "--format", "json", *TARGETS)
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["environments"]["dr"] == {"error": document["environments"]["dr"]["error"],
+                                              "exit_code": 1}  # fmt: skip
+    assert "narrowing" in document["environments"]["staging"]
+    assert "error: dr: the manifests at HEAD do not load:" in result.stderr
+
+
+def test_one_environment_failing_on_its_own_stops_no_other(example: Path) -> None:
+    (example / "plans").write_text("a file, not a directory")
+    result = run("plan", "--all-envs", "--out", "plans/here", *TARGETS)
+    assert result.exit_code == 1
+    assert "── environment staging ──" in result.stdout and "── environment dr ──" in result.stdout
+    assert "error: staging: " in result.stderr and "error: dr: " in result.stderr
+
+
+def test_environments_sharing_a_quota_must_agree_on_it(example: Path) -> None:
+    (example / "config" / "dr" / "quotas.yaml").write_text(
+        "settings: {quotas: {ListUsers: {rate: 1, burst: 1}}}\n"
+    )
+    result = run("plan", "--all-envs", *TARGETS)
+    assert result.exit_code == 1
+    assert "whose quotas they share, but their settings.quotas differ" in result.stderr

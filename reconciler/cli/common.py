@@ -3,13 +3,12 @@ the connection to a target, and turning errors into one line and exit 1."""
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from reconciler.emulator import SnapshotError
 from reconciler.logs import install_redaction
 from reconciler.manifest import Manifest, ManifestError, ManifestInvalid, load_manifest
 from reconciler.manifest.environments import (
+    NAME_PATTERN,
     EnvironmentChoiceError,
     Environments,
     instance_collisions,
@@ -74,7 +74,7 @@ class ExitCode:
 
 
 # `--target ENV=TARGET`; a snapshot path may hold `=` but not before a `:`
-_ENVIRONMENT_TARGET = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)=(.+)")
+_ENVIRONMENT_TARGET = re.compile(f"({NAME_PATTERN.pattern})=(.+)")
 _ENDPOINTS = ("http://", "https://")
 
 
@@ -95,6 +95,7 @@ class GlobalOptions:
     # The environment these options are for (`for_environment`), and its target.
     environment: str | None = None
     target: str = "aws"
+    endpoint_from_target: bool = False  # endpoint_url came from --target URL, not --endpoint-url
 
     def __post_init__(self) -> None:
         plain = [t for t in self.targets if not _ENVIRONMENT_TARGET.fullmatch(t)]
@@ -108,9 +109,16 @@ class GlobalOptions:
     def _point_at(self, target: str) -> None:
         # An endpoint is the aws target sent elsewhere (an emulator served over HTTP).
         if target.startswith(_ENDPOINTS):
-            self.target, self.endpoint_url = "aws", target
-        else:
-            self.target = target
+            self.target, self.endpoint_url, self.endpoint_from_target = "aws", target, True
+            return
+        self.target = target
+        if self.endpoint_from_target:  # another environment's endpoint is not this one's
+            self.endpoint_url, self.endpoint_from_target = None, False
+
+    @property
+    def said(self) -> str:
+        """`ENV: `, before what is said of one environment in a run of several."""
+        return f"{self.environment}: " if self.environment else ""
 
     def environment_targets(self) -> dict[str, str]:
         """The `--target ENV=TARGET` given, by environment."""
@@ -285,7 +293,7 @@ def environments_or_exit(opts: GlobalOptions, fmt: str = "text") -> Environments
         return None
     unknown = [name for name in named if name not in environments.by_name]
     if unknown:
-        exit_with(f"--target: {unknown_environment(unknown, environments.by_name)}")
+        exit_with(f"--target: {unknown_environment(unknown, environments)}")
     return environments
 
 
@@ -367,20 +375,6 @@ def account_cap(manifest: Manifest | None) -> int | None:
     if settings is None or "max_proficiencies_per_user" not in settings.model_fields_set:
         return None
     return settings.max_proficiencies_per_user
-
-
-def unknown_names(kind: str, asked: Iterable[str], known: Iterable[str]) -> str | None:
-    """The error for names given on the command line that match nothing,
-    with the closest known names; None when every name is known."""
-    known = sorted(known)
-    missing = sorted(set(asked) - set(known))
-    if not missing:
-        return None
-    parts = []
-    for name in missing:
-        close = difflib.get_close_matches(name, known, n=3)
-        parts.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-    return f"no {kind} named {', '.join(parts)}"
 
 
 def error_message(exc: Exception, instance_id: str | None, region: str | None) -> str:
@@ -479,7 +473,7 @@ def connected(
     # Every command that talks to Connect starts here: an older botocore would
     # speak an older API (ModelTooOld, exit 1). Offline commands skip the cost.
     require_model()
-    said = f"{opts.environment}: " if opts.environment else ""
+    said = opts.said
     try:
         quotas = (
             {op: Quota(q.rate, q.burst) for op, q in manifest.settings.quotas.items()}

@@ -79,15 +79,15 @@ def coverage(
 
     def one(
         opts: GlobalOptions, manifest: Manifest, shared: SharedQuotas | None, budget: int
-    ) -> tuple[int, str]:
+    ) -> tuple[int, str | None]:
         steps = None
         with connected(opts, manifest, shared=shared) as connection:
             if window is not None:
                 read = read_contacts(connection.reader, end - window, end, max_contacts)
                 if read.cut:
                     click.echo(
-                        f"note: --max-contacts {max_contacts} cut the window: read the newest "
-                        f"{len(read.contacts)} of {read.total} contacts since {since}; "
+                        f"note: {opts.said}--max-contacts {max_contacts} cut the window: read "
+                        f"the newest {len(read.contacts)} of {read.total} contacts since {since}; "
                         "raise it or narrow --from-contacts/--until to see them all",
                         err=True,
                     )
@@ -96,8 +96,14 @@ def coverage(
             extra = steps.requirements() if steps else []
             result = make_plan(manifest, connection.reader, extra_requirements=extra)
         if result.errors:
-            click.echo(TextRenderer(color=use_color(opts)).render(result), err=fmt != "text")
-            return ExitCode.ERROR, ""
+            rendered = TextRenderer(color=use_color(opts)).render(result)
+            if shared is None:
+                click.echo(rendered, err=fmt != "text")
+            else:  # in a run of several, stdout is the one document
+                click.echo(
+                    "\n".join(f"{opts.said}{line}" for line in rendered.splitlines()), err=True
+                )
+            return ExitCode.ERROR, None
         declared = len(manifest.requirements)
         if fmt == "json":
             text = json.dumps(coverage_data(result.coverage, declared, steps), indent=2)

@@ -19,10 +19,10 @@ from reconciler.cli.common import (
     load_or_exit,
     options,
     refuse_layered,
-    unknown_names,
 )
 from reconciler.files import write_json_atomically
 from reconciler.manifest import ManifestInvalid
+from reconciler.quoting import unknown_names
 
 
 @click.command(

@@ -20,6 +20,7 @@ from reconciler.cli.common import (
     GlobalOptions,
     environments_chosen_or_exit,
     load_or_exit,
+    log,
 )
 from reconciler.manifest import Manifest
 from reconciler.plan.render import MARKDOWN_LIMIT, MARKDOWN_MARKER
@@ -70,7 +71,7 @@ def chosen_or_exit(
 
 def run_each(
     chosen: list[tuple[GlobalOptions, Manifest]],
-    body: Callable[[GlobalOptions, Manifest, SharedQuotas, int], tuple[int, T]],
+    body: Callable[[GlobalOptions, Manifest, SharedQuotas, int], tuple[int, T | None]],
 ) -> tuple[list[EnvironmentResult[T]], SharedQuotas]:
     """Run `body(options, manifests, shared quotas, its share of a PR
     comment's characters)` for every chosen environment at once; a failure
@@ -85,6 +86,10 @@ def run_each(
             code, output = body(opts, manifest, shared, budget)
         except SystemExit as stop:
             return EnvironmentResult(name, int(stop.code or 0), None)
+        except Exception as exc:  # a bug or an unwritable --out: this environment's failure
+            log.debug("%s failed", name, exc_info=True)
+            click.echo(f"error: {opts.said}{type(exc).__name__}: {exc}", err=True)
+            return EnvironmentResult(name, ExitCode.ERROR, None)
         return EnvironmentResult(name, code, output)
 
     with ThreadPoolExecutor(max_workers=max(len(chosen), 1)) as pool:
@@ -96,16 +101,16 @@ def run_and_exit(
     chosen: list[tuple[GlobalOptions, Manifest]],
     several: bool,
     fmt: str,
-    body: Callable[[GlobalOptions, Manifest, SharedQuotas | None, int], tuple[int, str]],
+    body: Callable[[GlobalOptions, Manifest, SharedQuotas | None, int], tuple[int, str | None]],
 ) -> NoReturn:
     """Run a command's `body` on what `chosen_or_exit` chose: one document
     of sections for several environments, else the body's output alone
-    (nothing when it is empty: a failure said on stderr); exit with its code."""
+    (None: it failed, and said why on stderr); exit with its code."""
     if several:
         results, shared = run_each(chosen, body)
         sys.exit(echo_each(results, fmt, shared))
     code, text = body(*chosen[0], None, MARKDOWN_LIMIT)
-    if text:
+    if text is not None:
         click.echo(text)
     sys.exit(code)
 

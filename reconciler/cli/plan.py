@@ -100,10 +100,10 @@ def manifests_at_or_exit(opts: GlobalOptions, option: str, ref: str, fmt: str) -
     try:
         return manifest_at(opts.config, ref, opts.environment)
     except GitRefError as exc:
-        click.echo(f"error: {option}: {exc}", err=True)
+        click.echo(f"error: {opts.said}{option}: {exc}", err=True)
         sys.exit(ExitCode.ERROR)
     except ManifestInvalid as invalid:
-        click.echo(f"error: the manifests at {ref} do not load:", err=True)
+        click.echo(f"error: {opts.said}the manifests at {ref} do not load:", err=True)
         fail_on_invalid(invalid, fmt)
         raise  # pragma: no cover - fail_on_invalid exits
 
@@ -128,7 +128,8 @@ def narrowing_or_exit(
     try:
         return changed_narrowing(before, manifest, changed_since, reader)
     except NotNarrowable as exc:
-        click.echo(f"planning in full: {exc}", err=True)
+        environment = f"{manifest.environment.name}: " if manifest.environment else ""
+        click.echo(f"{environment}planning in full: {exc}", err=True)
         return Narrowing()
 
 
@@ -153,7 +154,7 @@ def planned_or_exit(
     unknown = unknown_name_errors(manifest, reader, narrowing)
     if unknown:
         for error in unknown:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {opts.said}{error}", err=True)
         sys.exit(ExitCode.ERROR)
     ref = asked.base or asked.changed_since
     if asked.base is not None and asked.base != asked.changed_since:
@@ -231,7 +232,9 @@ def plan(
     ) -> tuple[int, str]:
         with connected(opts, manifest, shared=shared) as connection:
             connection.reader.strategy = read
-            narrowing, base = planned_or_exit(opts, manifest, connection.reader, asked, fmt)
+            # in a run of several, stdout is the one document: errors go to stderr
+            said_as = fmt if shared is None else "text"
+            narrowing, base = planned_or_exit(opts, manifest, connection.reader, asked, said_as)
             result = make_plan(
                 manifest, connection.reader, narrowing, take_ownership=take_ownership, base=base
             )

@@ -28,7 +28,7 @@ from reconciler.manifest.loader import (
     load_manifest_files,
 )
 from reconciler.manifest.source import SourceFile, parse_source, read_bounded
-from reconciler.quoting import excerpt
+from reconciler.quoting import excerpt, unknown_names
 
 # Names go into file names (`plan --out DIR`) and `--target ENV=TARGET`.
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
@@ -61,13 +61,14 @@ class Environments:
             )
         unknown = [name for name in names if name not in self.by_name]
         if unknown:
-            raise EnvironmentChoiceError(unknown_environment(unknown, self.by_name))
+            raise EnvironmentChoiceError(unknown_environment(unknown, self))
         chosen = list(self.by_name.values()) if every else [self.by_name[n] for n in names]
+        chosen = list({e.name: e for e in chosen}.values())
         if len(chosen) > 1 and not several:
             raise EnvironmentChoiceError(
                 f"this command runs against one instance: choose one with --env NAME ({listed})"
             )
-        return list({e.name: e for e in chosen}.values())
+        return chosen
 
     def load(self, environment: Environment) -> Manifest:
         """The environment's manifests (ManifestInvalid on errors)."""
@@ -76,14 +77,11 @@ class Environments:
         return manifest
 
 
-def unknown_environment(names: Iterable[str], known: Iterable[str]) -> str:
+def unknown_environment(names: Iterable[str], environments: Environments) -> str:
     """The error for environment names that match none, with the closest."""
-    known = list(known)
-    parts = []
-    for name in names:
-        close = difflib.get_close_matches(name, known, n=3)
-        parts.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-    return f"no environment named {', '.join(parts)}; declared: {', '.join(known)}"
+    known = list(environments.by_name)
+    problem = unknown_names("environment", names, known)
+    return f"{problem} in {environments.config_dir / ENVIRONMENTS_FILE} ({', '.join(known)})"
 
 
 def read_environments(config_dir: Path) -> Environments | None:
@@ -96,6 +94,8 @@ def read_environments(config_dir: Path) -> Environments | None:
     display = str(path)
     source = parse_source(read_bounded(path, display), display)
     environments, errors = _parse(source, _on_disk(config_dir))
+    if errors:  # an environment left out would make its layers' files look unclaimed
+        raise ManifestInvalid(errors)
     try:
         on_disk = {
             p.relative_to(config_dir).as_posix()
@@ -114,26 +114,16 @@ def read_environments(config_dir: Path) -> Environments | None:
 def environment_at(files: list[tuple[str, str, bytes]], name: str) -> Manifest | None:
     """Environment `name`'s manifests from files read from git (relative to
     the config directory): None when that commit declared no such
-    environment, or its layers held no manifest then."""
+    environment, or its layers held no manifest then (it is new). Other
+    environments' layers are not this one's concern."""
     declared = next((f for f in files if f[0] == ENVIRONMENTS_FILE), None)
     if declared is None:
         return None
-    source = parse_source(declared[2], declared[1])
-    present = {str(PurePosixPath(f[0]).parent) for f in files}
-
-    def layer_problem(layer: str) -> str:
-        prefix = PurePosixPath(layer).as_posix()
-        if any(p == prefix or p.startswith(prefix + "/") for p in present):
-            return ""
-        return f"layer directory {excerpt(layer)} holds no manifest at {declared[1]}"
-
-    environments, errors = _parse(source, layer_problem)
+    environments, errors = _parse(parse_source(declared[2], declared[1]), lambda _: "")
     if errors:
         raise ManifestInvalid(errors)
     environment = environments.get(name)
-    if environment is None:
-        return None
-    if not any(in_layer(files, layer) for layer in environment.layers):
+    if environment is None or not any(in_layer(files, layer) for layer in environment.layers):
         return None
     manifest = load_manifest_files(files, environment.layers)
     manifest.environment = environment
@@ -179,7 +169,7 @@ def _parse(
     for name, spec in declared.items():
         path = ("environments", name)
         line, column = source.position(path, at_key=True)
-        if not NAME_PATTERN.fullmatch(str(name)):
+        if not NAME_PATTERN.fullmatch(name):  # keys are read as their text
             errors.append(
                 source.error(
                     path,

@@ -111,7 +111,5 @@ def manifest_at(config_dir: Path, ref: str, environment: str | None = None) -> M
     if environment is not None:
         return environment_at(files, environment)
     if any(relative == ENVIRONMENTS_FILE for relative, _, _ in files):
-        raise GitRefError(
-            f"at {ref} the config directory declares environments: choose one with --env NAME"
-        )
+        return None  # environments then, one directory now: nothing to compare with
     return load_manifest_files(files) if files else None

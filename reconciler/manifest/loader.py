@@ -191,7 +191,11 @@ class MergedDocument:
                 self.origins.setdefault((section,), layer.origins[(section,)])
                 for key, item in value.items():
                     self._replace(layer, merged, (section, key), item)
-            elif section == _BY_NAME and isinstance(value, list):
+            elif (
+                section == _BY_NAME
+                and isinstance(value, list)
+                and isinstance(self.data.get(section, []), list)
+            ):
                 self._override_requirements(layer, value)
             elif section == "groups" and isinstance(value, list):
                 merged = self.data.setdefault(section, [])
@@ -206,17 +210,20 @@ class MergedDocument:
                 self.data[section] = value
 
     def _override_requirements(self, layer: MergedDocument, items: list[Any]) -> None:
-        # (requirement, where it is written, the place it replaced)
+        # [requirement, where it is written, the place it replaced, from an earlier layer]:
+        # only an earlier layer's is overridden; a name twice in this layer stays
+        # twice, for the duplicate check to name both places
         entries = [
-            (item, self.origins[(_BY_NAME, i)], self.overridden.get((_BY_NAME, i)))
+            [item, self.origins[(_BY_NAME, i)], self.overridden.get((_BY_NAME, i)), True]
             for i, item in enumerate(self.data.get(_BY_NAME, []))
         ]
         for index, item in enumerate(items):
             origin = layer.origins[(_BY_NAME, index)]
             name = item.get("name") if isinstance(item, dict) else None
             at = next(
-                (i for i, (e, _, _) in enumerate(entries)
-                 if isinstance(name, str) and isinstance(e, dict) and e.get("name") == name),
+                (i for i, (e, _, _, earlier) in enumerate(entries)
+                 if earlier and isinstance(name, str) and isinstance(e, dict)
+                 and e.get("name") == name),
                 None,
             )  # fmt: skip
             if isinstance(name, str) and "expression" in item and item["expression"] is None:
@@ -225,15 +232,15 @@ class MergedDocument:
                 else:
                     del entries[at]
             elif at is not None:
-                entries[at] = (item, origin, entries[at][1])
+                entries[at] = [item, origin, entries[at][1], False]
             else:
-                entries.append((item, origin, None))
+                entries.append([item, origin, None, False])
         for i in range(len(self.data.get(_BY_NAME, []))):
             self.origins.pop((_BY_NAME, i), None)
             self.overridden.pop((_BY_NAME, i), None)
-        self.data[_BY_NAME] = [item for item, _, _ in entries]
+        self.data[_BY_NAME] = [item for item, _, _, _ in entries]
         self.origins.setdefault((_BY_NAME,), layer.origins[(_BY_NAME,)])
-        for i, (_, origin, replaced) in enumerate(entries):
+        for i, (_, origin, replaced, _) in enumerate(entries):
             self.origins[(_BY_NAME, i)] = origin
             if replaced is not None:
                 self.overridden[(_BY_NAME, i)] = replaced
@@ -528,12 +535,12 @@ def _compile_files(
 
 def _csv_ignore_columns(sources: list[SourceFile]) -> list[str]:
     """settings.csv_ignore_columns as written (the schema checks it later);
-    a later layer's overrides an earlier one's."""
+    a later layer's overrides an earlier one's, its `null` too."""
     for source in reversed(sources):
         settings = source.data.get("settings") if isinstance(source.data, dict) else None
-        columns = settings.get("csv_ignore_columns") if isinstance(settings, dict) else None
-        if isinstance(columns, list):
-            return [c for c in columns if isinstance(c, str)]
+        if isinstance(settings, dict) and "csv_ignore_columns" in settings:
+            columns = settings["csv_ignore_columns"]
+            return [c for c in columns if isinstance(c, str)] if isinstance(columns, list) else []
     return []
 
 

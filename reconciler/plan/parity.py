@@ -92,8 +92,9 @@ def _attribute(
                 f"only in {b}: {names(only_b) or '-'}",
             )
         )
-    settings_a = (attribute_a.purposes, attribute_a.enable_value_validation_on_association)
-    settings_b = (attribute_b.purposes, attribute_b.enable_value_validation_on_association)
+    # purposes are a set to the service (and to the plan's diff): order is no difference
+    settings_a = (sorted(attribute_a.purposes), attribute_a.enable_value_validation_on_association)
+    settings_b = (sorted(attribute_b.purposes), attribute_b.enable_value_validation_on_association)
     if settings_a != settings_b:
         found.append(
             Difference(

@@ -14,7 +14,7 @@ from reconciler.manifest.environments import (
     instance_collisions,
     read_environments,
 )
-from reconciler.manifest.gitref import GitRefError, manifest_at
+from reconciler.manifest.gitref import manifest_at
 from reconciler.manifest.loader import load_manifest
 from tests.conftest import git, write_config
 
@@ -239,8 +239,21 @@ def test_an_environment_at_a_git_ref_is_its_layers_then(tmp_path: Path) -> None:
     assert prod_then.digest == now.load(now.by_name["prod"]).digest  # prod's layers unchanged
     assert staging_then.digest != now.load(now.by_name["staging"]).digest
     assert manifest_at(tmp_path / "config", "HEAD", "qa") is None  # not declared then
-    with pytest.raises(GitRefError, match="declares environments"):
-        manifest_at(tmp_path / "config", "HEAD")
+    # a directory without environments now, with them then: nothing to compare with
+    assert manifest_at(tmp_path / "config", "HEAD") is None
+    # another environment's layer missing at the ref is not staging's concern
+    (tmp_path / "config" / "environments.yaml").write_text(
+        ENVIRONMENTS + "  qa: {layers: [base, qa]}\n"
+    )
+    (tmp_path / "config" / "qa").mkdir()
+    (tmp_path / "config" / "qa" / "instance.yaml").write_text(PROD)
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "qa")
+    (tmp_path / "config" / "qa" / "instance.yaml").unlink()
+    (tmp_path / "config" / "qa" / "i.yaml").write_text(PROD)
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "qa moved")
+    assert manifest_at(tmp_path / "config", "HEAD~1", "staging") is not None
 
 
 def test_in_layers_an_empty_user_is_null_and_an_empty_mapping_is_a_user(tmp_path: Path) -> None:
@@ -256,3 +269,36 @@ def test_in_layers_an_empty_user_is_null_and_an_empty_mapping_is_a_user(tmp_path
         environments.load(environments.by_name["staging"])
     [error] = caught.value.errors
     assert "null removes users.nobody" in error.message and "`{}`" in error.hint
+
+
+def test_a_requirement_named_twice_in_one_layer_is_still_an_error(tmp_path: Path) -> None:
+    environments = environments_in(tmp_path, {
+        "prod/instance.yaml": PROD,
+        "prod/a.yaml": "routing_requirements:\n  - {name: sales, expression: 'Skill = Billing', min_agents: 1}\n",
+        "prod/b.yaml": "routing_requirements:\n  - {name: sales, expression: 'Skill = Billing', min_agents: 2}\n",
+        "staging/instance.yaml": STAGING,
+    })  # fmt: skip
+    assert environments is not None
+    errors = errors_of(lambda: environments.load(environments.by_name["prod"]))
+    assert errors == [
+        f"{tmp_path}/prod/b.yaml:2:12: routing requirement 'sales' is already defined at "
+        f"{tmp_path}/prod/a.yaml:2:6"
+    ]
+
+
+def test_a_later_list_replaces_a_section_of_the_wrong_kind(tmp_path: Path) -> None:
+    environments = environments_in(tmp_path, {
+        "prod/instance.yaml": PROD + "routing_requirements:\n  - {name: x, expression: 'Skill = Billing'}\n",
+        "staging/instance.yaml": STAGING,
+        "base/attributes.yaml": BASE["base/attributes.yaml"].split("routing_requirements")[0]
+        + "routing_requirements: {not: a list}\n",
+    })  # fmt: skip
+    assert environments is not None
+    prod = environments.load(environments.by_name["prod"])
+    assert [r.name for r in prod.requirements] == ["x"]
+    # where nothing replaces it, it is the usual positioned error
+    errors = errors_of(lambda: environments.load(environments.by_name["staging"]))
+    assert errors == [
+        f"{tmp_path}/base/attributes.yaml:9:23: expected a list ([a, b] or '- a' lines), "
+        "got a mapping"
+    ]

@@ -58,3 +58,9 @@ def test_every_kind_of_difference_is_found_and_named() -> None:
     text = parity_text("prod", "dr", parity("prod", a, "dr", b))
     assert "differ in 9 place(s)" in text
     assert "user jane Language/English: prod -, dr 2" in text
+
+
+def test_purposes_in_another_order_are_the_same() -> None:
+    a = state([Attribute("Tier", ("1",), ("routing", "reporting"))], {})
+    b = state([Attribute("Tier", ("1",), ("reporting", "routing"))], {})
+    assert parity("prod", a, "dr", b) == []
