@@ -323,3 +323,18 @@ def test_environments_sharing_a_quota_must_agree_on_it(example: Path) -> None:
     result = run("plan", "--all-envs", *TARGETS)
     assert result.exit_code == 1
     assert "whose quotas they share, but their settings.quotas differ" in result.stderr
+
+
+def test_an_error_of_one_environment_says_which(example: Path) -> None:
+    (example / "config" / "dr" / "typo.yaml").write_text(
+        "users:\n  ann: {sets: [spanish_biling]}\n"
+    )
+    (example / "config" / "base" / "more.yaml").write_text("users:\n  zed: {sets: [nope]}\n")
+    result = run("validate")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if ": " in line and "hint" not in line]
+    assert any("typo.yaml:2:16: proficiency set 'spanish_biling' is not defined (environment dr)"
+               in line for line in errors), errors  # fmt: skip
+    # the shared layer's error is said once, for every environment
+    [shared] = [line for line in errors if "'nope'" in line]
+    assert "(environment" not in shared

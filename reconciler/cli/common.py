@@ -39,7 +39,7 @@ from reconciler.manifest.environments import (
     read_environments,
     unknown_environment,
 )
-from reconciler.manifest.loader import ENVIRONMENTS_FILE
+from reconciler.manifest.loader import ENVIRONMENTS_FILE, Environment
 from reconciler.plan.render import MARKDOWN_LIMIT, MARKDOWN_MARKER
 from reconciler.quoting import markdown_cell
 from reconciler.service.model import require_model
@@ -314,21 +314,37 @@ def environments_chosen_or_exit(
         exit_with(str(exc))
     loaded = list(environments.by_name.values()) if against_all else chosen
     manifests: list[Manifest] = []
-    errors: dict[tuple[str, int, int, str], ManifestError] = {}
+    # each error once, with the environments it is found in
+    errors: dict[tuple[str, int, int, str], tuple[ManifestError, list[str]]] = {}
     for environment in loaded:
         try:
             manifests.append(environments.load(environment))
         except ManifestInvalid as invalid:
-            errors.update(((e.file, e.line, e.column, e.message), e) for e in invalid.errors)
+            for e in invalid.errors:
+                errors.setdefault((e.file, e.line, e.column, e.message), (e, []))[1].append(
+                    environment.name
+                )
     for error in instance_collisions(manifests):
-        errors[(error.file, error.line, error.column, error.message)] = error
+        errors[(error.file, error.line, error.column, error.message)] = (error, [])
     if errors:
-        fail_on_invalid(ManifestInvalid(list(errors.values())), fmt)
+        fail_on_invalid(
+            ManifestInvalid([_in_environments(e, names, loaded) for e, names in errors.values()]),
+            fmt,
+        )
     return [
         (opts.for_environment(m.environment.name), m)
         for m in manifests
         if m.environment is not None and m.environment in chosen
     ]
+
+
+def _in_environments(
+    error: ManifestError, names: list[str], loaded: list[Environment]
+) -> ManifestError:
+    """An error of some of the environments loaded says which ones."""
+    if not names or len(names) == len(loaded) or len(loaded) == 1:
+        return error
+    return replace(error, message=f"{error.message} (environment {', '.join(names)})")
 
 
 def load_or_exit(opts: GlobalOptions, fmt: str = "text", against_all: bool = False) -> Manifest:

@@ -143,6 +143,7 @@ class MergedDocument:
         self.data: dict[str, Any] = {}
         self.origins: dict[DocPath, _Origin] = {}
         self.overridden: dict[DocPath, _Origin] = {}  # (section, key) -> the place replaced
+        self.removed: dict[DocPath, _Origin] = {}  # (section, key) -> the null that removed it
         self.errors: list[ManifestError] = []
         if not overrides:
             for source in self.sources:
@@ -255,7 +256,9 @@ class MergedDocument:
             del merged[key]
             del self.origins[path]
             self.overridden.pop(path, None)
+            self.removed[path] = origin
         else:
+            self.removed.pop(path, None)
             if key in merged:
                 self.overridden[path] = self.origins[path]
             self.origins[path] = origin
@@ -305,6 +308,12 @@ class MergedDocument:
         if replaced is not None:
             message += f" (overriding {_location(replaced, ())})"
         return origin.source.error(origin.path + path[length:], message, hint, at_key)
+
+    def removal_note(self, path: DocPath) -> str:
+        """` (removed at FILE:LINE:COLUMN)` when a later layer's null removed
+        the (section, key) at `path`, for an error about what used it."""
+        origin = self.removed.get(path)
+        return "" if origin is None else f" (removed at {_location(origin, ())})"
 
     def key_location(self, path: DocPath) -> str:
         """`file:line:column` of the key at `path`, for messages naming two places."""
@@ -693,9 +702,10 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
                     else "declare it under predefined_attributes, or list it in "
                     "settings.external_attributes if it is managed elsewhere"
                 )
+                removed = merged.removal_note(("predefined_attributes", attribute))
                 yield merged.error(
                     (*prefix, attribute),
-                    f"attribute {excerpt(attribute)} is not declared",
+                    f"attribute {excerpt(attribute)} is not declared{removed}",
                     hint,
                     at_key=True,
                 )
@@ -728,8 +738,11 @@ def _reference_errors(doc: ManifestDocument, merged: MergedDocument) -> Iterator
                     if close
                     else "define it under proficiency_sets"
                 )
+                removed = merged.removal_note(("proficiency_sets", name))
                 yield merged.error(
-                    (*prefix, index), f"proficiency set {excerpt(name)} is not defined", hint
+                    (*prefix, index),
+                    f"proficiency set {excerpt(name)} is not defined{removed}",
+                    hint,
                 )
 
     for index, group in enumerate(doc.groups):

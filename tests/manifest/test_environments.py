@@ -302,3 +302,16 @@ def test_a_later_list_replaces_a_section_of_the_wrong_kind(tmp_path: Path) -> No
         f"{tmp_path}/base/attributes.yaml:9:23: expected a list ([a, b] or '- a' lines), "
         "got a mapping"
     ]
+
+
+def test_what_a_later_null_removed_is_named_where_it_is_still_used(tmp_path: Path) -> None:
+    environments = environments_in(tmp_path, {
+        "prod/instance.yaml": PROD + "proficiency_sets:\n  billing: null\n",
+        "staging/instance.yaml": STAGING,
+    })  # fmt: skip
+    assert environments is not None
+    errors = errors_of(lambda: environments.load(environments.by_name["prod"]))
+    assert errors == [
+        f"{tmp_path}/base/users.yaml:2:17: proficiency set 'billing' is not defined "
+        f"(removed at {tmp_path}/prod/instance.yaml:3:3)"
+    ]
