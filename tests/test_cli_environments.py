@@ -96,7 +96,7 @@ def test_apply_writes_staging_and_dr_refuses(example: Path) -> None:
         run("apply", "--env", "dr", "--auto-approve", *TARGETS),
     ):
         assert refused.exit_code == 1, refused.output
-        assert "environment 'dr' is verify-only (apply: false at" in refused.stderr
+        assert "environment 'dr' is verify-only (`apply: false`, declared at" in refused.stderr
     assert (example / "dr-snapshot.json").read_bytes() == before  # never opened for writing
     again = run("plan", "--env", "staging", "--detailed-exitcode", *TARGETS)
     assert again.exit_code == 0, again.output  # staging converged
@@ -186,7 +186,7 @@ def test_the_exit_code_is_the_most_severe(example: Path) -> None:
     (example / "staging-snapshot.json").write_text("{}")  # staging cannot be read: an error
     result = run("plan", "--all-envs", "--detailed-exitcode", *TARGETS)
     assert result.exit_code == 1, result.output
-    assert "── environment dr ──" in result.stdout  # dr was still planned
+    assert "── environment dr (verify only" in result.stdout  # dr was still planned
     assert "error: staging:" in result.stderr
 
 
@@ -312,7 +312,7 @@ def test_one_environment_failing_on_its_own_stops_no_other(example: Path) -> Non
     (example / "plans").write_text("a file, not a directory")
     result = run("plan", "--all-envs", "--out", "plans/here", *TARGETS)
     assert result.exit_code == 1
-    assert "── environment staging ──" in result.stdout and "── environment dr ──" in result.stdout
+    assert "── environment staging ──" in result.stdout and "── environment dr" in result.stdout
     assert "error: staging: " in result.stderr and "error: dr: " in result.stderr
 
 
@@ -338,3 +338,49 @@ def test_an_error_of_one_environment_says_which(example: Path) -> None:
     # the shared layer's error is said once, for every environment
     [shared] = [line for line in errors if "'nope'" in line]
     assert "(environment" not in shared
+
+
+def test_a_failed_environment_says_why_in_the_document_and_verify_only_is_marked(
+    example: Path,
+) -> None:
+    targets = ("--target", "staging=emulator:staging-snapshot.json", "--target",
+               "dr=emulator:missing.json")  # fmt: skip
+    result = run("plan", "--all-envs", "--format", "json", *targets)
+    assert result.exit_code == 1
+    failed = json.loads(result.stdout)["environments"]["dr"]
+    assert failed["exit_code"] == 1 and "missing.json" in failed["error"]
+    text = run("plan", "--all-envs", "-q", *TARGETS)
+    assert "── environment dr (verify only: apply refuses it) ──" in text.stdout
+    assert "── environment staging ──" in text.stdout
+    assert "quota " not in text.stderr  # -q: errors only
+    markdown = run("plan", "--all-envs", "--format", "markdown", *targets)
+    assert "missing.json" in markdown.stdout
+
+
+def test_parity_takes_its_environments_as_arguments_only(example: Path) -> None:
+    result = run("parity", "staging", "dr", "--all-envs", *TARGETS)
+    assert result.exit_code == 1 and "No such option '--all-envs'" in result.stderr
+    assert "--env" not in CliRunner().invoke(cli, ["parity", "--help"]).stdout
+
+
+def test_a_new_environment_is_planned_in_full_saying_so(example: Path) -> None:
+    git(example, "init", "-q")
+    git(example, "add", "-A")
+    git(example, "commit", "-qm", "base")
+    environments = example / "config" / "environments.yaml"
+    environments.write_text(environments.read_text() + "  qa: {layers: [base, qa], apply: false}\n")
+    (example / "config" / "qa").mkdir()
+    (example / "config" / "qa" / "instance.yaml").write_text(  # a look at staging's instance
+        "instance: {id: 22222222-3333-4444-5555-666666666666, region: us-east-1}\n"
+    )
+    result = run("validate")
+    assert result.exit_code == 0, result.output
+    planned = run("plan", "--env", "staging", "--changed-since", "HEAD", "--format", "json",
+                  *TARGETS)  # fmt: skip
+    reasons = json.loads(planned.stdout)["narrowing"]["reasons"]
+    assert reasons == ["nothing in environment staging's layers changed since HEAD"]
+    qa = run("plan", "--env", "qa", "--changed-since", "HEAD", "--target",
+             "qa=emulator:staging-snapshot.json")  # fmt: skip
+    assert "qa: planning in full: environment qa did not exist or held no manifests at HEAD" in (
+        qa.stderr
+    )

@@ -18,6 +18,7 @@ from reconciler.cli.common import (
     ExitCode,
     connected,
     epilog,
+    exit_with,
     global_options,
     load_or_exit,
     options,
@@ -81,12 +82,11 @@ def refuse_verify_only(manifest: Manifest) -> None:
     """Exit 1, before any call, for an environment declared `apply: false`."""
     environment = manifest.environment
     if environment is not None and not environment.apply:
-        click.echo(
-            f"error: environment {environment.name!r} is verify-only (apply: false at "
-            f"{environment.where}): plan, drift and coverage read it, apply never writes to it",
-            err=True,
+        exit_with(
+            f"environment {environment.name!r} is verify-only (`apply: false`, declared at "
+            f"{environment.where}): plan, drift, coverage and parity read it, apply never "
+            "writes to it"
         )
-        sys.exit(ExitCode.ERROR)
 
 
 def refuse(what: str, refused: RefusedPlan, err: bool = True) -> NoReturn:

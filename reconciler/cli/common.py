@@ -378,10 +378,19 @@ def refuse_layered(manifest: Manifest, what: str) -> None:
         )
 
 
+class CommandFailed(SystemExit):
+    """Exit 1 for a reason a user can act on, said on stderr; a run of
+    several environments also puts it in its one document."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ExitCode.ERROR)
+        self.message = message
+
+
 def exit_with(message: str) -> NoReturn:
     """Say what is wrong on stderr, and exit 1."""
     click.echo(f"error: {message}", err=True)
-    sys.exit(ExitCode.ERROR)
+    raise CommandFailed(message)
 
 
 def account_cap(manifest: Manifest | None) -> int | None:
@@ -513,8 +522,7 @@ def connected(
             yield connection
     except (TargetError, SnapshotError, SearchMisread, BotoCoreError, ClientError) as exc:
         bar.pause()
-        click.echo(f"error: {said}{error_message(exc, instance_id, region)}", err=True)
-        sys.exit(ExitCode.ERROR)
+        exit_with(f"{said}{error_message(exc, instance_id, region)}")
     finally:
         bar.pause()
 

@@ -16,6 +16,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 import click
 
 from reconciler.cli.common import (
+    CommandFailed,
     ExitCode,
     GlobalOptions,
     environments_chosen_or_exit,
@@ -24,6 +25,7 @@ from reconciler.cli.common import (
 )
 from reconciler.manifest import Manifest
 from reconciler.plan.render import MARKDOWN_LIMIT, MARKDOWN_MARKER
+from reconciler.quoting import markdown_cell
 from reconciler.targets import SharedQuotas
 
 # Least to most severe: an error anywhere is the run's exit code.
@@ -55,6 +57,8 @@ class EnvironmentResult(Generic[T]):
     name: str
     code: int
     output: T | None
+    reason: str = ""  # why it failed, when that was said in so many words
+    verify_only: bool = False
 
 
 def chosen_or_exit(
@@ -82,15 +86,18 @@ def run_each(
 
     def run(opts: GlobalOptions, manifest: Manifest) -> EnvironmentResult[T]:
         name = opts.environment or ""
+        verify_only = manifest.environment is not None and not manifest.environment.apply
         try:
             code, output = body(opts, manifest, shared, budget)
         except SystemExit as stop:
-            return EnvironmentResult(name, int(stop.code or 0), None)
+            reason = stop.message if isinstance(stop, CommandFailed) else ""
+            return EnvironmentResult(name, int(stop.code or 0), None, reason, verify_only)
         except Exception as exc:  # a bug or an unwritable --out: this environment's failure
             log.debug("%s failed", name, exc_info=True)
-            click.echo(f"error: {opts.said}{type(exc).__name__}: {exc}", err=True)
-            return EnvironmentResult(name, ExitCode.ERROR, None)
-        return EnvironmentResult(name, code, output)
+            reason = f"{opts.said}{type(exc).__name__}: {exc}"
+            click.echo(f"error: {reason}", err=True)
+            return EnvironmentResult(name, ExitCode.ERROR, None, reason, verify_only)
+        return EnvironmentResult(name, code, output, verify_only=verify_only)
 
     with ThreadPoolExecutor(max_workers=max(len(chosen), 1)) as pool:
         futures = [pool.submit(run, opts, manifest) for opts, manifest in chosen]
@@ -108,7 +115,7 @@ def run_and_exit(
     (None: it failed, and said why on stderr); exit with its code."""
     if several:
         results, shared = run_each(chosen, body)
-        sys.exit(echo_each(results, fmt, shared))
+        sys.exit(echo_each(results, fmt, shared, quiet=chosen[0][0].quiet))
     code, text = body(*chosen[0], None, MARKDOWN_LIMIT)
     if text is not None:
         click.echo(text)
@@ -155,9 +162,12 @@ def calls_line(group: dict[str, Any]) -> str:
     )
 
 
-def echo_each(results: list[EnvironmentResult[str]], fmt: str, shared: SharedQuotas) -> int:
+def echo_each(
+    results: list[EnvironmentResult[str]], fmt: str, shared: SharedQuotas, quiet: bool = False
+) -> int:
     """Print the run as one document in `fmt`; the call counts of each
-    shared pacer on stderr; return the most severe exit code."""
+    shared pacer on stderr (not with `quiet`); return the most severe exit
+    code."""
     groups = quota_groups(shared, [r.name for r in results])
     if fmt == "json":
         document = {
@@ -165,7 +175,7 @@ def echo_each(results: list[EnvironmentResult[str]], fmt: str, shared: SharedQuo
             "environments": {
                 r.name: json.loads(r.output)
                 if r.output is not None
-                else {"error": _FAILED, "exit_code": r.code}
+                else {"error": _failure(r), "exit_code": r.code}
                 for r in results
             },
             "quota_groups": groups,
@@ -175,12 +185,12 @@ def echo_each(results: list[EnvironmentResult[str]], fmt: str, shared: SharedQuo
         lines = [MARKDOWN_MARKER, f"## connect-reconciler: {len(results)} environments", ""]
         for r in results:
             body = (
-                f"_{_FAILED}._"
+                f"_{markdown_cell(_failure(r))}_"
                 if r.output is None
                 else r.output.replace(MARKDOWN_MARKER + "\n", "")
             )
             lines += [
-                f"<details open><summary><b>{r.name}</b></summary>",
+                f"<details open><summary><b>{r.name}</b>{_VERIFY_ONLY * r.verify_only}</summary>",
                 "",
                 body,
                 "",
@@ -189,12 +199,18 @@ def echo_each(results: list[EnvironmentResult[str]], fmt: str, shared: SharedQuo
         click.echo("\n".join(lines))
     else:
         for r in results:
-            click.echo(f"── environment {r.name} ──")
-            click.echo(_FAILED if r.output is None else r.output)
+            click.echo(f"── environment {r.name}{_VERIFY_ONLY * r.verify_only} ──")
+            click.echo(_failure(r) if r.output is None else r.output)
             click.echo()
-    for group in groups:
+    for group in [] if quiet else groups:
         click.echo(calls_line(group), err=True)
     return most_severe([r.code for r in results])
 
 
-_FAILED = "failed: the reason is in the job's log (stderr)"
+def _failure(result: EnvironmentResult[str]) -> str:
+    if result.reason:
+        return f"failed: {result.reason}"
+    return "failed: the reason is on stderr (the job's log)"
+
+
+_VERIFY_ONLY = " (verify only: apply refuses it)"

@@ -7,6 +7,7 @@ import sys
 import click
 
 from reconciler.cli.common import (
+    CONNECTED,
     ExitCode,
     GlobalOptions,
     connected,
@@ -38,7 +39,7 @@ from reconciler.targets import SharedQuotas
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @read_option
-@global_options()
+@global_options(*(name for name in CONNECTED if name not in ("env", "all_envs")))
 @click.pass_context
 def parity_command(ctx: click.Context, env_a: str, env_b: str, fmt: str, read: str) -> None:
     """Compare the live state of two environments' instances by name:
@@ -47,8 +48,6 @@ def parity_command(ctx: click.Context, env_a: str, env_b: str, fmt: str, read: s
     opts = options(ctx)
     if env_a == env_b:
         raise click.UsageError("give two different environments")
-    if opts.env or opts.all_envs:
-        raise click.UsageError("parity takes its two environments as arguments, not --env")
     opts.env = (env_a, env_b)
     both = environments_chosen_or_exit(opts, fmt)
     if both is None:

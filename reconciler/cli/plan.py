@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     GlobalOptions,
     connected,
     epilog,
+    exit_with,
     fail_on_invalid,
     global_options,
     options,
@@ -100,8 +101,7 @@ def manifests_at_or_exit(opts: GlobalOptions, option: str, ref: str, fmt: str) -
     try:
         return manifest_at(opts.config, ref, opts.environment)
     except GitRefError as exc:
-        click.echo(f"error: {opts.said}{option}: {exc}", err=True)
-        sys.exit(ExitCode.ERROR)
+        exit_with(f"{opts.said}{option}: {exc}")
     except ManifestInvalid as invalid:
         click.echo(f"error: {opts.said}the manifests at {ref} do not load:", err=True)
         fail_on_invalid(invalid, fmt)
@@ -153,9 +153,7 @@ def planned_or_exit(
     )
     unknown = unknown_name_errors(manifest, reader, narrowing)
     if unknown:
-        for error in unknown:
-            click.echo(f"error: {opts.said}{error}", err=True)
-        sys.exit(ExitCode.ERROR)
+        exit_with("; ".join(f"{opts.said}{error}" for error in unknown))
     ref = asked.base or asked.changed_since
     if asked.base is not None and asked.base != asked.changed_since:
         before = manifests_at_or_exit(opts, "--base", asked.base, fmt)
@@ -189,7 +187,8 @@ def apply_command(out: Path, opts: GlobalOptions) -> str:
 
 @click.command(
     epilog=epilog(
-        "0 no changes, 1 error, 2 changes (with --detailed-exitcode), 3 a guard would refuse",
+        "0 no changes, 1 error, 2 changes (with --detailed-exitcode), 3 a guard would refuse; "
+        "with several environments the most severe of theirs",
         "connect-reconciler plan --config config/ --out plan.json",
     )
 )

@@ -233,8 +233,8 @@ def _layers(
                 errors.append(
                     source.error(
                         at,
-                        f"layer {excerpt(layer)} {what} (item {first + 1}): its files "
-                        "would merge twice",
+                        f"layer {excerpt(layer)} {what} (as item {first + 1} of the list): "
+                        "its files would merge twice",
                         "list each directory once; layers must not nest",
                     )
                 )

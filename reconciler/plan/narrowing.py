@@ -86,6 +86,11 @@ def changed_narrowing(
     """The narrowing for everything that differs between `before` (the
     manifests at `ref`) and `now`. Raises NotNarrowable, with the reason,
     when the change reaches every managed user."""
+    environment = now.environment
+    if before is None and environment is not None:
+        raise NotNarrowable(
+            f"environment {environment.name} did not exist or held no manifests at {ref}"
+        )
     if before is None:
         raise NotNarrowable(f"the config directory held no manifests at {ref}")
     if before.instance != now.instance:
@@ -136,7 +141,8 @@ def changed_narrowing(
     if requirements:
         reasons.append(f"routing requirements changed: {names(requirements)} (all are evaluated)")
     if not reasons:
-        reasons.append(f"nothing in the manifests changed since {ref}")
+        what = f"environment {environment.name}'s layers" if environment else "the manifests"
+        reasons.append(f"nothing in {what} changed since {ref}")
     return Narrowing(
         users=frozenset(users),
         declarations=frozenset(declarations),

@@ -142,7 +142,7 @@ def test_the_same_key_twice_inside_one_layer_is_still_an_error(tmp_path: Path) -
         ("environments:\n  prod: {layers: [base, missing]}\n",
          "environments.yaml:2:25: layer directory 'missing' does not exist"),
         ("environments:\n  prod: {layers: [base, prod, base]}\n",
-         "environments.yaml:2:31: layer 'base' is listed twice (item 1)"),
+         "environments.yaml:2:31: layer 'base' is listed twice (as item 1"),
         ("environments:\n  prod: {layers: [base, base/nested]}\n",
          "environments.yaml:2:25: layer 'base/nested' is inside another of its layers"),
         ("environments:\n  prod: {layers: [base, ..]}\n",
