@@ -56,6 +56,13 @@ def errors_of(call) -> list[str]:
     return [str(e).split("\n")[0] for e in caught.value.errors]  # without the hint
 
 
+def load_errors(tmp_path: Path, name: str, files: dict[str, str]) -> list[str]:
+    """The errors of loading environment `name` from the example with `files`."""
+    environments = environments_in(tmp_path, files)
+    assert environments is not None
+    return errors_of(lambda: environments.load(environments.by_name[name]))
+
+
 def test_a_later_layer_overrides_key_by_key_and_null_removes(tmp_path: Path) -> None:
     environments = environments_in(tmp_path, {
         "prod/instance.yaml": PROD,
@@ -94,12 +101,10 @@ def test_a_later_layer_overrides_key_by_key_and_null_removes(tmp_path: Path) -> 
 
 
 def test_an_error_in_an_overriding_key_names_both_places(tmp_path: Path) -> None:
-    environments = environments_in(tmp_path, {
+    errors = load_errors(tmp_path, "staging", {
         "prod/instance.yaml": PROD,
         "staging/instance.yaml": STAGING + "users:\n  jane: {sets: [bilingual]}\n",
     })  # fmt: skip
-    assert environments is not None
-    errors = errors_of(lambda: environments.load(environments.by_name["staging"]))
     assert errors == [
         f"{tmp_path}/staging/instance.yaml:3:17: proficiency set 'bilingual' is not defined "
         f"(overriding {tmp_path}/base/users.yaml:2:3)"
@@ -107,13 +112,11 @@ def test_an_error_in_an_overriding_key_names_both_places(tmp_path: Path) -> None
 
 
 def test_null_removing_what_no_earlier_layer_declares_is_an_error(tmp_path: Path) -> None:
-    environments = environments_in(tmp_path, {
+    errors = load_errors(tmp_path, "prod", {
         "prod/instance.yaml": PROD + "users:\n  nobody: null\nrouting_requirements:\n"
                                      "  - {name: ghost, expression: null}\n",
         "staging/instance.yaml": STAGING,
     })  # fmt: skip
-    assert environments is not None
-    errors = errors_of(lambda: environments.load(environments.by_name["prod"]))
     assert errors == [
         f"{tmp_path}/prod/instance.yaml:3:3: null removes users.nobody, but no earlier layer "
         "declares it",
@@ -123,13 +126,11 @@ def test_null_removing_what_no_earlier_layer_declares_is_an_error(tmp_path: Path
 
 
 def test_the_same_key_twice_inside_one_layer_is_still_an_error(tmp_path: Path) -> None:
-    environments = environments_in(tmp_path, {
+    errors = load_errors(tmp_path, "prod", {
         "prod/instance.yaml": PROD + "users:\n  jane: {}\n",
         "prod/more.yaml": "users:\n  jane: {}\n",
         "staging/instance.yaml": STAGING,
     })  # fmt: skip
-    assert environments is not None
-    errors = errors_of(lambda: environments.load(environments.by_name["prod"]))
     assert errors == [
         f"{tmp_path}/prod/more.yaml:2:3: users.jane is already defined at "
         f"{tmp_path}/prod/instance.yaml:3:3"
@@ -272,14 +273,12 @@ def test_in_layers_an_empty_user_is_null_and_an_empty_mapping_is_a_user(tmp_path
 
 
 def test_a_requirement_named_twice_in_one_layer_is_still_an_error(tmp_path: Path) -> None:
-    environments = environments_in(tmp_path, {
+    errors = load_errors(tmp_path, "prod", {
         "prod/instance.yaml": PROD,
         "prod/a.yaml": "routing_requirements:\n  - {name: sales, expression: 'Skill = Billing', min_agents: 1}\n",
         "prod/b.yaml": "routing_requirements:\n  - {name: sales, expression: 'Skill = Billing', min_agents: 2}\n",
         "staging/instance.yaml": STAGING,
     })  # fmt: skip
-    assert environments is not None
-    errors = errors_of(lambda: environments.load(environments.by_name["prod"]))
     assert errors == [
         f"{tmp_path}/prod/b.yaml:2:12: routing requirement 'sales' is already defined at "
         f"{tmp_path}/prod/a.yaml:2:6"
@@ -305,12 +304,10 @@ def test_a_later_list_replaces_a_section_of_the_wrong_kind(tmp_path: Path) -> No
 
 
 def test_what_a_later_null_removed_is_named_where_it_is_still_used(tmp_path: Path) -> None:
-    environments = environments_in(tmp_path, {
+    errors = load_errors(tmp_path, "prod", {
         "prod/instance.yaml": PROD + "proficiency_sets:\n  billing: null\n",
         "staging/instance.yaml": STAGING,
     })  # fmt: skip
-    assert environments is not None
-    errors = errors_of(lambda: environments.load(environments.by_name["prod"]))
     assert errors == [
         f"{tmp_path}/base/users.yaml:2:17: proficiency set 'billing' is not defined "
         f"(removed at {tmp_path}/prod/instance.yaml:3:3)"
