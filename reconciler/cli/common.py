@@ -372,7 +372,8 @@ def refuse_layered(manifest: Manifest, what: str) -> None:
     if manifest.environment is not None:
         exit_with(
             f"{what} edits one directory's manifests, and environment "
-            f"{manifest.environment.name!r} is layers ({', '.join(manifest.environment.layers)}): "
+            f"{manifest.environment.name!r} is made of layers "
+            f"({', '.join(manifest.environment.layers)}): "
             "run it on a directory without environments.yaml (e.g. export --out, then move "
             "the entries into the layer they belong to)"
         )
@@ -498,7 +499,6 @@ def connected(
     # Every command that talks to Connect starts here: an older botocore would
     # speak an older API (ModelTooOld, exit 1). Offline commands skip the cost.
     require_model()
-    said = opts.said
     try:
         quotas = (
             {op: Quota(q.rate, q.burst) for op, q in manifest.settings.quotas.items()}
@@ -522,7 +522,7 @@ def connected(
             yield connection
     except (TargetError, SnapshotError, SearchMisread, BotoCoreError, ClientError) as exc:
         bar.pause()
-        exit_with(f"{said}{error_message(exc, instance_id, region)}")
+        exit_with(f"{opts.said}{error_message(exc, instance_id, region)}")
     finally:
         bar.pause()
 

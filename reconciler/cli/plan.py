@@ -237,13 +237,12 @@ def plan(
             result = make_plan(
                 manifest, connection.reader, narrowing, take_ownership=take_ownership, base=base
             )
-        result.region = (
-            opts.region or result.region
-        )  # the region read is the one a saved plan is for
+        # the region read is the one a saved plan is for
+        result.region = opts.region or result.region
         renderer = renderer_for(fmt, terminal=use_color(opts), limit=budget)
         if opts.quiet and isinstance(renderer, TextRenderer):  # -q: errors and the summary only
             for error in result.errors:
-                click.echo(f"error: {error}", err=True)
+                click.echo(f"error: {opts.said}{error}", err=True)
             text = renderer.summary(result)
         else:
             text = renderer.render(result)
