@@ -2,7 +2,7 @@
 
 `environments.yaml` in the config directory names each environment's layer
 directories; an environment's manifests are its layers merged in order, a
-later layer overriding an earlier one key by key (see MergedDocument). A
+later layer overriding an earlier one key by key (see manifest/merging.py). A
 layer is read only as part of an environment: every manifest file under the
 config directory must lie in some environment's layer, so none is skipped
 without a word.
