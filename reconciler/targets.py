@@ -90,9 +90,11 @@ class SharedQuotas:
         time_scale: float,
         member: str,
         client: Any,
+        emulator: ConnectEmulator | None = None,
     ) -> QuotaPacer:
         """A pacer for `client` on the group's buckets, recorded as
-        `member`'s. Members must agree on `settings.quotas`: the quota is
+        `member`'s; an embedded `emulator` throttles on the group's first
+        one's buckets. Members must agree on `settings.quotas`: the quota is
         the account's, and which one came first must not decide it."""
         with self._lock:
             key = (account, region, time_scale)
@@ -106,18 +108,14 @@ class SharedQuotas:
                     f"{account}, {region}, whose quotas they share, but their settings.quotas "
                     "differ: give them the same (in a layer they share)"
                 )
+            if emulator is not None:
+                if group.emulator is None:
+                    group.emulator = emulator
+                else:
+                    emulator.share_quotas(group.emulator)
             pacer = QuotaPacer(client, overrides, time_scale=time_scale, buckets=group.buckets)
             group.members.append((member, pacer))
             return pacer
-
-    def share_emulator(self, account: str, region: str, emulator: ConnectEmulator) -> None:
-        """Make an embedded emulator throttle on its group's first one's buckets."""
-        with self._lock:
-            group = self.groups[(account, region, EMBEDDED_TIME_SCALE)]
-            if group.emulator is None:
-                group.emulator = emulator
-            else:
-                emulator.share_quotas(group.emulator)
 
 
 @dataclass(frozen=True)
@@ -202,9 +200,8 @@ def open_target(
         else:
             _, _, _, region_of, account, _ = backend.instance["Arn"].split(":", 5)
             pacer = sharing.quotas.join(
-                account, region_of, overrides, EMBEDDED_TIME_SCALE, sharing.member, client
+                account, region_of, overrides, EMBEDDED_TIME_SCALE, sharing.member, client, emulator
             )
-            sharing.quotas.share_emulator(account, region_of, emulator)
         reader = LiveStateReader(pacer, instance_id, progress=progress)
         yield Connection(instance_id, pacer, reader, emulator, snapshot)
     finally:
