@@ -8,6 +8,7 @@ the config directory's files at REF and `git cat-file --batch` reads them.
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path, PurePosixPath
 
 from reconciler.manifest.environments import environment_at
@@ -63,6 +64,23 @@ def manifest_files_at(config_dir: Path, ref: str) -> list[tuple[str, str, bytes]
             f"{ref.removeprefix('origin/')}` for a branch, or the commit's SHA)"
         ) from None
     sha = commit.decode().strip()
+    # Every environment of a run reads the same commit: its objects once.
+    with _READ_LOCK:
+        key = (str(root.resolve()), inside, sha, ref)
+        if key not in _READ:
+            if len(_READ) >= _KEPT:  # a long-lived process (the tests) reads many commits
+                _READ.clear()
+            _READ[key] = _files_at_commit(root, inside, sha, ref)
+        return list(_READ[key])
+
+
+# (repository, directory, commit, ref as shown) -> its manifest files
+_READ: dict[tuple[str, str, str, str], list[tuple[str, str, bytes]]] = {}
+_READ_LOCK = threading.Lock()
+_KEPT = 8
+
+
+def _files_at_commit(root: Path, inside: str, sha: str, ref: str) -> list[tuple[str, str, bytes]]:
     listing = _git(root, "ls-tree", "-r", "-z", "--full-tree", sha, "--", inside or ".")
     entries: list[tuple[PurePosixPath, str]] = []
     for record in listing.split(b"\0"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.manifest import ManifestInvalid
+from reconciler.manifest import ManifestInvalid, gitref
 from reconciler.manifest.environments import (
     EnvironmentChoiceError,
     instance_collisions,
@@ -312,3 +312,26 @@ def test_what_a_later_null_removed_is_named_where_it_is_still_used(tmp_path: Pat
         f"{tmp_path}/base/users.yaml:2:17: proficiency set 'billing' is not defined "
         f"(removed at {tmp_path}/prod/instance.yaml:3:3)"
     ]
+
+
+def test_the_environments_of_one_run_read_the_commit_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git(tmp_path, "init", "-q")
+    environments_in(tmp_path / "config", {
+        "prod/instance.yaml": PROD, "staging/instance.yaml": STAGING,
+    })  # fmt: skip
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "base")
+    reads: list[tuple[str, ...]] = []
+    real = gitref._git
+
+    def counted(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+        reads.append(args)
+        return real(repo, *args, stdin=stdin)
+
+    monkeypatch.setattr(gitref, "_git", counted)
+    prod = manifest_at(tmp_path / "config", "HEAD", "prod")
+    staging = manifest_at(tmp_path / "config", "HEAD", "staging")
+    assert prod is not None and staging is not None and prod.digest != staging.digest
+    assert [a[0] for a in reads].count("cat-file") == 1  # the objects, once for both
