@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -355,8 +355,8 @@ def load_or_exit(opts: GlobalOptions, fmt: str = "text", against_all: bool = Fal
     chosen = environments_chosen_or_exit(opts, fmt, several=False, against_all=against_all)
     if chosen is not None:
         (chosen_opts, manifest), *_ = chosen
-        opts.environment, opts.target = chosen_opts.environment, chosen_opts.target
-        opts.endpoint_url = chosen_opts.endpoint_url
+        for option in fields(opts):  # the caller's options become the environment's
+            setattr(opts, option.name, getattr(chosen_opts, option.name))
         return manifest
     try:
         return load_manifest(opts.config)

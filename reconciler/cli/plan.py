@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import shlex
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,27 +108,25 @@ def manifests_at_or_exit(opts: GlobalOptions, option: str, ref: str, fmt: str) -
 
 
 def narrowing_or_exit(
+    opts: GlobalOptions,
     manifest: Manifest,
     reader: LiveStateReader,
-    users: tuple[str, ...],
-    attributes: tuple[str, ...],
-    changed_since: str | None,
+    asked: NarrowingAsked,
     before: Manifest | None,
 ) -> Narrowing:
     """The narrowing asked for (none when not given); for --changed-since the
     manifests at GITREF (`before`) are compared with `manifest`."""
-    if changed_since is None:
+    users, attributes = asked.users, asked.attributes
+    if asked.changed_since is None:
         return Narrowing(
             frozenset(users) if users else None, frozenset(attributes) if attributes else None
         )
     if users or attributes:
-        click.echo("error: --changed-since cannot be combined with --user/--attribute", err=True)
-        sys.exit(ExitCode.ERROR)
+        exit_with("--changed-since cannot be combined with --user/--attribute")
     try:
-        return changed_narrowing(before, manifest, changed_since, reader)
+        return changed_narrowing(before, manifest, asked.changed_since, reader)
     except NotNarrowable as exc:
-        environment = f"{manifest.environment.name}: " if manifest.environment else ""
-        click.echo(f"{environment}planning in full: {exc}", err=True)
+        click.echo(f"{opts.said}planning in full: {exc}", err=True)
         return Narrowing()
 
 
@@ -148,9 +145,7 @@ def planned_or_exit(
     before = None
     if asked.changed_since is not None:
         before = manifests_at_or_exit(opts, "--changed-since", asked.changed_since, fmt)
-    narrowing = narrowing_or_exit(
-        manifest, reader, asked.users, asked.attributes, asked.changed_since, before
-    )
+    narrowing = narrowing_or_exit(opts, manifest, reader, asked, before)
     unknown = unknown_name_errors(manifest, reader, narrowing)
     if unknown:
         exit_with("; ".join(f"{opts.said}{error}" for error in unknown))

@@ -26,6 +26,7 @@ from reconciler.manifest.loader import (
     in_layer,
     load_manifest,
     load_manifest_files,
+    under,
 )
 from reconciler.manifest.source import SourceFile, parse_source, read_bounded
 from reconciler.quoting import excerpt, unknown_names
@@ -96,16 +97,9 @@ def read_environments(config_dir: Path) -> Environments | None:
     environments, errors = _parse(source, _on_disk(config_dir))
     if errors:  # an environment left out would make its layers' files look unclaimed
         raise ManifestInvalid(errors)
-    try:
-        on_disk = {
-            p.relative_to(config_dir).as_posix()
-            for p in find_manifest_files(config_dir)
-            if p != path
-        }
-    except ManifestInvalid as unreadable:  # a loop, a dangling link: said with the rest
-        errors.extend(unreadable.errors)
-    else:
-        errors.extend(_unclaimed(on_disk, environments, display))
+    # a loop or a dangling link raises ManifestInvalid here, naming the path
+    on_disk = [p.relative_to(config_dir).as_posix() for p in find_manifest_files(config_dir)]
+    errors = _unclaimed([p for p in on_disk if p != ENVIRONMENTS_FILE], environments, display)
     if errors:
         raise ManifestInvalid(errors)
     return Environments(config_dir, environments)
@@ -224,11 +218,7 @@ def _layers(
             continue
         normal = PurePosixPath(layer).as_posix()
         for earlier, first in seen.items():
-            if (
-                normal == earlier
-                or normal.startswith(earlier + "/")
-                or earlier.startswith(normal + "/")
-            ):
+            if under(normal, earlier) or under(earlier, normal):
                 what = "is listed twice" if normal == earlier else "is inside another of its layers"
                 errors.append(
                     source.error(
@@ -260,11 +250,9 @@ def _layer_problem(layer: Any) -> str:
 
 
 def _unclaimed(
-    on_disk: set[str], environments: dict[str, Environment], display: str
+    on_disk: list[str], environments: dict[str, Environment], display: str
 ) -> list[ManifestError]:
     """A manifest file no environment's layer holds would never be read."""
-    if not environments:
-        return []
     layers = {layer for e in environments.values() for layer in e.layers}
     return [
         ManifestError(
@@ -275,7 +263,7 @@ def _unclaimed(
             f"move it into a layer, or add its directory to a layer list in {ENVIRONMENTS_FILE}",
         )
         for relative in sorted(on_disk)
-        if not any(relative.startswith(layer + "/") for layer in layers)
+        if not any(under(relative, layer) for layer in layers)
     ]
 
 

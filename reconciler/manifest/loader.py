@@ -286,8 +286,12 @@ def load_manifest_files(
 
 def in_layer(files: list[tuple[str, str, bytes]], layer: str) -> list[tuple[str, str, bytes]]:
     """The files (relative to the config directory) under directory `layer`."""
-    prefix = PurePosixPath(layer).as_posix().rstrip("/") + "/"
-    return [f for f in files if PurePosixPath(f[0]).as_posix().startswith(prefix)]
+    return [f for f in files if under(f[0], layer)]
+
+
+def under(relative: str, layer: str) -> bool:
+    """Whether a path relative to the config directory lies in directory `layer`."""
+    return PurePosixPath(relative).is_relative_to(PurePosixPath(layer))
 
 
 def _compile_files(
