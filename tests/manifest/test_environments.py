@@ -221,13 +221,18 @@ def test_two_environments_applying_to_one_instance_collide(tmp_path: Path) -> No
     assert instance_collisions([environments.load(e) for e in environments.by_name.values()]) == []
 
 
-def test_an_environment_at_a_git_ref_is_its_layers_then(tmp_path: Path) -> None:
-    git(tmp_path, "init", "-q")
-    environments_in(tmp_path / "config", {
+def committed(repo: Path) -> None:
+    """A git repository whose one commit holds prod and staging in config/."""
+    git(repo, "init", "-q")
+    environments_in(repo / "config", {
         "prod/instance.yaml": PROD, "staging/instance.yaml": STAGING,
     })  # fmt: skip
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-qm", "base")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+
+
+def test_an_environment_at_a_git_ref_is_its_layers_then(tmp_path: Path) -> None:
+    committed(tmp_path)
     (tmp_path / "config" / "staging" / "instance.yaml").write_text(
         STAGING + "users:\n  joe: null\n"
     )
@@ -317,12 +322,7 @@ def test_what_a_later_null_removed_is_named_where_it_is_still_used(tmp_path: Pat
 def test_the_environments_of_one_run_read_the_commit_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    git(tmp_path, "init", "-q")
-    environments_in(tmp_path / "config", {
-        "prod/instance.yaml": PROD, "staging/instance.yaml": STAGING,
-    })  # fmt: skip
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-qm", "base")
+    committed(tmp_path)
     reads: list[tuple[str, ...]] = []
     real = gitref._git
 
